@@ -1,0 +1,68 @@
+// The step context: what a running step knows about its instance.
+//
+//   gen_durable::Outcome Ship(gen_durable::StepContext<Order>& ctx) {
+//     if (ctx.cancelled()) return gen_durable::Stop("cancelled");
+//     Courier::Send(ctx.state().order, /*idempotency_key=*/ctx.id());
+//     return gen_durable::Done();
+//   }
+//
+// A context is valid only during the step call it was passed to. Not thread-safe except
+// `cancelled()`, which may be polled from any thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "gen_durable/options.hpp"
+
+namespace gen_durable {
+
+namespace detail {
+struct ContextData;
+}
+
+class Context {
+ public:
+  explicit Context(detail::ContextData* data) : d_(data) {}
+
+  // The instance id (stable across retries; use it as an idempotency key).
+  std::int64_t id() const;
+  // Machine name (`fsm` column) and version.
+  const std::string& fsm() const;
+  int fsm_version() const;
+  // The step being run.
+  const std::string& step() const;
+  // 0-based count of runs of this step: incremented by `replay`, errors and crash recovery,
+  // reset by `next`.
+  int attempt() const;
+  // The attempt limit in force for this instance (0: no limit).
+  int max_attempts() const;
+  const std::string& queue() const;
+  int priority() const;
+  // The state as stored (undecoded JSON).
+  const Json& raw_state() const;
+  // True once the instance was cancelled while this step runs: return soon.
+  bool cancelled() const;
+
+ protected:
+  detail::ContextData* d_;
+};
+
+// A context with the machine's decoded state. Changes to `state()` are not saved by themselves:
+// pass the state to the outcome (`Next("x", ctx.state())`).
+template <typename State>
+class StepContext : public Context {
+ public:
+  StepContext(detail::ContextData* data, State state) : Context(data), state_(std::move(state)) {}
+  State& state() { return state_; }
+  const State& state() const { return state_; }
+
+ private:
+  State state_;
+};
+
+// Jobs get their args as a separate argument and this untyped context.
+using JobContext = Context;
+
+}  // namespace gen_durable

@@ -1,0 +1,89 @@
+// Options of the engine, the client and one insert. All durations are milliseconds.
+//
+//   gen_durable::EngineOptions opts;
+//   opts.database = "postgresql:///app";
+//   opts.queues = {{"default", 10}, {"checkout", 5}};
+//   opts.lease_ttl = std::chrono::seconds(30);
+//   auto engine = gen_durable::Engine::Start(opts);
+//
+// Every option is validated by `Engine::Start`, which throws `ConfigError` naming the option.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace gen_durable {
+
+using Json = nlohmann::json;
+using Millis = std::chrono::milliseconds;
+using TimePoint = std::chrono::system_clock::time_point;
+
+class AnyMachine;
+
+// Concurrency of one queue on this node: a fixed number of slots.
+struct QueueConfig {
+  int concurrency = 10;
+};
+
+// Where to find the database. `schema` places every table in that Postgres schema.
+struct ConnectionOptions {
+  // libpq connection string or URI ("postgresql://user@host/db", "host=/run/pg dbname=app").
+  std::string database;
+  std::string schema = "public";
+};
+
+struct EngineOptions : ConnectionOptions {
+  // Identity of this engine in the process: two running engines cannot share a name.
+  std::string name = "gen_durable";
+  // Serve every machine registered with `Register` (true), plus those in `machines`.
+  bool all_registered_machines = true;
+  // Extra machine definitions: custom names, old versions kept alive, unregistered machines.
+  std::vector<AnyMachine> machines;
+  // Queue name -> concurrency on this node.
+  std::map<std::string, QueueConfig> queues = {{"default", QueueConfig{10}}};
+
+  Millis lease_ttl{60'000};           // a claim stays leased this long unless heartbeated
+  Millis heartbeat_interval{20'000};  // lease extension period
+  Millis poll_interval{1'000};        // base idle poll
+  Millis max_poll_interval{5'000};    // idle backoff ceiling
+  Millis reap_interval{30'000};       // reaper sweep period
+  std::optional<Millis> gc_interval{Millis{60'000}};  // nullopt disables GC on this node
+  Millis gc_retention{86'400'000};    // terminal rows older than this may be deleted
+  int gc_batch = 10'000;              // rows deleted per sweep at most
+  int prefetch = 0;                   // rows claimed per queue beyond its free slots
+  int min_demand = 1;                 // pick only when at least this many slots are free
+  Millis drain_timeout{5'000};        // on stop, wait this long for in-flight steps
+  bool reaper = true;                 // run the reaper on this node
+  bool gc = true;                     // run GC on this node
+  // Run the step after a `next` on the same claim by default (an outcome can override).
+  bool inline_next = true;
+  // Longest chain of inline steps on one claim before the row goes back to the queue.
+  int max_inline_steps = 100;
+  // Largest accepted encoded state / result / args, in bytes.
+  std::size_t max_payload_bytes = 8 * 1024 * 1024;
+};
+
+struct ClientOptions : ConnectionOptions {
+  // Connections kept open for concurrent calls.
+  int pool_size = 4;
+};
+
+// Options of one insert. Unset fields take the machine's defaults.
+struct InsertOptions {
+  Json state = Json::object();          // initial state (jobs: the args)
+  std::optional<std::string> step;      // default: the machine's initial step
+  std::optional<std::string> queue;     // default: the machine's queue
+  int priority = 0;                     // lower runs first
+  std::optional<TimePoint> eligible_at; // run no earlier than this
+  std::optional<TimePoint> schedule_at; // sugar for eligible_at
+  std::optional<Millis> schedule_in;    // sugar: eligible_at = database now() + schedule_in
+  std::optional<int> max_attempts;      // default: the machine's
+};
+
+}  // namespace gen_durable

@@ -1,0 +1,154 @@
+// The thin RAII layer over libpq: connections, results, prepared statements, pipelines, LISTEN.
+//
+// Nothing above this layer includes <libpq-fe.h>. A `Connection` is used by one thread at a time.
+// Statements are described by a `Statement` (a stable name and its SQL) and prepared lazily,
+// once per connection, the first time they run. Every failure throws `DatabaseError`, classified
+// by SQLSTATE into retryable / in doubt / fatal (see error.hpp); after a connection-level failure
+// `broken()` is true and the owner reconnects (see `Reconnect`).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gen_durable/error.hpp"
+
+struct pg_conn;
+struct pg_result;
+
+namespace gen_durable::detail::pg {
+
+// A named SQL statement. `name` must be unique per connection and stable for the SQL text.
+struct Statement {
+  std::string name;
+  std::string sql;
+};
+
+// Positional text-format parameters ($1, $2, ...). std::nullopt is SQL NULL.
+class Params {
+ public:
+  Params() = default;
+  Params& Add(std::string_view v);
+  Params& Add(const std::string& v) { return Add(std::string_view(v)); }
+  Params& Add(const char* v) { return Add(std::string_view(v)); }
+  Params& Add(std::int64_t v);
+  Params& Add(int v) { return Add(static_cast<std::int64_t>(v)); }
+  Params& Add(bool v);
+  Params& Add(double v);
+  Params& AddNull();
+  template <typename T>
+  Params& Add(const std::optional<T>& v) {
+    return v ? Add(*v) : AddNull();
+  }
+  std::size_t size() const { return values_.size(); }
+  const std::vector<std::optional<std::string>>& values() const { return values_; }
+
+ private:
+  std::vector<std::optional<std::string>> values_;
+};
+
+// An owned PGresult with typed accessors. Text format. Row/column indices are 0-based.
+class Result {
+ public:
+  Result() = default;
+  explicit Result(pg_result* res);
+  Result(Result&& other) noexcept;
+  Result& operator=(Result&& other) noexcept;
+  Result(const Result&) = delete;
+  Result& operator=(const Result&) = delete;
+  ~Result();
+
+  int rows() const;
+  int columns() const;
+  // Number of rows touched by an INSERT/UPDATE/DELETE.
+  std::int64_t affected() const;
+  bool IsNull(int row, int col) const;
+  std::string_view Text(int row, int col) const;  // "" for NULL
+  std::string String(int row, int col) const { return std::string(Text(row, col)); }
+  std::int64_t Int64(int row, int col) const;  // throws InvalidArgument on NULL / non-integer
+  int Int(int row, int col) const { return static_cast<int>(Int64(row, col)); }
+  double Double(int row, int col) const;
+  bool Bool(int row, int col) const;  // Postgres 't' / 'f'
+  std::optional<std::string> OptString(int row, int col) const;
+  std::optional<std::int64_t> OptInt64(int row, int col) const;
+  int ColumnIndex(const char* name) const;  // -1 when absent
+
+ private:
+  pg_result* res_ = nullptr;
+};
+
+// A NOTIFY received on a LISTENing connection.
+struct Notification {
+  std::string channel;
+  std::string payload;
+};
+
+class Connection {
+ public:
+  // Opens a connection (blocking). `conninfo` is a libpq connection string or URI. Sets
+  // application_name to `application_name` when not empty. Throws DatabaseError
+  // (kRetryable when the server is unreachable).
+  static std::unique_ptr<Connection> Open(const std::string& conninfo,
+                                          const std::string& application_name = "");
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Runs SQL text with no parameters through the simple query protocol (several statements
+  // allowed); returns the last result. Throws DatabaseError.
+  Result Exec(std::string_view sql);
+
+  // Runs ad-hoc SQL with parameters (unnamed statement, not cached).
+  Result ExecParams(std::string_view sql, const Params& params);
+
+  // Runs a named statement, preparing it on this connection first if needed.
+  Result Execute(const Statement& stmt, const Params& params = {});
+
+  // Runs the statements in one round trip using libpq pipeline mode, in order, and returns one
+  // Result per statement. When `transaction` is true the batch is wrapped in BEGIN/COMMIT and
+  // applies atomically: on any error everything is rolled back and the first error is thrown
+  // (a connection lost after COMMIT was sent throws with Retry::kInDoubt).
+  std::vector<Result> Pipeline(const std::vector<std::pair<const Statement*, Params>>& batch,
+                               bool transaction);
+
+  // Issues LISTEN for `channel` (an identifier; quoted by this function).
+  void Listen(const std::string& channel);
+  // Waits up to `timeout` for notifications (returns early on the first one) and returns all
+  // that are queued. Returns an empty vector on timeout. Throws DatabaseError when the
+  // connection breaks.
+  std::vector<Notification> WaitForNotifications(std::chrono::milliseconds timeout);
+
+  // True once a connection-level failure was seen; the connection must be replaced.
+  bool broken() const { return broken_; }
+  // The server's backend pid (for tests that terminate a backend).
+  int backend_pid() const;
+  // The raw libpq handle, for transactional enqueue on a caller's connection.
+  pg_conn* raw() const { return conn_; }
+
+  // Wraps a caller-owned PGconn without taking ownership (used to run our statements inside
+  // the caller's own transaction). The returned object never closes `conn`.
+  static std::unique_ptr<Connection> Borrow(pg_conn* conn);
+
+ private:
+  explicit Connection(pg_conn* conn, bool owned);
+  [[noreturn]] void ThrowError(pg_result* res, const std::string& statement);
+  void EnsurePrepared(const Statement& stmt);
+
+  pg_conn* conn_;
+  bool owned_;
+  bool broken_ = false;
+  std::vector<std::string> prepared_;  // names prepared on this connection (small, linear scan)
+};
+
+// Classifies a SQLSTATE: class 08 (connection), 57P0x (shutdown), 53 (resources), 40001, 40P01
+// are retryable; everything else is fatal.
+Retry ClassifySqlState(std::string_view sqlstate);
+
+// Quotes an identifier for SQL ("my schema" -> "\"my schema\"").
+std::string QuoteIdent(std::string_view ident);
+
+}  // namespace gen_durable::detail::pg
