@@ -8,11 +8,13 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gen_durable/error.hpp"
@@ -28,7 +30,8 @@ struct Statement {
   std::string sql;
 };
 
-// Positional text-format parameters ($1, $2, ...). std::nullopt is SQL NULL.
+// Positional text-format parameters ($1, $2, ...). std::nullopt is SQL NULL. Add(string_view)
+// throws InvalidArgument for text containing a NUL byte, which libpq would silently truncate.
 class Params {
  public:
   Params() = default;
@@ -71,8 +74,8 @@ class Result {
   std::string String(int row, int col) const { return std::string(Text(row, col)); }
   std::int64_t Int64(int row, int col) const;  // throws InvalidArgument on NULL / non-integer
   int Int(int row, int col) const { return static_cast<int>(Int64(row, col)); }
-  double Double(int row, int col) const;
-  bool Bool(int row, int col) const;  // Postgres 't' / 'f'
+  double Double(int row, int col) const;  // throws InvalidArgument on NULL / non-number
+  bool Bool(int row, int col) const;  // Postgres 't' / 'f'; throws InvalidArgument on NULL / other
   std::optional<std::string> OptString(int row, int col) const;
   std::optional<std::int64_t> OptInt64(int row, int col) const;
   int ColumnIndex(const char* name) const;  // -1 when absent
@@ -90,8 +93,8 @@ struct Notification {
 class Connection {
  public:
   // Opens a connection (blocking). `conninfo` is a libpq connection string or URI. Sets
-  // application_name to `application_name` when not empty. Throws DatabaseError
-  // (kRetryable when the server is unreachable).
+  // application_name to `application_name` when not empty (overriding one in `conninfo`).
+  // Throws DatabaseError (kRetryable, with an empty SQLSTATE, on any connection failure).
   static std::unique_ptr<Connection> Open(const std::string& conninfo,
                                           const std::string& application_name = "");
   ~Connection();
@@ -99,19 +102,27 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   // Runs SQL text with no parameters through the simple query protocol (several statements
-  // allowed); returns the last result. Throws DatabaseError.
+  // allowed); returns the last result. Throws DatabaseError; a lost connection is kRetryable,
+  // except during a lone COMMIT/END inside a transaction, where it is kInDoubt.
   Result Exec(std::string_view sql);
 
   // Runs ad-hoc SQL with parameters (unnamed statement, not cached).
   Result ExecParams(std::string_view sql, const Params& params);
 
-  // Runs a named statement, preparing it on this connection first if needed.
+  // Runs a named statement, preparing it on this connection first if needed. When the server
+  // lost the prepared statement (SQLSTATE 26000, e.g. after DISCARD ALL) it is prepared again
+  // and retried once outside a transaction; inside one the transaction is already aborted, so
+  // this throws kRetryable and the next attempt prepares afresh.
   Result Execute(const Statement& stmt, const Params& params = {});
 
   // Runs the statements in one round trip using libpq pipeline mode, in order, and returns one
   // Result per statement. When `transaction` is true the batch is wrapped in BEGIN/COMMIT and
   // applies atomically: on any error everything is rolled back and the first error is thrown
-  // (a connection lost after COMMIT was sent throws with Retry::kInDoubt).
+  // (a connection lost after COMMIT was sent throws with Retry::kInDoubt). When the connection
+  // is already inside a transaction (e.g. a borrowed one), the batch joins it instead: no
+  // BEGIN/COMMIT is sent and an error leaves that transaction aborted for its owner to roll back.
+  // Without `transaction` the server still runs the batch as one implicit transaction that
+  // commits at the pipeline's sync, so an error rolls back the statements before it as well.
   std::vector<Result> Pipeline(const std::vector<std::pair<const Statement*, Params>>& batch,
                                bool transaction);
 
@@ -130,13 +141,33 @@ class Connection {
   pg_conn* raw() const { return conn_; }
 
   // Wraps a caller-owned PGconn without taking ownership (used to run our statements inside
-  // the caller's own transaction). The returned object never closes `conn`.
+  // the caller's own transaction). The returned object never closes `conn` and leaves no state
+  // on it: statements run unnamed instead of being prepared, since another wrapper of the same
+  // PGconn would otherwise collide with our names (42P05) and abort the caller's transaction.
   static std::unique_ptr<Connection> Borrow(pg_conn* conn);
 
  private:
+  struct Failure;          // a failed call, before it is classified (connection.cpp)
+  struct PipelineAttempt;  // the outcome of one pipeline round trip (connection.cpp)
+
   explicit Connection(pg_conn* conn, bool owned);
-  [[noreturn]] void ThrowError(pg_result* res, const std::string& statement);
+  // Throws the DatabaseError that `res` describes (the connection's error when null) and frees
+  // `res`. `sql` labels the message when `statement` is "" (ad-hoc SQL); `in_commit` makes a
+  // lost connection kInDoubt; `retry_if_alive` overrides the SQLSTATE's classification.
+  [[noreturn]] void ThrowError(pg_result* res, const std::string& statement,
+                               std::string_view sql = {}, bool in_commit = false,
+                               std::optional<Retry> retry_if_alive = {});
+  // Classifies and throws `failure`; a lost connection marks this one broken.
+  [[noreturn]] void Raise(const Failure& failure, std::optional<Retry> retry_if_alive = {});
+  // Throws kRetryable (and marks the connection broken) if the server already hung up.
+  void CheckAlive(std::string_view what);
   void EnsurePrepared(const Statement& stmt);
+  bool IsPrepared(std::string_view name) const;
+  void ForgetPrepared(std::string_view name);
+  // Replaces `prepared_` with the server's view, after it lost statements behind our back.
+  void ResyncPrepared();
+  PipelineAttempt RunPipeline(const std::vector<std::pair<const Statement*, Params>>& batch,
+                              bool wrap);
 
   pg_conn* conn_;
   bool owned_;
@@ -144,11 +175,12 @@ class Connection {
   std::vector<std::string> prepared_;  // names prepared on this connection (small, linear scan)
 };
 
-// Classifies a SQLSTATE: class 08 (connection), 57P0x (shutdown), 53 (resources), 40001, 40P01
-// are retryable; everything else is fatal.
+// Classifies a SQLSTATE: class 08 (connection), 57P01-57P03 (shutdown), class 53 (resources),
+// 40001 (serialization), 40P01 (deadlock), 55P03 (lock not available) and "" (no answer from the
+// server) are retryable; everything else is fatal.
 Retry ClassifySqlState(std::string_view sqlstate);
 
-// Quotes an identifier for SQL ("my schema" -> "\"my schema\"").
+// Quotes an identifier for SQL ("my schema" -> "\"my schema\""). Throws InvalidArgument on NUL.
 std::string QuoteIdent(std::string_view ident);
 
 }  // namespace gen_durable::detail::pg

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace gen_durable::detail {
 
@@ -48,11 +49,30 @@ class EmbeddedCluster {
 
  private:
   explicit EmbeddedCluster(EmbeddedOptions options);
+  // Runs initdb when needed, then starts the server or attaches to the running one.
+  void StartOrAttach();
+  void InitDb();
+  // Writes the settings this class manages to gen_durable.conf (included by postgresql.conf).
+  void WriteSettings();
+  // True iff `pg_ctl status` reports a server running on data_dir.
+  bool ServerRunning();
+  // Adopts a running server: learns its socket and port and waits until it accepts connections.
+  void Attach();
+  struct ToolResult {
+    int exit_code;
+    std::string output;  // stdout and stderr
+  };
+  // Runs a Postgres binary from bin_dir_, as the `postgres` OS user when we are root.
+  ToolResult RunServerTool(const std::string& tool, const std::vector<std::string>& args);
+  std::string LogTail() const;
+
   EmbeddedOptions options_;
   std::string socket_dir_;
   std::string bin_dir_;
+  int port_ = 0;  // the running server's port (from postmaster.pid), else options_.port
   bool started_by_us_ = false;
   bool running_ = false;
+  int owner_pid_ = 0;  // the process that made this object; a forked child never stops the server
 };
 
 // The default data directory: $GEN_DURABLE_HOME/pgdata when set; as root

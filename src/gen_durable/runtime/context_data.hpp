@@ -1,0 +1,25 @@
+// What a running step's Context points at: the claimed row plus the cancellation flag.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "gen_durable/options.hpp"
+
+namespace gen_durable::detail {
+
+struct ContextData {
+  std::int64_t id = 0;
+  std::string fsm;
+  int fsm_version = 1;
+  std::string step;
+  int attempt = 0;
+  int max_attempts = 0;
+  std::string queue;
+  int priority = 0;
+  Json state;
+  std::atomic<bool> cancelled{false};
+};
+
+}  // namespace gen_durable::detail

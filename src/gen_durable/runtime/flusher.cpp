@@ -1,0 +1,126 @@
+// Group commit of step outcomes, with the ownership guard and reconnect on failure.
+#include "gen_durable/runtime/flusher.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <unordered_set>
+
+namespace gen_durable::detail {
+
+Flusher::Flusher(std::shared_ptr<EngineCore> core) : core_(std::move(core)) {}
+
+Flusher::~Flusher() {
+  if (thread_.joinable()) Stop(std::chrono::steady_clock::now());
+}
+
+void Flusher::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void Flusher::Stop(std::chrono::steady_clock::time_point deadline) {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    deadline_ = deadline;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // Anything that slipped in after the last flush is abandoned.
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  for (auto& p : pending_) p.done.set_value(CommitResult::kAbandoned);
+  pending_.clear();
+}
+
+CommitResult Flusher::Commit(OutcomeRow row) {
+  std::future<CommitResult> fut;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return CommitResult::kAbandoned;
+    pending_.push_back(Pending{std::move(row), {}});
+    fut = pending_.back().done.get_future();
+  }
+  cv_.notify_one();
+  return fut.get();
+}
+
+void Flusher::Run() {
+  std::vector<Pending> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+      if (pending_.empty() && stopping_) return;
+      batch.swap(pending_);
+    }
+    if (!Flush(batch)) {
+      for (auto& p : batch) p.done.set_value(CommitResult::kAbandoned);
+    }
+    batch.clear();
+  }
+}
+
+bool Flusher::Flush(std::vector<Pending>& batch) {
+  std::vector<OutcomeRow> rows;
+  rows.reserve(batch.size());
+  for (const auto& p : batch) rows.push_back(p.row);
+  auto backoff = std::chrono::milliseconds(50);
+  for (;;) {
+    try {
+      if (!conn_ || conn_->broken()) conn_ = core_->Connect("flusher");
+      // Values are absolute and guarded by lease_seq: re-running an in-doubt commit is safe.
+      auto committed = core_->store.CommitOutcomes(*conn_, rows, core_->node_id,
+                                                   core_->options.lease_ttl);
+      std::unordered_set<std::int64_t> ok(committed.begin(), committed.end());
+      core_->counters.flushes.fetch_add(1, std::memory_order_relaxed);
+      for (auto& p : batch) {
+        const bool was = ok.count(p.row.id) > 0;
+        if (was) {
+          core_->counters.committed.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          core_->counters.stale.fetch_add(1, std::memory_order_relaxed);
+          core_->Emit("outcome.stale", [&](TelemetryEvent& e) {
+            e.measurements["count"] = 1;
+            e.metadata["id"] = p.row.id;
+            e.metadata["status"] = p.row.status;
+          });
+        }
+        p.done.set_value(was ? CommitResult::kCommitted : CommitResult::kStale);
+      }
+      return true;
+    } catch (const Error& e) {
+      if (e.retry() == Retry::kFatal) {
+        // A statement the server refuses (e.g. a value it cannot store) would fail forever:
+        // commit the batch one row at a time so one bad outcome cannot hold back the others.
+        spdlog::error("outcome commit refused: {}", e.what());
+        if (rows.size() == 1) {
+          OutcomeRow failed = rows[0];
+          failed.status = "failed";
+          failed.step.reset();
+          failed.state.reset();
+          failed.result.reset();
+          failed.keep = false;
+          failed.last_error = std::string("outcome could not be stored: ") + e.what();
+          if (rows[0].status == "failed" && rows[0].last_error == failed.last_error) return false;
+          rows[0] = failed;
+          continue;
+        }
+        for (auto& p : batch) {
+          std::vector<Pending> one;
+          one.push_back(Pending{p.row, {}});
+          auto fut = one[0].done.get_future();
+          p.done.set_value(Flush(one) ? fut.get() : CommitResult::kAbandoned);
+        }
+        return true;
+      }
+      spdlog::warn("outcome commit failed ({}), retrying in {} ms", e.what(), backoff.count());
+      {
+        std::unique_lock lock(mu_);
+        if (stopping_ && std::chrono::steady_clock::now() >= deadline_) return false;
+      }
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    }
+  }
+}
+
+}  // namespace gen_durable::detail

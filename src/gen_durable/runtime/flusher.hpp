@@ -1,0 +1,57 @@
+// The group-commit flusher: coalesces the outcomes waiting at one moment into one statement.
+//
+// A worker hands its outcome to Commit() and blocks until the transaction holding it has
+// committed (the one guarantee: nothing proceeds before its state is durable). While one
+// commit is in flight, new outcomes queue up and go together in the next one.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "gen_durable/runtime/core.hpp"
+
+namespace gen_durable::detail {
+
+enum class CommitResult {
+  kCommitted,  // the outcome is durable
+  kStale,      // the ownership guard refused it: the lease was lost, nothing was written
+  kAbandoned,  // the flusher stopped before it could commit (the reaper will recover the row)
+};
+
+class Flusher {
+ public:
+  explicit Flusher(std::shared_ptr<EngineCore> core);
+  ~Flusher();
+  void Start();
+  // Commits what is pending (retrying a lost connection until `deadline`), then stops;
+  // later Commit() calls return kAbandoned at once.
+  void Stop(std::chrono::steady_clock::time_point deadline);
+  // Blocks until `row` is committed or refused. Thread-safe.
+  CommitResult Commit(OutcomeRow row);
+
+ private:
+  struct Pending {
+    OutcomeRow row;
+    std::promise<CommitResult> done;
+  };
+  void Run();
+  // Returns false when the batch could not be committed before the stop deadline.
+  bool Flush(std::vector<Pending>& batch);
+
+  std::shared_ptr<EngineCore> core_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Pending> pending_;                        // GUARDED_BY(mu_)
+  bool stopping_ = false;                               // GUARDED_BY(mu_)
+  bool closed_ = false;                                 // GUARDED_BY(mu_)
+  std::chrono::steady_clock::time_point deadline_{};    // GUARDED_BY(mu_)
+  std::unique_ptr<pg::Connection> conn_;                // flusher thread only
+  std::thread thread_;
+};
+
+}  // namespace gen_durable::detail

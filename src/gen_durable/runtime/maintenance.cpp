@@ -1,0 +1,192 @@
+// Heartbeat, reaper, GC, NOTIFY listener, and the reclaim of a dead predecessor at start.
+#include "gen_durable/runtime/maintenance.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "gen_durable/runtime/node.hpp"
+
+namespace gen_durable::detail {
+
+namespace {
+
+constexpr int kReapBatch = 1000;
+
+void EmitReaped(EngineCore& core, const std::vector<ReapedRow>& rows) {
+  if (rows.empty()) return;
+  core.counters.reaped.fetch_add(static_cast<std::int64_t>(rows.size()));
+  core.Emit("reaper.reaped", [&](TelemetryEvent& e) {
+    e.measurements["count"] = static_cast<double>(rows.size());
+    Json ids = Json::array();
+    for (const auto& r : rows) ids.push_back(r.id);
+    e.metadata["ids"] = std::move(ids);
+  });
+}
+
+}  // namespace
+
+// --- heartbeat ---
+
+Heartbeat::Heartbeat(std::shared_ptr<EngineCore> core,
+                     std::function<std::vector<std::int64_t>()> held)
+    : core_(std::move(core)), held_(std::move(held)) {}
+
+void Heartbeat::Start() {
+  thread_ = std::thread([this] {
+    while (wake_.WaitFor(core_->options.heartbeat_interval)) Beat();
+  });
+}
+
+void Heartbeat::Stop() {
+  wake_.Stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Heartbeat::Beat() {
+  try {
+    if (!conn_ || conn_->broken()) conn_ = core_->Connect("heartbeat");
+    auto ids = held_();
+    core_->store.Heartbeat(*conn_, core_->node_id, ids, core_->options.lease_ttl);
+    core_->store.NodeHeartbeat(*conn_, core_->node_id);
+  } catch (const Error& e) {
+    spdlog::warn("heartbeat failed: {}", e.what());
+    if (conn_ && conn_->broken()) conn_.reset();
+  }
+}
+
+// --- reaper and GC ---
+
+Maintenance::Maintenance(std::shared_ptr<EngineCore> core) : core_(std::move(core)) {}
+
+pg::Connection& Maintenance::Conn() {
+  if (!conn_ || conn_->broken()) conn_ = core_->Connect("maintenance");
+  return *conn_;
+}
+
+void Maintenance::Start() {
+  const auto& o = core_->options;
+  const bool reaper = o.reaper;
+  const bool gc = o.gc && o.gc_interval.has_value();
+  if (!reaper && !gc) return;
+  thread_ = std::thread([this, reaper, gc] {
+    using Clock = std::chrono::steady_clock;
+    const auto& opts = core_->options;
+    auto next_reap = Clock::now() + opts.reap_interval;
+    auto next_gc = gc ? Clock::now() + *opts.gc_interval : Clock::time_point::max();
+    for (;;) {
+      const auto next = std::min(reaper ? next_reap : Clock::time_point::max(), next_gc);
+      if (!wake_.WaitFor(next - Clock::now())) return;
+      const auto now = Clock::now();
+      if (reaper && now >= next_reap) {
+        Reap();
+        next_reap = Clock::now() + opts.reap_interval;
+      }
+      if (gc && now >= next_gc) {
+        Collect();
+        next_gc = Clock::now() + *opts.gc_interval;
+      }
+    }
+  });
+}
+
+void Maintenance::Stop() {
+  wake_.Stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::int64_t Maintenance::Reap() {
+  std::int64_t total = 0;
+  try {
+    auto& conn = Conn();
+    for (;;) {
+      auto rows = core_->store.ReapExpired(conn, kReapBatch);
+      EmitReaped(*core_, rows);
+      total += static_cast<std::int64_t>(rows.size());
+      if (static_cast<int>(rows.size()) < kReapBatch) break;
+    }
+    // A node silent for many leases is gone; its claims were reaped above.
+    core_->store.NodesPrune(conn, std::max(core_->options.lease_ttl * 10, Millis{600'000}));
+  } catch (const Error& e) {
+    spdlog::warn("reaper sweep failed: {}", e.what());
+    if (conn_ && conn_->broken()) conn_.reset();
+  }
+  return total;
+}
+
+std::int64_t Maintenance::Collect() {
+  std::int64_t total = 0;
+  const auto& o = core_->options;
+  try {
+    auto& conn = Conn();
+    for (;;) {
+      const auto n = core_->store.GcSweep(conn, o.gc_retention, o.gc_batch);
+      total += n;
+      if (n < o.gc_batch || wake_.stopped()) break;  // a full batch: sweep again at once
+    }
+  } catch (const Error& e) {
+    spdlog::warn("gc sweep failed: {}", e.what());
+    if (conn_ && conn_->broken()) conn_.reset();
+  }
+  core_->counters.gc_deleted.fetch_add(total);
+  core_->Emit("gc.swept", [&](TelemetryEvent& e) {
+    e.measurements["count"] = static_cast<double>(total);
+  });
+  return total;
+}
+
+// --- listener ---
+
+Listener::Listener(std::shared_ptr<EngineCore> core,
+                   std::function<void(const std::string&)> on_queue)
+    : core_(std::move(core)), on_queue_(std::move(on_queue)) {}
+
+void Listener::Start() {
+  thread_ = std::thread([this] {
+    std::unique_ptr<pg::Connection> conn;
+    Millis retry{100};
+    while (!wake_.stopped()) {
+      try {
+        if (!conn || conn->broken()) {
+          conn = core_->Connect("listener");
+          conn->Listen(core_->store.channel());
+          retry = Millis{100};
+        }
+        // Short waits so Stop() is noticed promptly.
+        for (const auto& n : conn->WaitForNotifications(Millis{250})) on_queue_(n.payload);
+      } catch (const Error& e) {
+        spdlog::debug("listener: {}", e.what());
+        conn.reset();
+        if (!wake_.WaitFor(retry)) return;
+        retry = std::min(retry * 2, Millis{5000});
+      }
+    }
+  });
+}
+
+void Listener::Stop() {
+  wake_.Stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+// --- reclaim at start ---
+
+std::int64_t ReclaimDeadPredecessors(EngineCore& core, pg::Connection& conn) {
+  const ProcessIdentity self = SelfIdentity();
+  std::int64_t total = 0;
+  for (const auto& node : core.store.NodesOnHost(conn, self.host)) {
+    if (node.id == core.node_id) continue;
+    if (node.pid == self.pid && node.proc_start == self.proc_start) continue;  // this process
+    if (!ProcessIsGone(node.pid, node.proc_start)) continue;  // alive: its claims are its own
+    auto rows = core.store.ReclaimNode(conn, node.id);
+    EmitReaped(core, rows);
+    total += static_cast<std::int64_t>(rows.size());
+    core.store.NodeDelete(conn, node.id);
+    if (!rows.empty()) {
+      spdlog::info("reclaimed {} rows of dead node {} on this host", rows.size(), node.id);
+    }
+  }
+  return total;
+}
+
+}  // namespace gen_durable::detail

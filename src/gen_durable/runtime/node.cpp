@@ -1,0 +1,59 @@
+// Process identity from the OS: host name, pid, and the pid's start time in /proc.
+#include "gen_durable/runtime/node.hpp"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace gen_durable::detail {
+
+namespace {
+
+// Field 22 of /proc/<pid>/stat: start time in clock ticks since boot ("" when unreadable).
+std::string ProcStart(int pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  if (!std::getline(in, line)) return "";
+  // The command name (field 2) may contain spaces; fields resume after the last ')'.
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return "";
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) {
+    if (!(rest >> field)) return "";
+  }
+  return field;
+}
+
+}  // namespace
+
+ProcessIdentity SelfIdentity() {
+  ProcessIdentity id;
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) == 0) id.host = host;
+  if (id.host.empty()) id.host = "localhost";
+  id.pid = static_cast<int>(getpid());
+  id.proc_start = ProcStart(id.pid);
+  return id;
+}
+
+std::string NewNodeId(const ProcessIdentity& self) {
+  std::random_device rd;
+  return fmt::format("{}:{}:{:08x}", self.host, self.pid, rd());
+}
+
+bool ProcessIsGone(int pid, const std::string& proc_start) {
+  if (pid <= 0) return true;
+  if (kill(pid, 0) != 0 && errno == ESRCH) return true;
+  const std::string now = ProcStart(pid);
+  // Unreadable /proc (another user's process): trust kill(), which said it exists.
+  if (now.empty() || proc_start.empty()) return false;
+  return now != proc_start;
+}
+
+}  // namespace gen_durable::detail

@@ -1,0 +1,357 @@
+// Per-queue feeder and worker pool: claim in batches, run steps, commit, run ahead inline.
+#include "gen_durable/runtime/queue_runner.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace gen_durable::detail {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Encode(const Json& j) {
+  // Invalid UTF-8 in user strings is replaced rather than failing the whole outcome.
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+}  // namespace
+
+QueueRunner::QueueRunner(std::shared_ptr<EngineCore> core, std::shared_ptr<Flusher> flusher,
+                         std::string queue, int concurrency)
+    : core_(std::move(core)),
+      flusher_(std::move(flusher)),
+      queue_(std::move(queue)),
+      concurrency_(concurrency) {}
+
+QueueRunner::~QueueRunner() {
+  // Finish() joined or detached every thread; a joinable one here would be a bug.
+  if (feeder_.joinable()) feeder_.detach();
+  for (auto& w : workers_) {
+    if (w.joinable()) w.detach();
+  }
+}
+
+void QueueRunner::Start() {
+  auto self = shared_from_this();
+  feeder_ = std::thread([self] { self->FeederLoop(); });
+  for (int i = 0; i < concurrency_; ++i) {
+    workers_.emplace_back([self] { self->WorkerLoop(); });
+  }
+}
+
+void QueueRunner::Poke() {
+  {
+    std::lock_guard lock(mu_);
+    poked_ = true;
+    maybe_more_ = true;
+  }
+  feeder_cv_.notify_one();
+}
+
+std::vector<std::int64_t> QueueRunner::HeldIds() {
+  std::lock_guard lock(mu_);
+  std::vector<std::int64_t> ids;
+  ids.reserve(buffer_.size() + running_.size());
+  for (const auto& r : buffer_) ids.push_back(r.id);
+  for (const auto& [id, _] : running_) ids.push_back(id);
+  return ids;
+}
+
+int QueueRunner::DemandLocked() const {
+  if (concurrency_ == 0) return 0;
+  const int held = static_cast<int>(running_.size() + buffer_.size());
+  return std::max(0, concurrency_ + core_->options.prefetch - held);
+}
+
+void QueueRunner::FeederLoop() {
+  const auto& opts = core_->options;
+  std::unique_ptr<pg::Connection> conn;
+  Millis interval = opts.poll_interval;
+  Millis retry = Millis{100};
+  for (;;) {
+    int demand = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) break;
+      demand = DemandLocked();
+      if (poked_) interval = opts.poll_interval;
+      poked_ = false;
+      slot_freed_ = false;
+    }
+    bool full = false;
+    if (demand >= opts.min_demand) {
+      std::vector<ClaimedRow> rows;
+      try {
+        if (!conn || conn->broken()) conn = core_->Connect("feeder:" + queue_);
+        rows = core_->store.Claim(*conn, queue_, demand, core_->node_id, opts.lease_ttl,
+                                  core_->machine_keys);
+        retry = Millis{100};
+      } catch (const Error& e) {
+        spdlog::warn("queue {}: claim failed ({}); retrying in {} ms", queue_, e.what(),
+                     retry.count());
+        if (conn && conn->broken()) conn.reset();
+        std::unique_lock lock(mu_);
+        feeder_cv_.wait_for(lock, retry, [&] { return stopping_; });
+        retry = std::min(retry * 2, std::max(opts.max_poll_interval, Millis{5000}));
+        continue;
+      }
+      const int count = static_cast<int>(rows.size());
+      full = count == demand;
+      interval = count == 0 ? std::min(interval * 2, opts.max_poll_interval) : opts.poll_interval;
+      core_->counters.claimed.fetch_add(count, std::memory_order_relaxed);
+      core_->Emit("pick.stop", [&](TelemetryEvent& e) {
+        e.measurements["count"] = count;
+        e.measurements["demand"] = demand;
+        e.metadata["queue"] = queue_;
+        e.metadata["worker"] = core_->node_id;
+      });
+      std::vector<ClaimedRow> late;
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) {
+          late = std::move(rows);
+        } else {
+          for (auto& r : rows) buffer_.push_back(std::move(r));
+          maybe_more_ = full;
+        }
+      }
+      if (count > 0) work_cv_.notify_all();
+      if (!late.empty()) ReleaseLate(late);
+    }
+    core_->Emit("scheduler.saturation", [&](TelemetryEvent& e) {
+      std::lock_guard lock(mu_);
+      e.measurements["in_flight"] = static_cast<double>(running_.size());
+      e.measurements["buffer"] = static_cast<double>(buffer_.size());
+      e.measurements["concurrency"] = concurrency_;
+      e.measurements["prefetch"] = opts.prefetch;
+      e.metadata["queue"] = queue_;
+    });
+    if (full) continue;  // the queue may hold more: ask again for whatever demand is left
+    std::unique_lock lock(mu_);
+    feeder_cv_.wait_for(lock, interval,
+                        [&] { return stopping_ || poked_ || (slot_freed_ && maybe_more_); });
+  }
+}
+
+void QueueRunner::ReleaseLate(const std::vector<ClaimedRow>& rows) {
+  std::vector<std::int64_t> ids;
+  for (const auto& r : rows) ids.push_back(r.id);
+  try {
+    auto conn = core_->Connect("release:" + queue_);
+    const auto n = core_->store.ReleaseClaims(*conn, core_->node_id, ids);
+    core_->counters.released.fetch_add(n, std::memory_order_relaxed);
+  } catch (const Error& e) {
+    spdlog::warn("queue {}: could not release {} claims ({}); the reaper will", queue_,
+                 ids.size(), e.what());
+  }
+}
+
+void QueueRunner::WorkerLoop() {
+  for (;;) {
+    std::shared_ptr<ContextData> data;
+    std::int64_t lease_seq = 0;
+    {
+      std::unique_lock lock(mu_);
+      work_cv_.wait(lock, [&] { return stopping_ || !buffer_.empty(); });
+      if (stopping_) return;  // the buffer was handed back by BeginDrain
+      ClaimedRow row = std::move(buffer_.front());
+      buffer_.pop_front();
+      data = std::make_shared<ContextData>();
+      data->id = row.id;
+      data->fsm = std::move(row.fsm);
+      data->fsm_version = row.fsm_version;
+      data->step = std::move(row.step);
+      data->attempt = row.attempt;
+      data->max_attempts = row.max_attempts;
+      data->queue = std::move(row.queue);
+      data->priority = row.priority;
+      data->state = std::move(row.state);
+      lease_seq = row.lease_seq;
+      running_[data->id] = Running{data};
+    }
+    RunClaim(data, lease_seq);
+    {
+      std::lock_guard lock(mu_);
+      running_.erase(data->id);
+      slot_freed_ = true;
+      if (running_.empty()) idle_cv_.notify_all();
+    }
+    feeder_cv_.notify_one();
+  }
+}
+
+OutcomeRow QueueRunner::Encode(const MachineDef& def, const ContextData& data,
+                               std::int64_t lease_seq, const Outcome& out, bool keep) const {
+  OutcomeRow row;
+  row.id = data.id;
+  row.lease_seq = lease_seq;
+  if (!out.reason().empty() && out.kind() != OutcomeKind::kStop) row.last_error = out.reason();
+  switch (out.kind()) {
+    case OutcomeKind::kNext:
+      if (std::find(def.steps.begin(), def.steps.end(), out.step()) == def.steps.end()) {
+        row.status = "failed";
+        row.attempt = data.attempt;
+        row.last_error = fmt::format("step '{}' returned next('{}'), which is not a step of "
+                                     "machine '{}' version {}",
+                                     data.step, out.step(), def.name, def.version);
+        return row;
+      }
+      row.status = keep ? "executing" : "runnable";
+      row.step = out.step();
+      row.state = gen_durable::detail::Encode(out.state());
+      row.attempt = 0;
+      row.keep = keep;
+      break;
+    case OutcomeKind::kReplay:
+      row.status = "runnable";
+      row.state = gen_durable::detail::Encode(out.state());
+      row.attempt = data.attempt + 1;
+      row.delay_ms = out.delay().count();
+      break;
+    case OutcomeKind::kDone:
+      row.status = "done";
+      row.attempt = data.attempt;
+      if (!out.result().is_null()) row.result = gen_durable::detail::Encode(out.result());
+      break;
+    case OutcomeKind::kStop:
+      row.status = "failed";
+      row.attempt = data.attempt;
+      row.last_error = out.reason().empty() ? std::string("stopped") : out.reason();
+      break;
+  }
+  const std::size_t limit = core_->options.max_payload_bytes;
+  const std::size_t size = std::max(row.state ? row.state->size() : 0,
+                                    row.result ? row.result->size() : 0);
+  if (size > limit) {
+    row.status = "failed";
+    row.keep = false;
+    row.step.reset();
+    row.state.reset();
+    row.result.reset();
+    row.delay_ms.reset();
+    row.attempt = data.attempt;
+    row.last_error = fmt::format("step '{}' produced {} bytes of state/result, over "
+                                 "max_payload_bytes ({})",
+                                 data.step, size, limit);
+  }
+  return row;
+}
+
+void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease_seq) {
+  auto def = core_->FindMachine(data->fsm, data->fsm_version);
+  int inline_steps = 0;
+  for (;;) {
+    const auto t0 = Clock::now();
+    Outcome out = Stop("unreachable");
+    if (!def) {
+      out = Stop(fmt::format("machine '{}' version {} is not registered on node {}", data->fsm,
+                             data->fsm_version, core_->node_id));
+    } else {
+      try {
+        out = def->run(data.get());
+      } catch (const std::exception& e) {
+        out = Stop(std::string("step runner failed: ") + e.what());
+      } catch (...) {
+        out = Stop("step runner failed");
+      }
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    core_->counters.steps.fetch_add(1, std::memory_order_relaxed);
+    core_->Emit("step.stop", [&](TelemetryEvent& e) {
+      e.measurements["duration"] = seconds;
+      e.metadata["id"] = data->id;
+      e.metadata["fsm"] = data->fsm;
+      e.metadata["step"] = data->step;
+      e.metadata["attempt"] = data->attempt;
+      e.metadata["kind"] = OutcomeKindName(out.kind());
+    });
+
+    bool keep = false;
+    if (out.kind() == OutcomeKind::kNext && def) {
+      const bool want = out.inline_next().value_or(core_->options.inline_next);
+      std::lock_guard lock(mu_);
+      keep = want && !stopping_ && inline_steps < core_->options.max_inline_steps;
+    }
+    OutcomeRow row;
+    try {
+      row = def ? Encode(*def, *data, lease_seq, out, keep)
+                : OutcomeRow{data->id, lease_seq, "failed", {}, {}, data->attempt, {}, {},
+                             out.reason(), false};
+    } catch (const std::exception& e) {
+      row = OutcomeRow{data->id, lease_seq, "failed", {}, {}, data->attempt, {}, {},
+                       std::string("outcome could not be encoded: ") + e.what(), false};
+    }
+    const CommitResult res = flusher_->Commit(row);
+    if (res != CommitResult::kCommitted) {
+      if (res == CommitResult::kStale) {
+        spdlog::info("instance {}: outcome of step {} dropped (lease lost)", data->id, data->step);
+      }
+      return;
+    }
+    if (row.keep) {
+      // Run ahead on the same claim: the commit above made the transition durable.
+      data->step = *row.step;
+      data->attempt = 0;
+      data->state = out.state();
+      ++inline_steps;
+      continue;
+    }
+    if (row.status == "runnable" && row.delay_ms.value_or(0) == 0) Poke();
+    return;
+  }
+}
+
+std::int64_t QueueRunner::BeginDrain() {
+  std::vector<std::int64_t> ids;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (const auto& r : buffer_) ids.push_back(r.id);
+    buffer_.clear();
+  }
+  work_cv_.notify_all();
+  feeder_cv_.notify_all();
+  if (ids.empty()) return 0;
+  try {
+    auto conn = core_->Connect("drain:" + queue_);
+    const auto n = core_->store.ReleaseClaims(*conn, core_->node_id, ids);
+    core_->counters.released.fetch_add(n, std::memory_order_relaxed);
+    return n;
+  } catch (const Error& e) {
+    spdlog::warn("queue {}: could not release {} buffered rows ({}); the reaper will", queue_,
+                 ids.size(), e.what());
+    return 0;
+  }
+}
+
+int QueueRunner::WaitIdle(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  idle_cv_.wait_until(lock, deadline, [&] { return running_.empty(); });
+  return static_cast<int>(running_.size());
+}
+
+void QueueRunner::Finish() {
+  if (feeder_.joinable()) feeder_.join();
+  bool busy = false;
+  {
+    std::lock_guard lock(mu_);
+    busy = !running_.empty();
+    for (auto& [id, r] : running_) r.data->cancelled.store(true);
+  }
+  for (auto& w : workers_) {
+    if (!w.joinable()) continue;
+    // A worker still inside a step cannot be interrupted: let it finish on its own. It holds
+    // this runner alive; its outcome will be refused by the stopped flusher.
+    if (busy) {
+      w.detach();
+    } else {
+      w.join();
+    }
+  }
+}
+
+}  // namespace gen_durable::detail

@@ -1,0 +1,80 @@
+// One queue on this node: a feeder thread that claims batches, and a pool of worker threads
+// that run steps and hand their outcomes to the flusher.
+//
+// The feeder claims up to (concurrency + prefetch - in_flight - buffered) rows when at least
+// min_demand slots are free, backs off while the queue is idle (doubling the poll interval up
+// to max_poll_interval) and snaps back when work appears or is announced (Poke).
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gen_durable/runtime/context_data.hpp"
+#include "gen_durable/runtime/core.hpp"
+#include "gen_durable/runtime/flusher.hpp"
+
+namespace gen_durable::detail {
+
+class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
+ public:
+  QueueRunner(std::shared_ptr<EngineCore> core, std::shared_ptr<Flusher> flusher,
+              std::string queue, int concurrency);
+  ~QueueRunner();
+
+  void Start();
+  // New work may be ready (a NOTIFY, or a local commit of a runnable row).
+  void Poke();
+  // Ids of every row this queue holds a claim on (buffered and running), for the heartbeat.
+  std::vector<std::int64_t> HeldIds();
+
+  // Stops claiming and releases buffered rows back to the queue. Returns how many.
+  std::int64_t BeginDrain();
+  // Waits until no step runs or `deadline` passes; returns how many still run.
+  int WaitIdle(std::chrono::steady_clock::time_point deadline);
+  // Joins every thread that has finished; detaches workers still running a step after the
+  // drain deadline (their cancel flag is set and their outcome will be dropped).
+  void Finish();
+
+  const std::string& queue() const { return queue_; }
+
+ private:
+  struct Running {
+    std::shared_ptr<ContextData> data;
+  };
+  void FeederLoop();
+  void WorkerLoop();
+  void RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease_seq);
+  // Turns a step's outcome into the row to commit; `keep` asks to hold the claim (inline).
+  OutcomeRow Encode(const MachineDef& def, const ContextData& data, std::int64_t lease_seq,
+                    const Outcome& out, bool keep) const;
+  // Releases rows claimed after the drain began (by a claim already in flight).
+  void ReleaseLate(const std::vector<ClaimedRow>& rows);
+  int DemandLocked() const;
+
+  std::shared_ptr<EngineCore> core_;
+  std::shared_ptr<Flusher> flusher_;
+  const std::string queue_;
+  const int concurrency_;
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;    // workers wait for buffered rows
+  std::condition_variable feeder_cv_;  // the feeder waits for demand, pokes, or its timer
+  std::condition_variable idle_cv_;    // drain waits for in_flight == 0
+  std::deque<ClaimedRow> buffer_;                       // GUARDED_BY(mu_)
+  std::map<std::int64_t, Running> running_;             // GUARDED_BY(mu_)
+  bool stopping_ = false;                               // GUARDED_BY(mu_)
+  bool poked_ = false;                                  // GUARDED_BY(mu_)
+  bool maybe_more_ = false;  // a full pick or a poke: more may be ready   GUARDED_BY(mu_)
+  bool slot_freed_ = false;                             // GUARDED_BY(mu_)
+
+  std::thread feeder_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace gen_durable::detail

@@ -1,0 +1,31 @@
+// Versioned schema migrations: the DDL of every table and index, applied in order.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "gen_durable/pg/connection.hpp"
+
+namespace gen_durable::detail {
+
+struct Migration {
+  int version;
+  const char* description;
+  // DDL with "{s}" standing for the quoted schema name.
+  const char* sql;
+};
+
+// All migrations, ascending by version.
+const std::vector<Migration>& Migrations();
+int LatestSchemaVersion();
+
+// Applies the missing migrations in one transaction under an advisory lock (concurrent callers
+// wait, then find nothing to do). Returns how many were applied. Throws DatabaseError.
+int Migrate(pg::Connection& conn, const std::string& schema);
+// The highest applied version (0 when the schema has none).
+int CurrentSchemaVersion(pg::Connection& conn, const std::string& schema);
+
+// Replaces every "{s}" in `sql` with the quoted `schema`.
+std::string WithSchema(const std::string& sql, const std::string& schema);
+
+}  // namespace gen_durable::detail

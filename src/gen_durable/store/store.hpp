@@ -1,0 +1,130 @@
+// Every SQL statement the engine runs, one named function each. Nothing else writes SQL.
+//
+// A Store is bound to a schema; it owns the statement texts (with the schema substituted) and
+// runs them on a connection the caller provides. Hot statements name the index serving them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gen_durable/client.hpp"
+#include "gen_durable/options.hpp"
+#include "gen_durable/pg/connection.hpp"
+
+namespace gen_durable::detail {
+
+// One instance as claimed by a picker.
+struct ClaimedRow {
+  std::int64_t id = 0;
+  std::string fsm;
+  int fsm_version = 1;
+  std::string step;
+  Json state;
+  int attempt = 0;
+  int max_attempts = 0;  // 0: none
+  int priority = 0;
+  std::int64_t lease_seq = 0;
+  std::string queue;
+};
+
+// A fully resolved insert (defaults applied by the client).
+struct NewInstance {
+  std::string fsm;
+  int fsm_version = 1;
+  std::string queue;
+  std::string step;
+  std::string state;  // encoded JSON
+  int priority = 0;
+  std::optional<std::string> eligible_at;  // ISO-8601 / Postgres timestamptz text
+  std::optional<std::int64_t> delay_ms;    // added to eligible_at (or now())
+  std::optional<int> max_attempts;
+};
+
+// One outcome to commit, in absolute terms (so a retried commit is idempotent).
+struct OutcomeRow {
+  std::int64_t id = 0;
+  std::int64_t lease_seq = 0;
+  std::string status;                  // runnable, executing (kept claim), done, failed
+  std::optional<std::string> step;     // new step (next)
+  std::optional<std::string> state;    // new encoded state (next, replay)
+  int attempt = 0;
+  std::optional<std::int64_t> delay_ms;  // eligible_at := now() + delay (runnable rows)
+  std::optional<std::string> result;   // encoded JSON (done)
+  std::optional<std::string> last_error;
+  bool keep = false;                   // keep the claim (inline run-ahead)
+};
+
+struct ReapedRow {
+  std::int64_t id;
+  std::string status;  // runnable, or failed when max_attempts is exhausted
+};
+
+struct NodeRow {
+  std::string id;
+  std::string host;
+  int pid;
+  std::string proc_start;
+};
+
+class Store {
+ public:
+  explicit Store(std::string schema);
+  const std::string& schema() const { return schema_; }
+  // The LISTEN/NOTIFY channel announcing new ready work (payload: the queue name).
+  const std::string& channel() const { return channel_; }
+
+  // --- inserts ---
+  std::int64_t InsertOne(pg::Connection& c, const NewInstance& row) const;
+  // Same statement through the unnamed protocol (for a borrowed caller connection).
+  std::int64_t InsertOneAdHoc(pg::Connection& c, const NewInstance& row) const;
+  std::vector<std::int64_t> InsertBatch(pg::Connection& c,
+                                        const std::vector<NewInstance>& rows) const;
+
+  // --- the hot loop ---
+  std::vector<ClaimedRow> Claim(pg::Connection& c, const std::string& queue, int limit,
+                                const std::string& node, Millis lease_ttl,
+                                const std::vector<std::string>& machines) const;
+  // Returns the ids whose outcome committed (the others were stale).
+  std::vector<std::int64_t> CommitOutcomes(pg::Connection& c, const std::vector<OutcomeRow>& rows,
+                                           const std::string& node, Millis lease_ttl) const;
+  // Extends the leases of `ids` held by `node`; returns how many were extended.
+  std::int64_t Heartbeat(pg::Connection& c, const std::string& node,
+                         const std::vector<std::int64_t>& ids, Millis lease_ttl) const;
+  // Hands un-started claims back (attempt unchanged). Returns the count released.
+  std::int64_t ReleaseClaims(pg::Connection& c, const std::string& node,
+                             const std::vector<std::int64_t>& ids) const;
+
+  // --- maintenance ---
+  std::vector<ReapedRow> ReapExpired(pg::Connection& c, int limit) const;
+  // Reclaims every row held by a dead node (like the reaper, without waiting for the lease).
+  std::vector<ReapedRow> ReclaimNode(pg::Connection& c, const std::string& node) const;
+  std::int64_t GcSweep(pg::Connection& c, Millis retention, int limit) const;
+
+  // --- nodes ---
+  void NodeUpsert(pg::Connection& c, const std::string& id, const std::string& engine,
+                  const std::string& host, int pid, const std::string& proc_start,
+                  const std::string& queues_json) const;
+  void NodeHeartbeat(pg::Connection& c, const std::string& id) const;
+  void NodeDelete(pg::Connection& c, const std::string& id) const;
+  std::vector<NodeRow> NodesOnHost(pg::Connection& c, const std::string& host) const;
+  // Deletes node rows not heartbeated for `age`; returns their ids.
+  std::vector<std::string> NodesPrune(pg::Connection& c, Millis age) const;
+
+  // --- reads ---
+  std::optional<InstanceInfo> Get(pg::Connection& c, std::int64_t id) const;
+  std::vector<InstanceInfo> List(pg::Connection& c, const ListFilter& f) const;
+  StatusCounts Counts(pg::Connection& c) const;
+
+ private:
+  pg::Statement Make(const char* name, const char* sql) const;
+
+  std::string schema_;
+  std::string channel_;
+  pg::Statement insert_one_, insert_batch_, claim_, commit_, heartbeat_, release_, reap_,
+      reclaim_node_, gc_, node_upsert_, node_heartbeat_, node_delete_, nodes_on_host_,
+      nodes_prune_, get_, children_, list_, counts_;
+};
+
+}  // namespace gen_durable::detail
