@@ -133,9 +133,11 @@ SELECT ins.id FROM ins WHERE (SELECT count(*) FROM n) >= 0)SQL");
   // Batch insert from one JSON array (one statement, one round trip, one notify per queue).
   insert_batch_ = Make("gd_insert_batch", R"SQL(
 WITH src AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) WITH ORDINALITY AS r(
+  SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (
     fsm text, fsm_version integer, queue text, step text, state jsonb, priority integer,
-    eligible_at timestamptz, delay_ms bigint, max_attempts integer, ord bigint)),
+    eligible_at timestamptz, delay_ms bigint, max_attempts integer)) WITH ORDINALITY
+    AS r(fsm, fsm_version, queue, step, state, priority, eligible_at, delay_ms, max_attempts,
+         ord)),
 ins AS (
   INSERT INTO {s}.gd_instances
     (fsm, fsm_version, queue, step, state, priority, eligible_at, max_attempts)

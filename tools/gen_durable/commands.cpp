@@ -1,0 +1,368 @@
+// The CLI's database commands (migrate, insert, show, list, stats) and the worker.
+#include "gen_durable/commands.hpp"  // tools/
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "gen_durable/demo_machines.hpp"  // tools/
+#include "gen_durable/engine.hpp"
+#include "gen_durable/error.hpp"
+#include "gen_durable/schema/embedded.hpp"
+
+namespace gen_durable::tools {
+
+namespace {
+
+// In lifecycle order; also the column order of `stats`.
+constexpr const char* kStatuses[] = {"runnable",          "executing", "awaiting_signal",
+                                     "awaiting_children", "done",      "failed",
+                                     "cancelled"};
+
+constexpr const char* kEmbeddedDatabase = "gen_durable";
+
+bool IsKnownStatus(const std::string& s) {
+  return std::any_of(std::begin(kStatuses), std::end(kStatuses),
+                     [&](const char* k) { return s == k; });
+}
+
+std::string OrDash(const std::optional<std::string>& v) { return v ? *v : "-"; }
+
+// Prints `rows` as left-aligned columns separated by two spaces; rows[0] is the header.
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  if (rows.empty()) return;
+  std::vector<std::size_t> widths(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      // No padding after the last column, so lines carry no trailing blanks.
+      line += i + 1 == row.size() ? row[i] : fmt::format("{:<{}}  ", row[i], widths[i]);
+    }
+    fmt::print("{}\n", line);
+  }
+}
+
+// Counts with a zero for every known status, so `jq .total.done` is a number, never null.
+Json CountsToJson(const std::map<std::string, std::int64_t>& counts) {
+  Json j = Json::object();
+  for (const char* s : kStatuses) j[s] = 0;
+  for (const auto& [status, n] : counts) j[status] = n;
+  return j;
+}
+
+std::int64_t Sum(const std::map<std::string, std::int64_t>& counts) {
+  std::int64_t n = 0;
+  for (const auto& [_, c] : counts) n += c;
+  return n;
+}
+
+void PrintHuman(const InstanceInfo& info) {
+  auto line = [](std::string_view key, const std::string& value) {
+    fmt::print("{:<14}{}\n", fmt::format("{}:", key), value);
+  };
+  line("id", std::to_string(info.id));
+  line("fsm", fmt::format("{} (version {})", info.fsm, info.fsm_version));
+  line("status", info.status);
+  line("step", info.step);
+  line("attempt", info.max_attempts && *info.max_attempts > 0
+                      ? fmt::format("{} (max {})", info.attempt, *info.max_attempts)
+                      : std::to_string(info.attempt));
+  line("queue", fmt::format("{} (priority {})", info.queue, info.priority));
+  line("partition_key", OrDash(info.partition_key));
+  line("unique_key", OrDash(info.unique_key));
+  line("state", info.state.dump());
+  line("result", info.result.is_null() ? "-" : info.result.dump());
+  line("last_error", OrDash(info.last_error));
+  line("parent_id", info.parent_id ? std::to_string(*info.parent_id) : "-");
+  line("children", info.children.empty() ? "-" : fmt::format("{}", fmt::join(info.children, " ")));
+  const Json signals = info.ToJson().value("signals", Json::array());
+  line("signals", signals.empty() ? "-" : signals.dump());
+  line("locked_by", OrDash(info.locked_by));
+  line("lease_expires", OrDash(info.lease_expires_at));
+  line("eligible_at", info.eligible_at);
+  line("inserted_at", info.inserted_at);
+  line("updated_at", info.updated_at);
+  line("completed_at", OrDash(info.completed_at));
+}
+
+}  // namespace
+
+int ExitStatusOf(const std::exception& e) {
+  if (dynamic_cast<const UsageError*>(&e) != nullptr) return kExitUsage;
+  // Both name an input the user gave: a bad flag value or a bad insert option.
+  if (dynamic_cast<const ConfigError*>(&e) != nullptr) return kExitUsage;
+  if (dynamic_cast<const InvalidArgument*>(&e) != nullptr) return kExitUsage;
+  if (dynamic_cast<const RefusedError*>(&e) != nullptr) return kExitRefused;
+  return kExitFailure;
+}
+
+std::string OneLine(const std::string& text) {
+  std::string out;
+  bool blank = false;
+  for (char c : text) {
+    const bool space = c == '\n' || c == '\r' || c == '\t' || c == ' ';
+    if (space) {
+      blank = !out.empty();
+      continue;
+    }
+    if (blank) out += ' ';
+    blank = false;
+    out += c;
+  }
+  return out;
+}
+
+Session::Session(const GlobalOptions& global) : schema_(global.schema) {
+  conninfo_ = global.database;
+  if (conninfo_.empty()) {
+    if (const char* env = std::getenv("GEN_DURABLE_DATABASE_URL"); env != nullptr) conninfo_ = env;
+  }
+  if (conninfo_.empty()) {
+    const std::string dir = detail::DefaultDataDir();
+    fmt::print(stderr, "gen_durable: starting embedded database at {}\n", dir);
+    cluster_ = detail::EmbeddedCluster::Start({.data_dir = dir});
+    cluster_->CreateDatabase(kEmbeddedDatabase);
+    conninfo_ = cluster_->ConnInfo(kEmbeddedDatabase);
+  }
+}
+
+Session::~Session() = default;
+
+Client& Session::client() {
+  if (!client_) {
+    ClientOptions options;
+    options.database = conninfo_;
+    options.schema = schema_;
+    client_ = Client::Connect(options);
+    client_->Migrate();
+  }
+  return *client_;
+}
+
+void Session::Close() {
+  client_.reset();
+  if (cluster_) cluster_->Stop();
+}
+
+int RunMigrate(const GlobalOptions& global) {
+  Session session(global);
+  const int version = session.client().SchemaVersion();
+  if (global.json) {
+    fmt::print("{}\n", Json{{"schema_version", version}, {"schema", global.schema}}.dump());
+  } else {
+    fmt::print("{}\n", version);
+  }
+  return kExitOk;
+}
+
+int RunInsert(const GlobalOptions& global, const InsertArgs& args) {
+  InsertOptions options;
+  if (args.state) {
+    Json state;
+    try {
+      state = Json::parse(*args.state);
+    } catch (const Json::parse_error& e) {
+      throw UsageError(fmt::format("--state is not valid JSON: {}", e.what()));
+    }
+    if (!state.is_object()) throw UsageError("--state must be a JSON object");
+    options.state = std::move(state);
+  }
+  options.queue = args.queue;
+  options.step = args.step;
+  options.priority = args.priority;
+  if (args.schedule_in_ms) options.schedule_in = Millis{*args.schedule_in_ms};
+  options.max_attempts = args.max_attempts;
+
+  // The demo machines' defaults (queue, initial step, max attempts) apply to their inserts.
+  RegisterDemoMachines();
+  Session session(global);
+  Result<std::int64_t> id = session.client().Insert(args.fsm, std::move(options));
+  if (!id) {
+    const std::string reason =
+        fmt::format("{}: {}", ErrorCodeName(id.code()), OneLine(id.error().message));
+    if (id.code() == ErrorCode::kNotFound) throw Error(reason);
+    throw RefusedError(reason);
+  }
+  fmt::print("{}\n", *id);
+  return kExitOk;
+}
+
+int RunShow(const GlobalOptions& global, std::int64_t id) {
+  Session session(global);
+  std::optional<InstanceInfo> info = session.client().Get(id);
+  if (!info) throw Error(fmt::format("instance {} not found", id));
+  if (global.json) {
+    fmt::print("{}\n", info->ToJson().dump());
+  } else {
+    PrintHuman(*info);
+  }
+  return kExitOk;
+}
+
+int RunList(const GlobalOptions& global, const ListArgs& args) {
+  if (args.status && !IsKnownStatus(*args.status)) {
+    throw UsageError(fmt::format("--status '{}' is not one of: {}", *args.status,
+                                 fmt::join(kStatuses, ", ")));
+  }
+  if (args.limit < 0) throw UsageError("--limit must be >= 0");
+  ListFilter filter;
+  filter.status = args.status;
+  filter.queue = args.queue;
+  filter.fsm = args.fsm;
+  filter.limit = args.limit;
+  Session session(global);
+  const std::vector<InstanceInfo> rows = session.client().List(filter);
+  if (global.json) {
+    for (const auto& info : rows) fmt::print("{}\n", info.ToJson().dump());
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> table = {
+      {"ID", "FSM", "STATUS", "STEP", "ATTEMPT", "QUEUE", "PRIORITY", "UPDATED"}};
+  for (const auto& info : rows) {
+    table.push_back({std::to_string(info.id), fmt::format("{}@{}", info.fsm, info.fsm_version),
+                     info.status, info.step, std::to_string(info.attempt), info.queue,
+                     std::to_string(info.priority), info.updated_at});
+  }
+  PrintTable(table);
+  return kExitOk;
+}
+
+int RunStats(const GlobalOptions& global) {
+  Session session(global);
+  const StatusCounts counts = session.client().Counts();
+  if (global.json) {
+    Json queues = Json::object();
+    for (const auto& [queue, by_status] : counts.queues) queues[queue] = CountsToJson(by_status);
+    fmt::print("{}\n", Json{{"total", CountsToJson(counts.total)}, {"queues", queues}}.dump());
+    return kExitOk;
+  }
+  std::vector<std::string> header = {"QUEUE"};
+  for (const char* s : kStatuses) header.push_back(s);
+  header.push_back("total");
+  std::vector<std::vector<std::string>> table = {header};
+  auto row = [](const std::string& name, const std::map<std::string, std::int64_t>& by_status) {
+    std::vector<std::string> r = {name};
+    for (const char* s : kStatuses) {
+      auto it = by_status.find(s);
+      r.push_back(std::to_string(it == by_status.end() ? 0 : it->second));
+    }
+    r.push_back(std::to_string(Sum(by_status)));
+    return r;
+  };
+  for (const auto& [queue, by_status] : counts.queues) table.push_back(row(queue, by_status));
+  table.push_back(row("(all)", counts.total));
+  PrintTable(table);
+  return kExitOk;
+}
+
+std::map<std::string, QueueConfig> ParseQueues(const std::string& spec) {
+  std::map<std::string, QueueConfig> queues;
+  std::string_view rest = spec;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (item.empty()) continue;
+    QueueConfig cfg;
+    std::string_view name = item;
+    if (const auto colon = item.rfind(':'); colon != std::string_view::npos) {
+      name = item.substr(0, colon);
+      const std::string_view number = item.substr(colon + 1);
+      const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(),
+                                             cfg.concurrency);
+      if (ec != std::errc() || end != number.data() + number.size()) {
+        throw UsageError(fmt::format("--queues: '{}' is not NAME:CONCURRENCY", item));
+      }
+    }
+    if (name.empty()) throw UsageError(fmt::format("--queues: '{}' has no queue name", item));
+    if (!queues.emplace(std::string(name), cfg).second) {
+      throw UsageError(fmt::format("--queues: queue '{}' is named twice", name));
+    }
+  }
+  if (queues.empty()) throw UsageError("--queues must name at least one queue");
+  return queues;
+}
+
+sigset_t BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
+  EngineOptions options;
+  options.name = args.name;
+  options.schema = global.schema;
+  options.queues = ParseQueues(args.queues);
+  options.lease_ttl = Millis{args.lease_ttl_ms};
+  options.heartbeat_interval = Millis{args.heartbeat_interval_ms};
+  options.poll_interval = Millis{args.poll_interval_ms};
+  // There is no flag for the idle backoff ceiling: keep it from refusing a long poll interval.
+  options.max_poll_interval = std::max(options.max_poll_interval, options.poll_interval);
+  options.reap_interval = Millis{args.reap_interval_ms};
+  if (args.gc_interval_ms == 0) {
+    options.gc_interval.reset();
+  } else {
+    options.gc_interval = Millis{args.gc_interval_ms};
+  }
+  options.gc_retention = Millis{args.gc_retention_ms};
+  options.prefetch = args.prefetch;
+  options.drain_timeout = Millis{args.drain_timeout_ms};
+
+  RegisterDemoMachines();
+  Session session(global);
+  options.database = session.conninfo();
+  // Validates every option (ConfigError: exit 2) before anything runs.
+  std::unique_ptr<Engine> engine = Engine::Create(options);
+
+  // Engine threads inherit the mask, so only the sigwait below ever sees these signals.
+  const sigset_t signals = BlockTerminationSignals();
+  engine->Start();
+  std::string queues;
+  for (const auto& [name, cfg] : options.queues) {
+    queues += fmt::format("{}{}:{}", queues.empty() ? "" : ",", name, cfg.concurrency);
+  }
+  fmt::print(stderr, "gen_durable worker: started node {} (queues {})\n", engine->node_id(),
+             queues);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  fmt::print(stderr, "gen_durable worker: {} received, draining (up to {} ms)\n",
+             sig == SIGINT ? "SIGINT" : "SIGTERM", args.drain_timeout_ms);
+  // A second signal means "now": the rows still held go back through the reaper.
+  std::thread([signals] {
+    int again = 0;
+    sigwait(&signals, &again);
+    fmt::print(stderr, "gen_durable worker: second signal, exiting without draining\n");
+    std::_Exit(kExitFailure);
+  }).detach();
+
+  engine->Stop();
+  const EngineStats stats = engine->stats();
+  fmt::print(stderr,
+             "gen_durable worker: stopped node {} ({} steps run, {} buffered rows released)\n",
+             engine->node_id(), stats.steps, stats.released);
+  session.Close();
+  spdlog::default_logger()->flush();
+  std::fflush(nullptr);
+  // Steps abandoned after drain_timeout may still be running; their rows are the reaper's now,
+  // and running destructors under them would be unsafe.
+  std::_Exit(kExitOk);
+}
+
+}  // namespace gen_durable::tools

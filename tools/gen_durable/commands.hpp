@@ -1,0 +1,140 @@
+// The subcommands of the `gen_durable` CLI and their output contract (SPEC §12).
+//
+// Each Run* function executes one command and returns the process exit status. Failures are
+// thrown; main maps them to exit statuses with ExitStatusOf and prints one line on stderr:
+//   0 success, 2 usage error, 3 domain refusal (duplicate, no_target), 1 anything else.
+// stdout carries only the command's result (an id, a JSON object per line, a table), so
+// scripts can parse it; notes and progress go to stderr.
+#pragma once
+
+#include <signal.h>
+
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "gen_durable/client.hpp"
+#include "gen_durable/options.hpp"
+
+namespace gen_durable::detail {
+class EmbeddedCluster;
+}
+
+namespace gen_durable::tools {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitRefused = 3;
+
+// Bad command-line input found after parsing (malformed JSON, a bad --queues list).
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The database refused on domain grounds (duplicate, no_target).
+class RefusedError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The exit status for an exception escaping a command.
+int ExitStatusOf(const std::exception& e);
+
+// `e.what()` on one line: libpq messages span several lines, and the contract is one line.
+std::string OneLine(const std::string& text);
+
+// Options every command accepts.
+struct GlobalOptions {
+  // libpq connection string; empty: GEN_DURABLE_DATABASE_URL, else the embedded default.
+  std::string database;
+  std::string schema = "public";
+  bool json = false;
+};
+
+// The database one command works on. When no URL is given it starts (or attaches to) the
+// embedded default cluster, which lives as long as this object.
+class Session {
+ public:
+  explicit Session(const GlobalOptions& global);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const std::string& conninfo() const { return conninfo_; }
+  const std::string& schema() const { return schema_; }
+  // A client whose schema is migrated (so every command works on a fresh database).
+  Client& client();
+  // Stops the embedded server now if this process started it (a no-op otherwise). For callers
+  // that leave with std::_Exit, which skips destructors.
+  void Close();
+
+ private:
+  std::unique_ptr<detail::EmbeddedCluster> cluster_;
+  std::string conninfo_;
+  std::string schema_;
+  std::unique_ptr<Client> client_;
+};
+
+// `migrate`: prints the schema version applied.
+int RunMigrate(const GlobalOptions& global);
+
+struct InsertArgs {
+  std::string fsm;
+  std::optional<std::string> state;  // JSON object text
+  std::optional<std::string> queue;
+  std::optional<std::string> step;
+  int priority = 0;
+  std::optional<std::int64_t> schedule_in_ms;
+  std::optional<int> max_attempts;
+};
+// `insert`: prints the new id alone on stdout.
+int RunInsert(const GlobalOptions& global, const InsertArgs& args);
+
+// `show ID`: a multi-line view, or one JSON object with --json. Unknown id: exit 1.
+int RunShow(const GlobalOptions& global, std::int64_t id);
+
+struct ListArgs {
+  std::optional<std::string> status;
+  std::optional<std::string> queue;
+  std::optional<std::string> fsm;
+  int limit = 100;
+};
+// `list`: a table, or one JSON object per line with --json.
+int RunList(const GlobalOptions& global, const ListArgs& args);
+
+// `stats`: counts by queue x status.
+int RunStats(const GlobalOptions& global);
+
+// Worker flags; the defaults are EngineOptions' defaults.
+struct WorkerArgs {
+  std::string queues = "default:10";
+  std::string name = "gen_durable";
+  std::int64_t lease_ttl_ms = 60'000;
+  std::int64_t heartbeat_interval_ms = 20'000;
+  std::int64_t poll_interval_ms = 1'000;
+  std::int64_t reap_interval_ms = 30'000;
+  std::int64_t gc_interval_ms = 60'000;  // 0 disables GC on this node
+  std::int64_t gc_retention_ms = 86'400'000;
+  int prefetch = 0;
+  std::int64_t drain_timeout_ms = 5'000;
+};
+// `worker`: runs an engine with the demo machines until SIGINT/SIGTERM, then drains and
+// exits 0. Never returns normally: it leaves with std::_Exit so that step threads abandoned
+// after the drain cannot hold the process open.
+int RunWorker(const GlobalOptions& global, const WorkerArgs& args);
+
+// Parses "name:concurrency,..." ("name" alone takes 10). Throws UsageError when malformed;
+// out-of-range numbers are left for the engine's validation to refuse by option name.
+std::map<std::string, QueueConfig> ParseQueues(const std::string& spec);
+
+// Blocks SIGINT and SIGTERM in the calling thread and every thread it starts later, so that
+// the caller can take them with sigwait instead of an async handler. Returns the set.
+sigset_t BlockTerminationSignals();
+
+}  // namespace gen_durable::tools
