@@ -63,7 +63,7 @@ TEST_F(EngineTest, ReplayDelayPostponesEligibility) {
   auto engine = Engine::Start(Options({m}));
   auto id = *client_->Insert(m, Counter{});
   ASSERT_TRUE(WaitUntil([&] { return client_->Get(id)->attempt == 1; }));
-  EXPECT_EQ(client_->Get(id)->status, "runnable");
+  EXPECT_EQ(client_->Get(id)->status, "scheduled");
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE eligible_at > now() + interval '9 min'"),
             1);
   EXPECT_EQ(runs.load(), 1);
@@ -547,7 +547,7 @@ TEST_F(EngineTest, ScheduledRowsWaitUntilEligible) {
   at.schedule_at = std::chrono::system_clock::now() + 200ms;
   auto soon = *client_->Insert(j, at);
   EXPECT_EQ(WaitTerminal(soon).status, "done");
-  EXPECT_EQ(client_->Get(far)->status, "runnable");
+  EXPECT_EQ(client_->Get(far)->status, "scheduled");
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE id = " + std::to_string(far) +
                   " AND eligible_at > now() + interval '9 minutes'"),
             1);

@@ -34,8 +34,9 @@ struct InstanceInfo {
   std::int64_t id = 0;
   std::string fsm;
   int fsm_version = 1;
-  std::string status;  // runnable, executing, awaiting_signal, awaiting_children, done, failed,
-                       // cancelled
+  // scheduled (waiting for eligible_at), runnable, executing, awaiting_signal,
+  // awaiting_children, done, failed, cancelled
+  std::string status;
   std::string step;
   Json state;
   int attempt = 0;

@@ -9,6 +9,7 @@
 // The events and their fields are listed in docs/guides/telemetry.md.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -52,6 +53,7 @@ class Telemetry {
   mutable std::mutex mu_;
   std::vector<Entry> entries_;  // GUARDED_BY(mu_)
   HandlerId next_id_ = 1;       // GUARDED_BY(mu_)
+  std::atomic<std::size_t> count_{0};  // entries_.size(), readable without the lock
 };
 
 }  // namespace gen_durable

@@ -9,15 +9,18 @@ Telemetry::HandlerId Telemetry::Attach(std::string prefix, TelemetryHandler hand
   std::lock_guard lock(mu_);
   const HandlerId id = next_id_++;
   entries_.push_back({id, std::move(prefix), std::move(handler)});
+  count_.store(entries_.size());
   return id;
 }
 
 void Telemetry::Detach(HandlerId id) {
   std::lock_guard lock(mu_);
   std::erase_if(entries_, [id](const Entry& e) { return e.id == id; });
+  count_.store(entries_.size());
 }
 
 bool Telemetry::Wants(const std::string& name) const {
+  if (count_.load(std::memory_order_relaxed) == 0) return false;  // the common, unobserved case
   std::lock_guard lock(mu_);
   for (const auto& e : entries_) {
     if (name.compare(0, e.prefix.size(), e.prefix) == 0) return true;

@@ -52,6 +52,15 @@ void QueueRunner::Poke() {
   feeder_cv_.notify_one();
 }
 
+void QueueRunner::NoteDue(Clock::time_point when) {
+  {
+    std::lock_guard lock(mu_);
+    if (when >= due_at_) return;
+    due_at_ = when;
+  }
+  feeder_cv_.notify_one();
+}
+
 std::vector<std::int64_t> QueueRunner::HeldIds() {
   std::lock_guard lock(mu_);
   std::vector<std::int64_t> ids;
@@ -72,8 +81,13 @@ void QueueRunner::FeederLoop() {
   std::unique_ptr<pg::Connection> conn;
   Millis interval = opts.poll_interval;
   Millis retry = Millis{100};
+  // Scheduled rows are promoted to runnable by the pickers, at most this often (and whenever a
+  // locally known due time passes), in the same round trip as the claim.
+  const Millis promote_every = std::min(opts.poll_interval, Millis{250});
+  auto next_promote = Clock::now();
   for (;;) {
     int demand = 0;
+    bool promote = false;
     {
       std::lock_guard lock(mu_);
       if (stopping_) break;
@@ -81,6 +95,12 @@ void QueueRunner::FeederLoop() {
       if (poked_) interval = opts.poll_interval;
       poked_ = false;
       slot_freed_ = false;
+      const auto now = Clock::now();
+      if (now >= next_promote || now >= due_at_) {
+        promote = true;
+        next_promote = now + promote_every;
+        if (now >= due_at_) due_at_ = Clock::time_point::max();
+      }
     }
     bool full = false;
     if (demand >= opts.min_demand) {
@@ -88,11 +108,12 @@ void QueueRunner::FeederLoop() {
       try {
         if (!conn || conn->broken()) conn = core_->Connect("feeder:" + queue_);
         rows = core_->store.Claim(*conn, queue_, demand, core_->node_id, opts.lease_ttl,
-                                  core_->machine_keys);
+                                  core_->machine_keys, promote);
         retry = Millis{100};
       } catch (const Error& e) {
         spdlog::warn("queue {}: claim failed ({}); retrying in {} ms", queue_, e.what(),
                      retry.count());
+        next_promote = Clock::now();
         if (conn && conn->broken()) conn.reset();
         std::unique_lock lock(mu_);
         feeder_cv_.wait_for(lock, retry, [&] { return stopping_; });
@@ -132,8 +153,10 @@ void QueueRunner::FeederLoop() {
     });
     if (full) continue;  // the queue may hold more: ask again for whatever demand is left
     std::unique_lock lock(mu_);
-    feeder_cv_.wait_for(lock, interval,
-                        [&] { return stopping_ || poked_ || (slot_freed_ && maybe_more_); });
+    const auto until = std::min(Clock::now() + interval, due_at_);
+    feeder_cv_.wait_until(lock, until, [&] {
+      return stopping_ || poked_ || (slot_freed_ && maybe_more_) || Clock::now() >= due_at_;
+    });
   }
 }
 
@@ -300,7 +323,14 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
       ++inline_steps;
       continue;
     }
-    if (row.status == "runnable" && row.delay_ms.value_or(0) == 0) Poke();
+    if (row.status == "runnable") {
+      const auto delay = row.delay_ms.value_or(0);
+      if (delay == 0) {
+        Poke();
+      } else {
+        NoteDue(Clock::now() + Millis{delay});
+      }
+    }
     return;
   }
 }

@@ -30,6 +30,8 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   void Start();
   // New work may be ready (a NOTIFY, or a local commit of a runnable row).
   void Poke();
+  // A row of this queue becomes due at `when` (a local replay with a delay): wake then.
+  void NoteDue(std::chrono::steady_clock::time_point when);
   // Ids of every row this queue holds a claim on (buffered and running), for the heartbeat.
   std::vector<std::int64_t> HeldIds();
 
@@ -72,6 +74,8 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   bool poked_ = false;                                  // GUARDED_BY(mu_)
   bool maybe_more_ = false;  // a full pick or a poke: more may be ready   GUARDED_BY(mu_)
   bool slot_freed_ = false;                             // GUARDED_BY(mu_)
+  // Earliest known due time of a scheduled row of this queue.  GUARDED_BY(mu_)
+  std::chrono::steady_clock::time_point due_at_ = std::chrono::steady_clock::time_point::max();
 
   std::thread feeder_;
   std::vector<std::thread> workers_;

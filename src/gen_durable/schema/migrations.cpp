@@ -16,7 +16,7 @@ CREATE TABLE {s}.gd_instances (
   queue            text NOT NULL DEFAULT 'default',
   step             text NOT NULL,
   status           text NOT NULL DEFAULT 'runnable'
-                   CHECK (status IN ('runnable', 'executing', 'awaiting_signal',
+                   CHECK (status IN ('scheduled', 'runnable', 'executing', 'awaiting_signal',
                                      'awaiting_children', 'done', 'failed', 'cancelled')),
   state            jsonb NOT NULL DEFAULT '{}',
   result           jsonb,
@@ -43,6 +43,11 @@ CREATE TABLE {s}.gd_instances (
 -- so the index stays small however many rows are terminal or executing.
 CREATE INDEX gd_instances_claim ON {s}.gd_instances (queue, priority, eligible_at, id)
   WHERE status = 'runnable';
+
+-- promote_due: rows waiting for a future eligible_at. Keeping them out of the claim index means
+-- a deep backlog of future work costs the picker nothing.
+CREATE INDEX gd_instances_scheduled ON {s}.gd_instances (queue, eligible_at)
+  WHERE status = 'scheduled';
 
 -- reap_expired: executing rows by lease expiry.
 CREATE INDEX gd_instances_lease ON {s}.gd_instances (lease_expires_at)

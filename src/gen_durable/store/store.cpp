@@ -9,6 +9,9 @@ namespace gen_durable::detail {
 
 namespace {
 
+// Due scheduled rows promoted per statement at most.
+constexpr int kPromoteBatch = 10'000;
+
 // Columns returned by the claim, in this order.
 constexpr const char* kClaimReturning =
     "i.id, i.fsm, i.fsm_version, i.step, i.state, i.attempt, COALESCE(i.max_attempts, 0), "
@@ -122,10 +125,11 @@ Store::Store(std::string schema) : schema_(std::move(schema)) {
   insert_one_ = Make("gd_insert_one", R"SQL(
 WITH ins AS (
   INSERT INTO {s}.gd_instances
-    (fsm, fsm_version, queue, step, state, priority, eligible_at, max_attempts)
-  VALUES ($1, $2, $3, $4, $5::jsonb, $6,
-          COALESCE($7::timestamptz, now()) + COALESCE($8::bigint, 0) * interval '1 millisecond',
-          $9)
+    (fsm, fsm_version, queue, step, state, priority, eligible_at, max_attempts, status)
+  SELECT $1, $2, $3, $4, $5::jsonb, $6, t.at, $9,
+         CASE WHEN t.at > now() THEN 'scheduled' ELSE 'runnable' END
+  FROM (SELECT COALESCE($7::timestamptz, now())
+               + COALESCE($8::bigint, 0) * interval '1 millisecond' AS at) t
   RETURNING id, queue, eligible_at),
 n AS (SELECT pg_notify($10, queue) FROM ins WHERE eligible_at <= now())
 SELECT ins.id FROM ins WHERE (SELECT count(*) FROM n) >= 0)SQL");
@@ -140,11 +144,12 @@ WITH src AS (
          ord)),
 ins AS (
   INSERT INTO {s}.gd_instances
-    (fsm, fsm_version, queue, step, state, priority, eligible_at, max_attempts)
-  SELECT fsm, fsm_version, queue, step, state, priority,
-         COALESCE(eligible_at, now()) + COALESCE(delay_ms, 0) * interval '1 millisecond',
-         max_attempts
-  FROM src ORDER BY ord
+    (fsm, fsm_version, queue, step, state, priority, eligible_at, max_attempts, status)
+  SELECT fsm, fsm_version, queue, step, state, priority, at, max_attempts,
+         CASE WHEN at > now() THEN 'scheduled' ELSE 'runnable' END
+  FROM (SELECT src.*, COALESCE(eligible_at, now()) + COALESCE(delay_ms, 0)
+                      * interval '1 millisecond' AS at FROM src) s
+  ORDER BY ord
   RETURNING id, queue, eligible_at),
 n AS (SELECT pg_notify($2, queue) FROM ins WHERE eligible_at <= now() GROUP BY queue)
 SELECT ins.id FROM ins WHERE (SELECT count(*) FROM n) >= 0 ORDER BY ins.id)SQL");
@@ -167,6 +172,15 @@ FROM picked WHERE i.id = picked.id
 RETURNING )SQL") + kClaimReturning)
                                     .c_str());
 
+  // Moves due rows of queue $1 from scheduled to runnable. Served by gd_instances_scheduled.
+  promote_ = Make("gd_promote_due", R"SQL(
+WITH due AS (
+  SELECT id FROM {s}.gd_instances
+  WHERE status = 'scheduled' AND queue = $1 AND eligible_at <= now()
+  ORDER BY eligible_at LIMIT $2
+  FOR UPDATE SKIP LOCKED)
+UPDATE {s}.gd_instances i SET status = 'runnable' FROM due WHERE i.id = due.id)SQL");
+
   // Group commit of outcomes. The guard (executing, locked_by, lease_seq) drops a stale
   // outcome; values are absolute so a retried in-doubt commit is idempotent.
   commit_ = Make("gd_commit_outcomes", R"SQL(
@@ -175,7 +189,8 @@ WITH o AS (
     id bigint, seq bigint, status text, step text, state jsonb, attempt integer,
     delay_ms bigint, result jsonb, last_error text, keep boolean))
 UPDATE {s}.gd_instances i SET
-  status = o.status,
+  status = CASE WHEN o.status = 'runnable' AND COALESCE(o.delay_ms, 0) > 0 THEN 'scheduled'
+                ELSE o.status END,
   step = COALESCE(o.step, i.step),
   state = COALESCE(o.state, i.state),
   attempt = o.attempt,
@@ -292,11 +307,21 @@ std::vector<std::int64_t> Store::InsertBatch(pg::Connection& c,
 
 std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue, int limit,
                                      const std::string& node, Millis lease_ttl,
-                                     const std::vector<std::string>& machines) const {
+                                     const std::vector<std::string>& machines,
+                                     bool promote) const {
   pg::Params p;
   p.Add(queue).Add(limit).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count()));
   p.Add(TextArray(machines));
-  auto r = c.Execute(claim_, p);
+  pg::Result r;
+  if (promote) {
+    // One round trip: promote what is due, then claim (each statement sees the one before).
+    pg::Params pp;
+    pp.Add(queue).Add(kPromoteBatch);
+    auto results = c.Pipeline({{&promote_, pp}, {&claim_, p}}, false);
+    r = std::move(results.back());
+  } else {
+    r = c.Execute(claim_, p);
+  }
   std::vector<ClaimedRow> rows;
   rows.reserve(r.rows());
   for (int i = 0; i < r.rows(); ++i) {
@@ -318,6 +343,12 @@ std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue
     return a.priority != b.priority ? a.priority < b.priority : a.id < b.id;
   });
   return rows;
+}
+
+std::int64_t Store::PromoteDue(pg::Connection& c, const std::string& queue) const {
+  pg::Params p;
+  p.Add(queue).Add(kPromoteBatch);
+  return c.Execute(promote_, p).affected();
 }
 
 std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,

@@ -83,9 +83,13 @@ class Store {
                                         const std::vector<NewInstance>& rows) const;
 
   // --- the hot loop ---
+  // Claims up to `limit` ready rows; with `promote`, first moves due scheduled rows of the
+  // queue to runnable in the same round trip.
   std::vector<ClaimedRow> Claim(pg::Connection& c, const std::string& queue, int limit,
                                 const std::string& node, Millis lease_ttl,
-                                const std::vector<std::string>& machines) const;
+                                const std::vector<std::string>& machines, bool promote) const;
+  // Moves due scheduled rows of `queue` to runnable; returns how many.
+  std::int64_t PromoteDue(pg::Connection& c, const std::string& queue) const;
   // Returns the ids whose outcome committed (the others were stale).
   std::vector<std::int64_t> CommitOutcomes(pg::Connection& c, const std::vector<OutcomeRow>& rows,
                                            const std::string& node, Millis lease_ttl) const;
@@ -122,7 +126,7 @@ class Store {
 
   std::string schema_;
   std::string channel_;
-  pg::Statement insert_one_, insert_batch_, claim_, commit_, heartbeat_, release_, reap_,
+  pg::Statement insert_one_, insert_batch_, promote_, claim_, commit_, heartbeat_, release_, reap_,
       reclaim_node_, gc_, node_upsert_, node_heartbeat_, node_delete_, nodes_on_host_,
       nodes_prune_, get_, children_, list_, counts_;
 };
