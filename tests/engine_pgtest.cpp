@@ -725,5 +725,69 @@ TEST_F(EngineTest, EngineSurvivesItsConnectionsBeingKilled) {
       30s));
 }
 
+
+// --- bad stored data, long schemas, privileges, replay guard ---
+
+TEST_F(EngineTest, UnrepresentableStoredStateFailsTheInstanceNotTheNode) {
+  auto m = Machine<Json>("t.huge_number")
+               .Step("start", [](StepContext<Json>&) { return Done(); })
+               .Build();
+  auto bad = *client_->Insert(m);
+  sql_->Exec("UPDATE gd_instances SET state = '{\"x\": 1e1000}' WHERE id = " + std::to_string(bad));
+  auto engine = Engine::Start(Options({m}));
+  auto good = *client_->Insert(m);
+  auto info = WaitTerminal(bad);
+  EXPECT_EQ(info.status, "failed");
+  EXPECT_NE(info.last_error->find("stored state cannot be decoded"), std::string::npos);
+  EXPECT_EQ(WaitTerminal(good).status, "done");
+  EXPECT_TRUE(engine->running());
+}
+
+TEST_F(EngineTest, LongSchemaNamesWork) {
+  auto m = Machine<Json>("t.long_schema").Step("start", [](StepContext<Json>&) { return Done(); }).Build();
+  auto o = Options({m});
+  o.schema = std::string(63, 's');
+  auto engine = Engine::Start(o);
+  auto id = *engine->client().Insert(m);
+  ASSERT_TRUE(WaitUntil([&] { return engine->client().Get(id)->status == "done"; }));
+}
+
+TEST_F(EngineTest, AMigratedSchemaNeedsNoCreatePrivilege) {
+  auto m = Machine<Json>("t.noprivs").Step("start", [](StepContext<Json>&) { return Done(); }).Build();
+  sql_->Exec("DROP ROLE IF EXISTS gd_app_" + std::to_string(getpid()));
+  const std::string role = "gd_app_" + std::to_string(getpid());
+  sql_->Exec("CREATE ROLE " + role + " LOGIN");
+  sql_->Exec("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+  sql_->Exec("GRANT USAGE ON SCHEMA public TO " + role);
+  sql_->Exec("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO " + role);
+  auto o = Options({m});
+  o.database = db_ + " user=" + role;
+  auto engine = Engine::Start(o);
+  auto id = *engine->client().Insert(m);
+  EXPECT_TRUE(WaitUntil([&] { return engine->client().Get(id)->status == "done"; }));
+  engine->Stop();
+  engine.reset();
+  sql_->Exec("REASSIGN OWNED BY " + role + " TO postgres; DROP OWNED BY " + role + "; DROP ROLE " +
+             role);
+}
+
+TEST_F(EngineTest, MaxAttemptsStopsAHandlerThatReplaysForever) {
+  std::atomic<int> runs{0};
+  auto m = Machine<Json>("t.replay_forever")
+               .MaxAttempts(4)
+               .Step("start",
+                     [&](StepContext<Json>&) -> Outcome {
+                       ++runs;
+                       throw std::runtime_error("always");
+                     })
+               .OnError([](const StepError&, StepContext<Json>& c) { return Replay(c.state()); })
+               .Build();
+  auto engine = Engine::Start(Options({m}));
+  auto info = WaitTerminal(*client_->Insert(m));
+  EXPECT_EQ(info.status, "failed");
+  EXPECT_EQ(runs.load(), 4);
+  EXPECT_NE(info.last_error->find("max attempts (4)"), std::string::npos) << *info.last_error;
+}
+
 }  // namespace
 }  // namespace gen_durable::testing

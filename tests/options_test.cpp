@@ -89,6 +89,10 @@ TEST(EngineOptions, BadValuesAreRefusedNamingTheOption) {
   o = Valid();
   o.gc_interval = 0ms;
   ExpectRefused(o, "gc_interval");
+  o = Valid();
+  o.queues = {{"default", QueueConfig{2}}};
+  o.min_demand = 3;
+  ExpectRefused(o, "min_demand");
 }
 
 TEST(EngineOptions, RiskyHeartbeatIsAcceptedWithAWarning) {

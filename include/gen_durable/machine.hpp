@@ -10,7 +10,7 @@
 //   const auto checkout = gen_durable::Machine<Order>("Checkout")
 //       .Queue("checkout")
 //       .Step("start", [](auto& ctx) { return gen_durable::Next("ship", ctx.state()); })
-//       .Step("ship", [](auto& ctx) { return gen_durable::Done(); })
+//       .Step("ship", [](auto&) { return gen_durable::Done(); })
 //       .Register();
 //
 //   struct CleanupArgs { std::string path; };
@@ -137,7 +137,8 @@ class Machine {
     def_.initial_step = std::move(step);
     return *this;
   }
-  // Crash-loop guard: after this many runs of one step the instance fails (0: no limit).
+  // Crash-loop guard: the instance fails when one step has run this many times without a
+  // `next` (replays and crash recoveries both count). 0: no limit.
   Machine& MaxAttempts(int n) {
     def_.max_attempts = n;
     return *this;

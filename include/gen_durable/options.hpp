@@ -2,11 +2,12 @@
 //
 //   gen_durable::EngineOptions opts;
 //   opts.database = "postgresql:///app";
-//   opts.queues = {{"default", 10}, {"checkout", 5}};
+//   opts.queues = {{"default", {10}}, {"checkout", {5}}};
 //   opts.lease_ttl = std::chrono::seconds(30);
 //   auto engine = gen_durable::Engine::Start(opts);
 //
-// Every option is validated by `Engine::Start`, which throws `ConfigError` naming the option.
+// Every option is validated by `Engine::Create` (and so by `Engine::Start`), which throws
+// `ConfigError` naming the option.
 #pragma once
 
 #include <chrono>
@@ -72,6 +73,9 @@ struct EngineOptions : ConnectionOptions {
 struct ClientOptions : ConnectionOptions {
   // Connections kept open for concurrent calls.
   int pool_size = 4;
+  // Largest accepted encoded state at insert, in bytes (the engine's client uses the engine's
+  // max_payload_bytes, so an inserted state is never too large for the steps that carry it on).
+  std::size_t max_payload_bytes = 8 * 1024 * 1024;
 };
 
 // Options of one insert. Unset fields take the machine's defaults.

@@ -91,9 +91,9 @@ class ClientImpl {
     } catch (const Json::exception& e) {
       throw InvalidArgument(std::string("insert: state is not valid JSON text: ") + e.what());
     }
-    if (n.state.size() > kMaxPayload) {
+    if (n.state.size() > options_.max_payload_bytes) {
       throw InvalidArgument(fmt::format("insert: state is {} bytes, over the {} byte limit",
-                                        n.state.size(), kMaxPayload));
+                                        n.state.size(), options_.max_payload_bytes));
     }
     n.priority = o.priority;
     int schedules = (o.eligible_at ? 1 : 0) + (o.schedule_at ? 1 : 0) + (o.schedule_in ? 1 : 0);
@@ -121,8 +121,6 @@ class ClientImpl {
                                           : FindRegisteredLatest(std::string(fsm));
     return Resolve(std::string(fsm), version, m ? &m->def() : nullptr, o);
   }
-
-  static constexpr std::size_t kMaxPayload = 64 * 1024 * 1024;
 
   ClientOptions options_;
   Store store_;
@@ -169,6 +167,7 @@ std::unique_ptr<Client> Client::Connect(const ClientOptions& options) {
   }
   detail::ValidateIdentifier("schema", options.schema);
   if (options.pool_size < 1) throw ConfigError("pool_size must be >= 1");
+  if (options.max_payload_bytes == 0) throw ConfigError("max_payload_bytes must be > 0");
   return std::unique_ptr<Client>(new Client(std::make_unique<detail::ClientImpl>(options)));
 }
 

@@ -66,6 +66,7 @@ class EngineImpl {
     ClientOptions co;
     co.database = core_->options.database;
     co.schema = core_->options.schema;
+    co.max_payload_bytes = core_->options.max_payload_bytes;
     client_ = Client::Connect(co);
   }
 
@@ -159,6 +160,12 @@ class EngineImpl {
                    core_->options.name, abandoned);
     }
     runners_.clear();
+    // Close every connection of the background threads (an abandoned step keeps only the
+    // flusher object, whose connection is closed by its Stop).
+    heartbeat_.reset();
+    maintenance_.reset();
+    listener_.reset();
+    flusher_.reset();
     std::lock_guard lock(g_names_mu);
     Names().erase(core_->options.name);
   }

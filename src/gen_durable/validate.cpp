@@ -75,6 +75,14 @@ void ValidateEngineOptions(const EngineOptions& o) {
   if (o.min_demand < 1) {
     throw ConfigError(fmt::format("min_demand must be >= 1 (got {})", o.min_demand));
   }
+  for (const auto& [queue, cfg] : o.queues) {
+    if (cfg.concurrency > 0 && o.min_demand > cfg.concurrency + o.prefetch) {
+      throw ConfigError(fmt::format(
+          "min_demand ({}) exceeds concurrency + prefetch of queue '{}' ({}): it would never "
+          "claim",
+          o.min_demand, queue, cfg.concurrency + o.prefetch));
+    }
+  }
   if (o.max_inline_steps < 0) throw ConfigError("max_inline_steps must be >= 0");
   if (o.max_payload_bytes == 0) throw ConfigError("max_payload_bytes must be > 0");
 }

@@ -24,9 +24,9 @@ namespace gen_durable::tools {
 namespace {
 
 // In lifecycle order; also the column order of `stats`.
-constexpr const char* kStatuses[] = {"runnable",          "executing", "awaiting_signal",
-                                     "awaiting_children", "done",      "failed",
-                                     "cancelled"};
+constexpr const char* kStatuses[] = {"scheduled",       "runnable",          "executing",
+                                     "awaiting_signal", "awaiting_children", "done",
+                                     "failed",          "cancelled"};
 
 constexpr const char* kEmbeddedDatabase = "gen_durable";
 
@@ -70,7 +70,7 @@ std::int64_t Sum(const std::map<std::string, std::int64_t>& counts) {
 
 void PrintHuman(const InstanceInfo& info) {
   auto line = [](std::string_view key, const std::string& value) {
-    fmt::print("{:<14}{}\n", fmt::format("{}:", key), value);
+    fmt::print("{:<16}{}\n", fmt::format("{}:", key), value);
   };
   line("id", std::to_string(info.id));
   line("fsm", fmt::format("{} (version {})", info.fsm, info.fsm_version));
@@ -153,7 +153,9 @@ Client& Session::client() {
 
 void Session::Close() {
   client_.reset();
-  if (cluster_) cluster_->Stop();
+  // Not cluster_->Stop(): that stops a server we merely attached to; the destructor stops it
+  // only when this process started it.
+  cluster_.reset();
 }
 
 int RunMigrate(const GlobalOptions& global) {
@@ -213,8 +215,8 @@ int RunShow(const GlobalOptions& global, std::int64_t id) {
 
 int RunList(const GlobalOptions& global, const ListArgs& args) {
   if (args.status && !IsKnownStatus(*args.status)) {
-    throw UsageError(fmt::format("--status '{}' is not one of: {}", *args.status,
-                                 fmt::join(kStatuses, ", ")));
+    throw UsageError(
+        fmt::format("--status '{}' is not one of: {}", *args.status, fmt::join(kStatuses, ", ")));
   }
   if (args.limit < 0) throw UsageError("--limit must be >= 0");
   ListFilter filter;
@@ -280,8 +282,8 @@ std::map<std::string, QueueConfig> ParseQueues(const std::string& spec) {
     if (const auto colon = item.rfind(':'); colon != std::string_view::npos) {
       name = item.substr(0, colon);
       const std::string_view number = item.substr(colon + 1);
-      const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(),
-                                             cfg.concurrency);
+      const auto [end, ec] =
+          std::from_chars(number.data(), number.data() + number.size(), cfg.concurrency);
       if (ec != std::errc() || end != number.data() + number.size()) {
         throw UsageError(fmt::format("--queues: '{}' is not NAME:CONCURRENCY", item));
       }
@@ -310,7 +312,8 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   options.schema = global.schema;
   options.queues = ParseQueues(args.queues);
   options.lease_ttl = Millis{args.lease_ttl_ms};
-  options.heartbeat_interval = Millis{args.heartbeat_interval_ms};
+  options.heartbeat_interval = Millis{args.heartbeat_interval_ms.value_or(
+      std::clamp<std::int64_t>(args.lease_ttl_ms / 3, 1, options.heartbeat_interval.count()))};
   options.poll_interval = Millis{args.poll_interval_ms};
   // There is no flag for the idle backoff ceiling: keep it from refusing a long poll interval.
   options.max_poll_interval = std::max(options.max_poll_interval, options.poll_interval);
@@ -357,6 +360,9 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   fmt::print(stderr,
              "gen_durable worker: stopped node {} ({} steps run, {} buffered rows released)\n",
              engine->node_id(), stats.steps, stats.released);
+  // The engine's connections close with it, so the embedded server (if this process started it)
+  // sees no other client and stops.
+  engine.reset();
   session.Close();
   spdlog::default_logger()->flush();
   std::fflush(nullptr);

@@ -116,7 +116,8 @@ struct WorkerArgs {
   std::string queues = "default:10";
   std::string name = "gen_durable";
   std::int64_t lease_ttl_ms = 60'000;
-  std::int64_t heartbeat_interval_ms = 20'000;
+  // Unset: min(20 000, lease / 3), so a short --lease-ttl alone is accepted.
+  std::optional<std::int64_t> heartbeat_interval_ms;
   std::int64_t poll_interval_ms = 1'000;
   std::int64_t reap_interval_ms = 30'000;
   std::int64_t gc_interval_ms = 60'000;  // 0 disables GC on this node

@@ -2,6 +2,7 @@
 #include "gen_durable/demo.hpp"  // tools/
 
 #include <fmt/format.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,6 +52,13 @@ std::vector<InsertRequest> DemoMix(int count, const std::string& queue) {
   return mix;
 }
 
+// Columns of the terminal on stderr; a redrawn line that wraps would scroll instead.
+std::size_t TerminalWidth() {
+  winsize ws{};
+  if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  return 80;
+}
+
 std::int64_t CountOf(const std::map<std::string, std::int64_t>& counts, const char* status) {
   auto it = counts.find(status);
   return it == counts.end() ? 0 : it->second;
@@ -66,19 +74,18 @@ struct Progress {
   std::int64_t terminal() const { return done + failed + cancelled; }
 };
 
-std::string ProgressLine(const std::string& queue, const Progress& p, double elapsed_s,
-                         std::int64_t steps, bool bar) {
+// The most telling numbers first: a narrow terminal cuts the line's tail.
+std::string ProgressLine(const Progress& p, double elapsed_s, std::int64_t steps, bool bar) {
   const double fraction =
       p.total == 0 ? 1.0 : static_cast<double>(p.terminal()) / static_cast<double>(p.total);
-  std::string line = queue;
+  std::string line = "demo:";
   if (bar) {
-    constexpr int kWidth = 24;
+    constexpr int kWidth = 20;
     const int filled = static_cast<int>(fraction * kWidth);
     line += fmt::format(" [{}{}]", std::string(filled, '#'), std::string(kWidth - filled, '.'));
   }
   line += fmt::format(
-      " {:3.0f}%  {}/{} terminal | runnable {} executing {} done {} failed {} | {:.1f} s, "
-      "{:.0f} steps/s",
+      " {:3.0f}% {}/{}  runnable {}  executing {}  done {}  failed {}  {:.1f} s  {:.0f} steps/s",
       fraction * 100, p.terminal(), p.total, p.runnable, p.executing, p.done, p.failed, elapsed_s,
       elapsed_s > 0 ? static_cast<double>(steps) / elapsed_s : 0.0);
   return line;
@@ -96,9 +103,9 @@ int RunDemo(const GlobalOptions& global, const DemoArgs& args) {
 
   // A queue of its own makes this run's counts one lookup, and leaves other work alone.
   const std::string queue = fmt::format(
-      "demo-{}", std::chrono::duration_cast<Millis>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count());
+      "demo-{}",
+      std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
   EngineOptions options;
   options.name = "gen_durable-demo";
   options.database = session.conninfo();
@@ -142,12 +149,12 @@ int RunDemo(const GlobalOptions& global, const DemoArgs& args) {
     elapsed_s = std::chrono::duration<double>(now - start).count();
     const bool finished = p.terminal() >= p.total;
     if (tty) {
-      fmt::print(stderr, "\r\x1b[K{}", ProgressLine(queue, p, elapsed_s, engine->stats().steps,
-                                                    true));
+      std::string line = ProgressLine(p, elapsed_s, engine->stats().steps, true);
+      line.resize(std::min(line.size(), TerminalWidth() - 1));
+      fmt::print(stderr, "\r\x1b[K{}", line);
       if (finished) fmt::print(stderr, "\n");
     } else if (finished || now - last_line >= kPlainPeriod) {
-      fmt::print(stderr, "{}\n",
-                 ProgressLine(queue, p, elapsed_s, engine->stats().steps, false));
+      fmt::print(stderr, "{}\n", ProgressLine(p, elapsed_s, engine->stats().steps, false));
       last_line = now;
     }
     if (finished) break;

@@ -1,9 +1,12 @@
-// `gen_durable`: the command-line interface (SPEC §12). Parses the command line, then hands over
-// to the commands in commands.cpp / demo.cpp; this file owns the exit-status mapping.
+// `gen_durable`: the command-line interface (SPEC §12). Parses the command line, hands over to
+// the commands in commands.cpp / demo.cpp, and turns whatever escapes into an exit status and
+// one line on stderr.
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <exception>
 #include <string>
 
@@ -33,28 +36,29 @@ int Main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("gen_durable"));
   spdlog::set_level(spdlog::level::warn);
 
-  CLI::App app("gen_durable: a durable state-machine and job engine on PostgreSQL",
-               "gen_durable");
+  CLI::App app("gen_durable: a durable state-machine and job engine on PostgreSQL", "gen_durable");
   app.require_subcommand(1);
   GlobalOptions global;
   int verbosity = 0;
   AddCommonFlags(&app, global, verbosity);
   AddJsonFlag(&app, global);
 
-  CLI::App* migrate = app.add_subcommand("migrate", "Apply missing schema migrations; print the "
-                                                    "schema version");
+  CLI::App* migrate = app.add_subcommand("migrate",
+                                         "Apply missing schema migrations; print the "
+                                         "schema version");
   AddCommonFlags(migrate, global, verbosity);
   AddJsonFlag(migrate, global);
 
   InsertArgs insert_args;
-  CLI::App* insert = app.add_subcommand("insert", "Insert an instance of machine FSM; print its id");
+  CLI::App* insert =
+      app.add_subcommand("insert", "Insert an instance of machine FSM; print its id");
   AddCommonFlags(insert, global, verbosity);
   insert->add_option("fsm", insert_args.fsm, "Machine name (e.g. demo.chain)")->required();
   insert->add_option("--state", insert_args.state, "Initial state (job args): a JSON object");
   insert->add_option("--queue", insert_args.queue, "Queue (default: the machine's)");
-  insert->add_option("--priority", insert_args.priority, "Lower runs first")
-      ->capture_default_str();
-  insert->add_option("--schedule-in", insert_args.schedule_in_ms, "Run no earlier than MS from now");
+  insert->add_option("--priority", insert_args.priority, "Lower runs first")->capture_default_str();
+  insert->add_option("--schedule-in", insert_args.schedule_in_ms,
+                     "Run no earlier than MS from now");
   insert->add_option("--step", insert_args.step, "First step (default: the machine's)");
   insert->add_option("--max-attempts", insert_args.max_attempts,
                      "Attempt limit (default: the machine's; 0: none)");
@@ -88,24 +92,27 @@ int Main(int argc, char** argv) {
   worker->add_option("--lease-ttl", worker_args.lease_ttl_ms, "Lease of a claimed row (ms)")
       ->capture_default_str();
   worker->add_option("--heartbeat-interval", worker_args.heartbeat_interval_ms,
-                     "Lease extension period (ms); must be < --lease-ttl")
-      ->capture_default_str();
+                     "Lease extension period (ms), < --lease-ttl (default: min(20000, "
+                     "lease-ttl / 3))");
   worker->add_option("--poll-interval", worker_args.poll_interval_ms, "Base idle poll (ms)")
       ->capture_default_str();
-  worker->add_option("--reap-interval", worker_args.reap_interval_ms,
-                     "Reaper sweep period (ms)")
+  worker->add_option("--reap-interval", worker_args.reap_interval_ms, "Reaper sweep period (ms)")
       ->capture_default_str();
-  worker->add_option("--gc-interval", worker_args.gc_interval_ms,
-                     "GC sweep period (ms); 0 disables GC on this node")
+  worker
+      ->add_option("--gc-interval", worker_args.gc_interval_ms,
+                   "GC sweep period (ms); 0 disables GC on this node")
       ->capture_default_str();
-  worker->add_option("--gc-retention", worker_args.gc_retention_ms,
-                     "Keep terminal rows this long before GC (ms)")
+  worker
+      ->add_option("--gc-retention", worker_args.gc_retention_ms,
+                   "Keep terminal rows this long before GC (ms)")
       ->capture_default_str();
-  worker->add_option("--prefetch", worker_args.prefetch,
-                     "Rows each queue claims beyond its free slots")
+  worker
+      ->add_option("--prefetch", worker_args.prefetch,
+                   "Rows each queue claims beyond its free slots")
       ->capture_default_str();
-  worker->add_option("--drain-timeout", worker_args.drain_timeout_ms,
-                     "On stop, wait this long for running steps (ms)")
+  worker
+      ->add_option("--drain-timeout", worker_args.drain_timeout_ms,
+                   "On stop, wait this long for running steps (ms)")
       ->capture_default_str();
 
   DemoArgs demo_args;

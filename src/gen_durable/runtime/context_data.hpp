@@ -19,6 +19,8 @@ struct ContextData {
   std::string queue;
   int priority = 0;
   Json state;
+  // Set when the stored state could not be read at all: the step is not run.
+  std::string load_error;
   std::atomic<bool> cancelled{false};
 };
 

@@ -25,6 +25,7 @@ void Flusher::Stop(std::chrono::steady_clock::time_point deadline) {
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   // Anything that slipped in after the last flush is abandoned.
+  conn_.reset();
   std::lock_guard lock(mu_);
   closed_ = true;
   for (auto& p : pending_) p.done.set_value(CommitResult::kAbandoned);
@@ -113,12 +114,18 @@ bool Flusher::Flush(std::vector<Pending>& batch) {
         return true;
       }
       spdlog::warn("outcome commit failed ({}), retrying in {} ms", e.what(), backoff.count());
+      if (conn_ && conn_->broken()) conn_.reset();
       {
         std::unique_lock lock(mu_);
         if (stopping_ && std::chrono::steady_clock::now() >= deadline_) return false;
       }
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    } catch (const std::exception& e) {
+      // Not a database failure: nothing was sent. Give the rows up to the reaper rather than
+      // leave their workers waiting forever.
+      spdlog::error("outcome commit failed unexpectedly: {}", e.what());
+      return false;
     }
   }
 }

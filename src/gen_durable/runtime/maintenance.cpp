@@ -49,7 +49,7 @@ void Heartbeat::Beat() {
     auto ids = held_();
     core_->store.Heartbeat(*conn_, core_->node_id, ids, core_->options.lease_ttl);
     core_->store.NodeHeartbeat(*conn_, core_->node_id);
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     spdlog::warn("heartbeat failed: {}", e.what());
     if (conn_ && conn_->broken()) conn_.reset();
   }
@@ -107,7 +107,7 @@ std::int64_t Maintenance::Reap() {
     }
     // A node silent for many leases is gone; its claims were reaped above.
     core_->store.NodesPrune(conn, std::max(core_->options.lease_ttl * 10, Millis{600'000}));
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     spdlog::warn("reaper sweep failed: {}", e.what());
     if (conn_ && conn_->broken()) conn_.reset();
   }
@@ -124,7 +124,7 @@ std::int64_t Maintenance::Collect() {
       total += n;
       if (n < o.gc_batch || wake_.stopped()) break;  // a full batch: sweep again at once
     }
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     spdlog::warn("gc sweep failed: {}", e.what());
     if (conn_ && conn_->broken()) conn_.reset();
   }
@@ -154,7 +154,7 @@ void Listener::Start() {
         }
         // Short waits so Stop() is noticed promptly.
         for (const auto& n : conn->WaitForNotifications(Millis{250})) on_queue_(n.payload);
-      } catch (const Error& e) {
+      } catch (const std::exception& e) {
         spdlog::debug("listener: {}", e.what());
         conn.reset();
         if (!wake_.WaitFor(retry)) return;

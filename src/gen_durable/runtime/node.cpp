@@ -14,8 +14,9 @@ namespace gen_durable::detail {
 
 namespace {
 
-// Field 22 of /proc/<pid>/stat: start time in clock ticks since boot ("" when unreadable).
-std::string ProcStart(int pid) {
+// Field `n` (>= 3) of /proc/<pid>/stat ("" when unreadable): 3 is the state, 22 the start
+// time in clock ticks since boot.
+std::string ProcStatField(int pid, int n) {
   std::ifstream in(fmt::format("/proc/{}/stat", pid));
   std::string line;
   if (!std::getline(in, line)) return "";
@@ -24,11 +25,13 @@ std::string ProcStart(int pid) {
   if (close == std::string::npos) return "";
   std::istringstream rest(line.substr(close + 2));
   std::string field;
-  for (int i = 3; i <= 22; ++i) {
+  for (int i = 3; i <= n; ++i) {
     if (!(rest >> field)) return "";
   }
   return field;
 }
+
+std::string ProcStart(int pid) { return ProcStatField(pid, 22); }
 
 }  // namespace
 
@@ -50,6 +53,9 @@ std::string NewNodeId(const ProcessIdentity& self) {
 bool ProcessIsGone(int pid, const std::string& proc_start) {
   if (pid <= 0) return true;
   if (kill(pid, 0) != 0 && errno == ESRCH) return true;
+  // A zombie (exited, not yet reaped by its parent) still answers kill(): it is gone all the same.
+  const std::string state = ProcStatField(pid, 3);
+  if (state == "Z" || state == "X") return true;
   const std::string now = ProcStart(pid);
   // Unreadable /proc (another user's process): trust kill(), which said it exists.
   if (now.empty() || proc_start.empty()) return false;

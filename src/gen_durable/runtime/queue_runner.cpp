@@ -110,7 +110,8 @@ void QueueRunner::FeederLoop() {
         rows = core_->store.Claim(*conn, queue_, demand, core_->node_id, opts.lease_ttl,
                                   core_->machine_keys, promote);
         retry = Millis{100};
-      } catch (const Error& e) {
+      } catch (const std::exception& e) {
+        // Never let a failure end the feeder: a lost connection, or anything unexpected.
         spdlog::warn("queue {}: claim failed ({}); retrying in {} ms", queue_, e.what(),
                      retry.count());
         next_promote = Clock::now();
@@ -193,6 +194,7 @@ void QueueRunner::WorkerLoop() {
       data->queue = std::move(row.queue);
       data->priority = row.priority;
       data->state = std::move(row.state);
+      data->load_error = std::move(row.state_error);
       lease_seq = row.lease_seq;
       running_[data->id] = Running{data};
     }
@@ -230,6 +232,16 @@ OutcomeRow QueueRunner::Encode(const MachineDef& def, const ContextData& data,
       row.keep = keep;
       break;
     case OutcomeKind::kReplay:
+      if (data.max_attempts > 0 && data.attempt + 1 >= data.max_attempts) {
+        // The crash-loop guard covers replays too: a handler that replays forever stops here.
+        row.status = "failed";
+        row.attempt = data.attempt;
+        row.last_error = fmt::format("{}{}max attempts ({}) reached in step '{}'",
+                                     out.reason(), out.reason().empty() ? "" : " (",
+                                     data.max_attempts, data.step);
+        if (!out.reason().empty()) *row.last_error += ")";
+        return row;
+      }
       row.status = "runnable";
       row.state = gen_durable::detail::Encode(out.state());
       row.attempt = data.attempt + 1;
@@ -273,6 +285,8 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
     if (!def) {
       out = Stop(fmt::format("machine '{}' version {} is not registered on node {}", data->fsm,
                              data->fsm_version, core_->node_id));
+    } else if (!data->load_error.empty()) {
+      out = Stop(data->load_error);
     } else {
       try {
         out = def->run(data.get());

@@ -394,8 +394,25 @@ EmbeddedCluster::EmbeddedCluster(EmbeddedOptions options) : options_(std::move(o
   bin_dir_ = FindBinDir();
 }
 
+// Client sessions other than the asking one: another process (a worker that attached after we
+// started the server) still needs it. -1 when the server cannot be asked.
+int EmbeddedCluster::OtherSessions() const {
+  std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectdb(ConnInfo("postgres").c_str()),
+                                                    &PQfinish);
+  if (PQstatus(conn.get()) != CONNECTION_OK) return -1;
+  std::unique_ptr<PGresult, decltype(&PQclear)> res(
+      PQexec(conn.get(),
+             "SELECT count(*) FROM pg_stat_activity "
+             "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"),
+      &PQclear);
+  if (PQresultStatus(res.get()) != PGRES_TUPLES_OK) return -1;
+  return std::atoi(PQgetvalue(res.get(), 0, 0));
+}
+
 EmbeddedCluster::~EmbeddedCluster() {
   if (options_.stop_on_exit && started_by_us_ && running_ && getpid() == owner_pid_) {
+    // Leave the server up while another process uses it; the next starter attaches to it.
+    if (OtherSessions() > 0) return;
     try {
       Stop();
     } catch (...) {

@@ -19,7 +19,8 @@ struct EmbeddedOptions {
   int port = 5432;
   // Turn durability off (fsync, synchronous_commit, full_page_writes): tests only.
   bool fast_unsafe = false;
-  // Stop the server when this object is destroyed, if this object started it.
+  // Stop the server when this object is destroyed, if this object started it and no other
+  // client is connected (a process that attached later keeps it running).
   bool stop_on_exit = true;
 };
 
@@ -39,7 +40,8 @@ class EmbeddedCluster {
   std::string ConnInfo(const std::string& dbname = "postgres") const;
   // Creates database `name` if it does not exist.
   void CreateDatabase(const std::string& name);
-  // Stops the server (fast mode) and waits for it. Idempotent.
+  // Stops the server (fast mode) and waits for it, even when this object only attached to a
+  // running server and other clients are connected. Idempotent.
   void Stop();
   // Starts a stopped server again (for restart tests).
   void Restart();
@@ -48,6 +50,7 @@ class EmbeddedCluster {
   const std::string& socket_dir() const { return socket_dir_; }
 
  private:
+  int OtherSessions() const;
   explicit EmbeddedCluster(EmbeddedOptions options);
   // Runs initdb when needed, then starts the server or attaches to the running one.
   void StartOrAttach();

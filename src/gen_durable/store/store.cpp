@@ -2,6 +2,9 @@
 #include "gen_durable/store/store.hpp"
 
 #include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
 
 #include "gen_durable/schema/migrations.hpp"
 
@@ -38,6 +41,23 @@ constexpr const char* kReleaseLostLease = R"SQL(
   locked_by = NULL, lease_expires_at = NULL, eligible_at = now(), updated_at = now()
 )SQL";
 
+// Parses stored JSON. jsonb accepts values nlohmann cannot represent (e.g. 1e1000); such a
+// value must not take a node down, so the failure is returned instead of thrown.
+std::optional<Json> ParseStored(std::string_view text, std::string* error) {
+  try {
+    return Json::parse(text);
+  } catch (const Json::exception& e) {
+    if (error) *error = e.what();
+    return std::nullopt;
+  }
+}
+
+// For reads: an unrepresentable value is shown as its stored text.
+Json ParseForDisplay(std::string_view text) {
+  auto j = ParseStored(text, nullptr);
+  return j ? std::move(*j) : Json(std::string(text));
+}
+
 InstanceInfo ReadInfo(const pg::Result& r, int row) {
   InstanceInfo info;
   info.id = r.Int64(row, 0);
@@ -45,14 +65,14 @@ InstanceInfo ReadInfo(const pg::Result& r, int row) {
   info.fsm_version = r.Int(row, 2);
   info.status = r.String(row, 3);
   info.step = r.String(row, 4);
-  info.state = Json::parse(r.Text(row, 5));
+  info.state = ParseForDisplay(r.Text(row, 5));
   info.attempt = r.Int(row, 6);
   if (!r.IsNull(row, 7)) info.max_attempts = r.Int(row, 7);
   info.queue = r.String(row, 8);
   info.priority = r.Int(row, 9);
   info.partition_key = r.OptString(row, 10);
   info.unique_key = r.OptString(row, 11);
-  info.result = r.IsNull(row, 12) ? Json(nullptr) : Json::parse(r.Text(row, 12));
+  info.result = r.IsNull(row, 12) ? Json(nullptr) : ParseForDisplay(r.Text(row, 12));
   info.last_error = r.OptString(row, 13);
   info.parent_id = r.OptInt64(row, 14);
   info.locked_by = r.OptString(row, 15);
@@ -118,7 +138,11 @@ std::vector<ReapedRow> ReadReaped(const pg::Result& r) {
 }  // namespace
 
 Store::Store(std::string schema) : schema_(std::move(schema)) {
+  // NOTIFY channel names are identifiers (at most 63 bytes): a long schema name is hashed.
   channel_ = "gen_durable." + schema_;
+  if (channel_.size() > 63) {
+    channel_ = fmt::format("gen_durable.{:016x}", std::hash<std::string>{}(schema_));
+  }
 
   // Single insert; announces ready work on the channel (delivered at commit, so a caller's
   // rolled-back transaction announces nothing).
@@ -266,6 +290,9 @@ WHERE heartbeat_at < now() - $1::bigint * interval '1 millisecond' RETURNING id)
   // Served by gd_instances_parent.
   children_ = Make("gd_children",
                    "SELECT id FROM {s}.gd_instances WHERE parent_id = $1 ORDER BY id");
+  children_many_ = Make("gd_children_many",
+                        "SELECT parent_id, id FROM {s}.gd_instances "
+                        "WHERE parent_id = ANY($1::bigint[]) ORDER BY parent_id, id");
   list_ = Make("gd_list", (std::string("SELECT ") + kInfoColumns + R"SQL( FROM {s}.gd_instances
 WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR queue = $2)
   AND ($3::text IS NULL OR fsm = $3)
@@ -330,7 +357,13 @@ std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue
     row.fsm = r.String(i, 1);
     row.fsm_version = r.Int(i, 2);
     row.step = r.String(i, 3);
-    row.state = Json::parse(r.Text(i, 4));
+    std::string error;
+    auto state = ParseStored(r.Text(i, 4), &error);
+    if (state) {
+      row.state = std::move(*state);
+    } else {
+      row.state_error = "stored state cannot be decoded: " + error;
+    }
     row.attempt = r.Int(i, 5);
     row.max_attempts = r.Int(i, 6);
     row.priority = r.Int(i, 7);
@@ -354,22 +387,25 @@ std::int64_t Store::PromoteDue(pg::Connection& c, const std::string& queue) cons
 std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
                                                 const std::vector<OutcomeRow>& rows,
                                                 const std::string& node, Millis lease_ttl) const {
-  Json arr = Json::array();
-  for (const auto& o : rows) {
-    Json j = {{"id", o.id},
-              {"seq", o.lease_seq},
-              {"status", o.status},
-              {"attempt", o.attempt},
-              {"keep", o.keep}};
-    j["step"] = o.step ? Json(*o.step) : Json(nullptr);
-    j["state"] = o.state ? Json::parse(*o.state) : Json(nullptr);
-    j["delay_ms"] = o.delay_ms ? Json(*o.delay_ms) : Json(nullptr);
-    j["result"] = o.result ? Json::parse(*o.result) : Json(nullptr);
-    j["last_error"] = o.last_error ? Json(*o.last_error) : Json(nullptr);
-    arr.push_back(std::move(j));
+  // The array is assembled as text: states and results are already encoded JSON, and
+  // re-parsing them only to print them again would cost more than the commit.
+  std::string arr = "[";
+  auto str = [](const std::optional<std::string>& s) {
+    return s ? Json(*s).dump(-1, ' ', false, Json::error_handler_t::replace) : std::string("null");
+  };
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& o = rows[i];
+    if (i) arr += ',';
+    arr += fmt::format(
+        R"({{"id":{},"seq":{},"status":"{}","attempt":{},"keep":{},"step":{},"state":{},)"
+        R"("delay_ms":{},"result":{},"last_error":{}}})",
+        o.id, o.lease_seq, o.status, o.attempt, o.keep ? "true" : "false", str(o.step),
+        o.state ? *o.state : "null", o.delay_ms ? std::to_string(*o.delay_ms) : "null",
+        o.result ? *o.result : "null", str(o.last_error));
   }
+  arr += ']';
   pg::Params p;
-  p.Add(arr.dump()).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count()));
+  p.Add(arr).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count()));
   auto r = c.Execute(commit_, p);
   std::vector<std::int64_t> ids;
   ids.reserve(r.rows());
@@ -468,7 +504,18 @@ std::vector<InstanceInfo> Store::List(pg::Connection& c, const ListFilter& f) co
   auto r = c.Execute(list_, p);
   std::vector<InstanceInfo> out;
   out.reserve(r.rows());
-  for (int i = 0; i < r.rows(); ++i) out.push_back(ReadInfo(r, i));
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < r.rows(); ++i) {
+    out.push_back(ReadInfo(r, i));
+    ids.push_back(out.back().id);
+  }
+  if (ids.empty()) return out;
+  std::map<std::int64_t, std::vector<std::int64_t>> kids;
+  auto ch = c.Execute(children_many_, pg::Params().Add(IdArray(ids)));
+  for (int i = 0; i < ch.rows(); ++i) kids[ch.Int64(i, 0)].push_back(ch.Int64(i, 1));
+  for (auto& info : out) {
+    if (auto it = kids.find(info.id); it != kids.end()) info.children = std::move(it->second);
+  }
   return out;
 }
 

@@ -27,6 +27,8 @@ struct ClaimedRow {
   int priority = 0;
   std::int64_t lease_seq = 0;
   std::string queue;
+  // Set when the stored state cannot be decoded at all; the instance fails with this error.
+  std::string state_error;
 };
 
 // A fully resolved insert (defaults applied by the client).
@@ -128,7 +130,7 @@ class Store {
   std::string channel_;
   pg::Statement insert_one_, insert_batch_, promote_, claim_, commit_, heartbeat_, release_, reap_,
       reclaim_node_, gc_, node_upsert_, node_heartbeat_, node_delete_, nodes_on_host_,
-      nodes_prune_, get_, children_, list_, counts_;
+      nodes_prune_, get_, children_, children_many_, list_, counts_;
 };
 
 }  // namespace gen_durable::detail

@@ -1,0 +1,682 @@
+// Black-box tests of the `gen_durable` CLI: its output contract, exit statuses, and workers that
+// crash, get killed or drain, all run as real child processes against a fresh database.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gen_durable/options.hpp"
+#include "support/pg_fixture.hpp"
+
+namespace gen_durable {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// Worker timings short enough for tests; the lease is long enough never to expire under a
+// running step on a loaded CI machine.
+const std::vector<std::string> kFastWorker = {
+    "--poll-interval",      "100",  "--lease-ttl",     "10000",
+    "--heartbeat-interval", "1000", "--reap-interval", "500"};
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  for (std::string line; std::getline(ss, line);) {
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
+bool StartsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+struct CliResult {
+  int exit_code = -1;  // -1: killed by a signal or still running
+  std::string out;
+  std::string err;
+};
+
+// One CLI process whose stdout and stderr go to files (a pipe could fill up and block a
+// long-running worker). Killed and reaped on destruction, so a failed assertion leaves no
+// worker behind.
+class CliProcess {
+ public:
+  // `home`, when set, runs the CLI on the embedded default under GEN_DURABLE_HOME=home (and
+  // without GEN_DURABLE_DATABASE_URL).
+  explicit CliProcess(const std::vector<std::string>& args,
+                      std::optional<std::string> home = std::nullopt) {
+    char out_path[] = "/tmp/gd_cli_out_XXXXXX";
+    char err_path[] = "/tmp/gd_cli_err_XXXXXX";
+    const int out_fd = mkstemp(out_path);
+    const int err_fd = mkstemp(err_path);
+    if (out_fd < 0 || err_fd < 0) throw std::runtime_error("mkstemp failed");
+    out_path_ = out_path;
+    err_path_ = err_path;
+    const int null_fd = open("/dev/null", O_RDONLY);
+    std::vector<std::string> argv_store = {testing::CliPath()};
+    argv_store.insert(argv_store.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_store) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_store;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string entry = *e;
+      if (home && (StartsWith(entry, "GEN_DURABLE_HOME=") ||
+                   StartsWith(entry, "GEN_DURABLE_DATABASE_URL="))) {
+        continue;
+      }
+      env_store.push_back(entry);
+    }
+    if (home) env_store.push_back("GEN_DURABLE_HOME=" + *home);
+    std::vector<char*> envp;
+    for (auto& e : env_store) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    // Only async-signal-safe calls between fork and exec: the test process has threads.
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(null_fd, 0);
+      dup2(out_fd, 1);
+      dup2(err_fd, 2);
+      execve(argv[0], argv.data(), envp.data());
+      _exit(127);
+    }
+    close(null_fd);
+    close(out_fd);
+    close(err_fd);
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+  }
+
+  ~CliProcess() {
+    if (!exited_) {
+      kill(pid_, SIGKILL);
+      int status = 0;
+      waitpid(pid_, &status, 0);
+    }
+    unlink(out_path_.c_str());
+    unlink(err_path_.c_str());
+  }
+
+  CliProcess(const CliProcess&) = delete;
+  CliProcess& operator=(const CliProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void Signal(int sig) { kill(pid_, sig); }
+
+  // Waits until the process exits or `timeout` passes; true when it exited. Reaping matters:
+  // a zombie still "exists" for kill(pid, 0), so a new worker would think it alive.
+  bool Wait(Clock::duration timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (!exited_) {
+      const pid_t r = waitpid(pid_, &status_, WNOHANG);
+      if (r == pid_) {
+        exited_ = true;
+        break;
+      }
+      if (Clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    return true;
+  }
+
+  bool exited() const { return exited_; }
+  // The exit status, or -1 when the process died from a signal.
+  int exit_code() const { return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1; }
+  bool killed_by(int sig) const { return WIFSIGNALED(status_) && WTERMSIG(status_) == sig; }
+  std::string out() const { return ReadAll(out_path_); }
+  std::string err() const { return ReadAll(err_path_); }
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_path_;
+  std::string err_path_;
+  bool exited_ = false;
+  int status_ = 0;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override { db_ = testing::FreshDatabase(); }
+
+  // Runs `gen_durable <args> --database <db>` to completion.
+  CliResult Run(std::vector<std::string> args) {
+    CliProcess p(WithDatabase(std::move(args)));
+    CliResult r;
+    if (!p.Wait(seconds(60))) {
+      ADD_FAILURE() << "gen_durable did not exit within 60 s";
+      return r;
+    }
+    r.exit_code = p.exit_code();
+    r.out = p.out();
+    r.err = p.err();
+    return r;
+  }
+
+  std::unique_ptr<CliProcess> Start(std::vector<std::string> args) {
+    return std::make_unique<CliProcess>(WithDatabase(std::move(args)));
+  }
+
+  std::unique_ptr<CliProcess> StartWorker(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"worker"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Start(std::move(args));
+  }
+
+  // Inserts an instance and returns its id; fails the test unless stdout is the id alone.
+  std::int64_t Insert(const std::string& fsm, const std::string& state,
+                      std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"insert", fsm, "--state", state};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CliResult r = Run(std::move(args));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(!r.out.empty() && r.out.back() == '\n') << "out: [" << r.out << "]";
+    const std::string digits = r.out.empty() ? "" : r.out.substr(0, r.out.size() - 1);
+    EXPECT_FALSE(digits.empty());
+    EXPECT_EQ(digits.find_first_not_of("0123456789"), std::string::npos)
+        << "out: [" << r.out << "]";
+    return digits.empty() ? 0 : std::stoll(digits);
+  }
+
+  Json Show(std::int64_t id) {
+    CliResult r = Run({"show", std::to_string(id), "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(Lines(r.out).size(), 1u) << r.out;
+    return Json::parse(r.out);
+  }
+
+  std::vector<Json> ListJson(std::vector<std::string> filters) {
+    std::vector<std::string> args = {"list", "--json"};
+    args.insert(args.end(), filters.begin(), filters.end());
+    CliResult r = Run(std::move(args));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<Json> rows;
+    for (const auto& line : Lines(r.out)) rows.push_back(Json::parse(line));
+    return rows;
+  }
+
+  // Polls `show --json` until `done` holds; returns the last view (the test fails on timeout).
+  Json ShowUntil(std::int64_t id, const std::function<bool(const Json&)>& done,
+                 Clock::duration timeout = seconds(60)) {
+    const auto deadline = Clock::now() + timeout;
+    Json info = Show(id);
+    while (!done(info)) {
+      if (Clock::now() >= deadline) {
+        ADD_FAILURE() << "instance " << id << " did not reach the expected state: " << info.dump();
+        break;
+      }
+      std::this_thread::sleep_for(milliseconds(100));
+      info = Show(id);
+    }
+    return info;
+  }
+
+  Json ShowUntilTerminal(std::int64_t id, Clock::duration timeout = seconds(60)) {
+    return ShowUntil(
+        id,
+        [](const Json& j) {
+          const std::string s = j["status"];
+          return s == "done" || s == "failed" || s == "cancelled";
+        },
+        timeout);
+  }
+
+  std::vector<std::string> WithDatabase(std::vector<std::string> args) const {
+    args.push_back("--database");
+    args.push_back(db_);
+    return args;
+  }
+
+  std::string db_;
+};
+
+// A one-line reason on stderr, prefixed with the program name.
+void ExpectOneLineReason(const CliResult& r) {
+  EXPECT_TRUE(StartsWith(r.err, "gen_durable: ")) << r.err;
+  EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST_F(CliTest, InsertPrintsOnlyTheIdAndShowJsonHasEveryContractField) {
+  const std::int64_t id = Insert("demo.chain", R"({"steps": 3})",
+                                 {"--queue", "q1", "--priority", "4", "--max-attempts", "7"});
+  ASSERT_GT(id, 0);
+  const Json j = Show(id);
+  for (const char* field : {"id", "fsm", "fsm_version", "status", "step", "state", "attempt",
+                            "queue", "priority", "partition_key", "unique_key", "result",
+                            "last_error", "parent_id", "children", "signals"}) {
+    EXPECT_TRUE(j.contains(field)) << "missing " << field << " in " << j.dump();
+  }
+  EXPECT_EQ(j["id"], id);
+  EXPECT_EQ(j["fsm"], "demo.chain");
+  EXPECT_EQ(j["fsm_version"], 1);
+  EXPECT_EQ(j["status"], "runnable");
+  EXPECT_EQ(j["step"], "start");
+  EXPECT_EQ(j["state"], Json({{"steps", 3}}));
+  EXPECT_EQ(j["attempt"], 0);
+  EXPECT_EQ(j["queue"], "q1");
+  EXPECT_EQ(j["priority"], 4);
+  EXPECT_EQ(j["max_attempts"], 7);
+  EXPECT_TRUE(j["partition_key"].is_null());
+  EXPECT_TRUE(j["unique_key"].is_null());
+  EXPECT_TRUE(j["result"].is_null());
+  EXPECT_TRUE(j["last_error"].is_null());
+  EXPECT_TRUE(j["parent_id"].is_null());
+  EXPECT_EQ(j["children"], Json::array());
+  EXPECT_EQ(j["signals"], Json::array());
+
+  // The demo machines' defaults apply: demo.flaky's attempt limit and a job's first step.
+  const Json flaky = Show(Insert("demo.flaky", R"({"fail_times": 1})"));
+  EXPECT_EQ(flaky["max_attempts"], 5);
+  EXPECT_EQ(flaky["queue"], "default");
+  EXPECT_EQ(flaky["step"], "perform");
+
+  CliResult human = Run({"show", std::to_string(id)});
+  EXPECT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_NE(human.out.find("demo.chain"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find("runnable"), std::string::npos) << human.out;
+}
+
+TEST_F(CliTest, InsertScheduleInDefersTheInstance) {
+  const std::int64_t later = Insert("demo.noop", "{}", {"--schedule-in", "3600000"});
+  const std::int64_t now = Insert("demo.noop", "{}");
+  const Json a = Show(later);
+  const Json b = Show(now);
+  // ISO-8601 strings in one time zone compare chronologically.
+  EXPECT_GT(a["eligible_at"].get<std::string>(), b["eligible_at"].get<std::string>());
+  EXPECT_EQ(a["status"], "scheduled");
+  EXPECT_EQ(b["status"], "runnable");
+  const std::vector<Json> scheduled = ListJson({"--status", "scheduled"});
+  ASSERT_EQ(scheduled.size(), 1u);
+  EXPECT_EQ(scheduled[0]["id"], later);
+}
+
+TEST_F(CliTest, ListJsonPrintsOneObjectPerLineAndFilters) {
+  const std::int64_t a = Insert("demo.noop", "{}");
+  const std::int64_t b = Insert("demo.chain", R"({"steps": 2})", {"--queue", "other"});
+  const std::int64_t c = Insert("demo.sleep", R"({"ms": 5})");
+
+  const std::vector<Json> all = ListJson({});
+  ASSERT_EQ(all.size(), 3u);
+  std::set<std::int64_t> ids;
+  for (const Json& row : all) {
+    ids.insert(row["id"].get<std::int64_t>());
+    for (const char* field : {"id", "fsm", "status", "step", "state", "attempt", "queue", "result",
+                              "last_error", "children", "signals"}) {
+      EXPECT_TRUE(row.contains(field)) << "missing " << field << " in " << row.dump();
+    }
+  }
+  EXPECT_EQ(ids, (std::set<std::int64_t>{a, b, c}));
+
+  const std::vector<Json> other = ListJson({"--queue", "other"});
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_EQ(other[0]["id"], b);
+  const std::vector<Json> sleeps = ListJson({"--fsm", "demo.sleep"});
+  ASSERT_EQ(sleeps.size(), 1u);
+  EXPECT_EQ(sleeps[0]["id"], c);
+  EXPECT_EQ(ListJson({"--limit", "2"}).size(), 2u);
+  EXPECT_EQ(ListJson({"--status", "runnable"}).size(), 3u);
+  EXPECT_TRUE(ListJson({"--status", "done"}).empty());
+
+  CliResult table = Run({"list"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(Lines(table.out).size(), 4u) << table.out;  // header + 3 rows
+}
+
+TEST_F(CliTest, StatsJsonCountsByQueueAndStatus) {
+  Insert("demo.noop", "{}");
+  Insert("demo.noop", "{}");
+  Insert("demo.noop", "{}", {"--queue", "other"});
+  CliResult r = Run({"stats", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Lines(r.out).size(), 1u) << r.out;
+  const Json j = Json::parse(r.out);
+  ASSERT_TRUE(j["total"].is_object()) << j.dump();
+  ASSERT_TRUE(j["queues"].is_object()) << j.dump();
+  EXPECT_EQ(j["total"]["runnable"], 3);
+  EXPECT_EQ(j["total"]["done"], 0);
+  EXPECT_EQ(j["queues"]["default"]["runnable"], 2);
+  EXPECT_EQ(j["queues"]["other"]["runnable"], 1);
+  EXPECT_EQ(j["queues"].size(), 2u);
+
+  CliResult table = Run({"stats"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("other"), std::string::npos) << table.out;
+}
+
+TEST_F(CliTest, UsageErrorsExitTwoWithOneLineReason) {
+  const std::vector<std::vector<std::string>> cases = {
+      {"insert", "demo.noop", "--bogus"},
+      {"insert", "demo.noop", "--state", "{not json"},
+      {"insert", "demo.noop", "--state", "[1, 2]"},
+      {"insert", "demo.noop", "--priority", "high"},
+      {"insert", "demo.chain", "--step", "no_such_step"},
+      {"insert"},
+      {"show", "abc"},
+      {"list", "--status", "sleeping"},
+      {},
+      {"frobnicate"},
+      {"worker", "--queues", "default:x"},
+      {"worker", "--queues", "default:-1"},
+      {"worker", "--lease-ttl", "1000", "--heartbeat-interval", "1000"},
+  };
+  for (const auto& args : cases) {
+    SCOPED_TRACE(::testing::PrintToString(args));
+    CliResult r = Run(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    ExpectOneLineReason(r);
+  }
+  // Nothing was inserted by the refused commands.
+  EXPECT_TRUE(ListJson({}).empty());
+}
+
+TEST_F(CliTest, UnknownIdOnShowExitsOne) {
+  CliResult r = Run({"show", "987654321"});
+  EXPECT_EQ(r.exit_code, 1);
+  ExpectOneLineReason(r);
+  EXPECT_EQ(r.err, "gen_durable: instance 987654321 not found\n");
+}
+
+TEST_F(CliTest, UnreachableDatabaseExitsOne) {
+  CliProcess p({"stats", "--database", "host=/nonexistent/gd_socket dbname=x connect_timeout=2"});
+  ASSERT_TRUE(p.Wait(seconds(30)));
+  EXPECT_EQ(p.exit_code(), 1);
+  CliResult r{p.exit_code(), p.out(), p.err()};
+  ExpectOneLineReason(r);
+}
+
+TEST_F(CliTest, HelpExitsZeroForEveryCommand) {
+  for (const char* command : {"migrate", "insert", "show", "list", "stats", "worker", "demo"}) {
+    CliResult r = Run({command, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << command << ": " << r.err;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << command << ": " << r.out;
+  }
+  CliResult root = Run({"--help"});
+  EXPECT_EQ(root.exit_code, 0);
+  EXPECT_NE(root.out.find("worker"), std::string::npos);
+}
+
+TEST_F(CliTest, MigratePrintsTheSchemaVersion) {
+  CliResult r = Run({"migrate"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Lines(r.out).size(), 1u);
+  EXPECT_GT(std::stoi(r.out), 0);
+  // Applying again is a no-op with the same version.
+  EXPECT_EQ(Run({"migrate"}).out, r.out);
+}
+
+TEST_F(CliTest, WorkerRunsChainsAndFlakyJobsToCompletion) {
+  const std::int64_t chain = Insert("demo.chain", R"({"steps": 5})");
+  const std::int64_t flaky_ok = Insert("demo.flaky", R"({"fail_times": 2})");
+  const std::int64_t flaky_bad = Insert("demo.flaky", R"({"fail_times": 6})");
+  const std::int64_t noop = Insert("demo.noop", "{}");
+  std::vector<std::string> flags = kFastWorker;
+  flags.insert(flags.end(), {"--queues", "default:4"});
+  auto worker = StartWorker(flags);
+
+  const Json c = ShowUntilTerminal(chain);
+  EXPECT_EQ(c["status"], "done") << c.dump();
+  EXPECT_EQ(c["result"], Json({{"steps", 5}}));
+  const Json ok = ShowUntilTerminal(flaky_ok);
+  EXPECT_EQ(ok["status"], "done") << ok.dump();
+  EXPECT_EQ(ok["result"], Json({{"attempts", 3}}));
+  EXPECT_EQ(ok["attempt"], 2);
+  const Json bad = ShowUntilTerminal(flaky_bad);
+  EXPECT_EQ(bad["status"], "failed") << bad.dump();
+  EXPECT_NE(bad["last_error"].get<std::string>().find("flaky failure"), std::string::npos)
+      << bad.dump();
+  EXPECT_EQ(ShowUntilTerminal(noop)["status"], "done");
+
+  worker->Signal(SIGTERM);
+  ASSERT_TRUE(worker->Wait(seconds(15))) << worker->err();
+  EXPECT_EQ(worker->exit_code(), 0) << worker->err();
+  EXPECT_NE(worker->err().find("started node"), std::string::npos) << worker->err();
+  EXPECT_NE(worker->err().find("stopped node"), std::string::npos) << worker->err();
+}
+
+// The crash test of the issue: a worker is SIGKILLed mid-step; the next worker re-runs what it
+// held, and nothing is left `executing`.
+TEST_F(CliTest, RowsOfAKilledWorkerAreRerunByTheNextWorker) {
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(Insert("demo.sleep", R"({"ms": 3000})"));
+  const std::vector<std::string> short_lease = {
+      "--queues",        "default:2", "--lease-ttl",     "2000", "--heartbeat-interval", "500",
+      "--reap-interval", "500",       "--poll-interval", "100"};
+  auto a = StartWorker(short_lease);
+
+  std::vector<Json> executing;
+  const auto deadline = Clock::now() + seconds(30);
+  while ((executing = ListJson({"--status", "executing"})).empty()) {
+    ASSERT_LT(Clock::now(), deadline) << "worker A never started a step: " << a->err();
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  a->Signal(SIGKILL);
+  ASSERT_TRUE(a->Wait(seconds(10)));
+  ASSERT_TRUE(a->killed_by(SIGKILL));
+
+  // With no worker alive, A's claims are still held: the kill really abandoned them mid-step.
+  std::set<std::int64_t> killed;
+  for (const Json& row : executing) {
+    const std::int64_t id = row["id"];
+    killed.insert(id);
+    const Json now = Show(id);
+    EXPECT_EQ(now["status"], "executing") << now.dump();
+    EXPECT_TRUE(now["result"].is_null()) << now.dump();
+  }
+
+  // B has a slot for every row, so the re-runs do not queue behind each other.
+  std::vector<std::string> b_flags = short_lease;
+  b_flags[1] = "default:4";
+  auto b = StartWorker(b_flags);
+  for (std::int64_t id : ids) {
+    const Json j = ShowUntilTerminal(id);
+    EXPECT_EQ(j["status"], "done") << j.dump();
+    if (killed.count(id) != 0) {
+      EXPECT_GE(j["attempt"].get<int>(), 1) << j.dump();
+      // demo.sleep records the process that ran it: B re-ran what A abandoned.
+      const std::string ran_by = j["result"]["worker"];
+      EXPECT_TRUE(ran_by.size() > std::to_string(b->pid()).size() &&
+                  ran_by.substr(ran_by.rfind(':') + 1) == std::to_string(b->pid()))
+          << j.dump() << " (worker B is pid " << b->pid() << ")";
+    }
+  }
+  EXPECT_TRUE(ListJson({"--status", "executing"}).empty());
+  EXPECT_EQ(ListJson({"--status", "done"}).size(), ids.size());
+
+  b->Signal(SIGTERM);
+  ASSERT_TRUE(b->Wait(seconds(15))) << b->err();
+  EXPECT_EQ(b->exit_code(), 0) << b->err();
+}
+
+// demo.crash kills its own worker on attempt 0. The restarted worker on the same host releases
+// the dead predecessor's claim at start, so recovery does not wait for the (long) lease.
+TEST_F(CliTest, CrashedStepCompletesOnRestartedWorkerWithoutWaitingForTheLease) {
+  const std::int64_t id = Insert("demo.crash", "{}");
+  const std::vector<std::string> long_lease = {
+      "--lease-ttl",     "120000", "--heartbeat-interval", "1000",
+      "--reap-interval", "120000", "--poll-interval",      "100"};
+  auto a = StartWorker(long_lease);
+  ASSERT_TRUE(a->Wait(seconds(30))) << "demo.crash did not kill its worker: " << a->err();
+  EXPECT_EQ(a->exit_code(), 137) << a->err();
+  const Json held = Show(id);
+  EXPECT_EQ(held["status"], "executing") << held.dump();
+
+  const auto restart = Clock::now();
+  auto b = StartWorker(long_lease);
+  // Well under the 120 s lease: only the reclaim at start can explain completion.
+  const Json j = ShowUntilTerminal(id, seconds(20));
+  EXPECT_LT(Clock::now() - restart, seconds(20));
+  EXPECT_EQ(j["status"], "done") << j.dump();
+  EXPECT_EQ(j["result"], Json({{"attempts", 2}})) << j.dump();
+  EXPECT_EQ(j["attempt"], 1) << j.dump();
+
+  b->Signal(SIGTERM);
+  ASSERT_TRUE(b->Wait(seconds(15))) << b->err();
+  EXPECT_EQ(b->exit_code(), 0) << b->err();
+}
+
+// SIGTERM drains: buffered (prefetched) rows go back to `runnable` at once, and the worker exits
+// soon after drain_timeout even though its one running step would take 10 s more.
+TEST_F(CliTest, SigtermReleasesBufferedRowsAndExitsAfterDrainTimeout) {
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(Insert("demo.sleep", R"({"ms": 10000})"));
+  auto worker = StartWorker({"--queues", "default:1", "--prefetch", "5", "--drain-timeout", "1000",
+                             "--poll-interval", "100", "--lease-ttl", "30000",
+                             "--heartbeat-interval", "1000"});
+  // One slot + prefetch 5 claims all four: one runs, three wait in the buffer.
+  const auto deadline = Clock::now() + seconds(30);
+  while (ListJson({"--status", "executing"}).size() < ids.size()) {
+    ASSERT_LT(Clock::now(), deadline) << "the worker never claimed every row: " << worker->err();
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+
+  const auto term = Clock::now();
+  worker->Signal(SIGTERM);
+  ASSERT_TRUE(worker->Wait(seconds(1 + 3))) << "no exit within drain_timeout + 3 s";
+  EXPECT_LT(Clock::now() - term, milliseconds(1000 + 3000));
+  EXPECT_EQ(worker->exit_code(), 0) << worker->err();
+
+  const std::vector<Json> runnable = ListJson({"--status", "runnable"});
+  const std::vector<Json> executing = ListJson({"--status", "executing"});
+  // The buffered rows are released; only the abandoned in-flight step may still hold its lease.
+  EXPECT_GE(runnable.size(), ids.size() - 1);
+  EXPECT_LE(executing.size(), 1u);
+  EXPECT_EQ(runnable.size() + executing.size(), ids.size());
+  for (const Json& row : runnable) {
+    EXPECT_TRUE(row["locked_by"].is_null()) << row.dump();
+    EXPECT_TRUE(row["result"].is_null()) << row.dump();
+  }
+}
+
+TEST_F(CliTest, DemoRunsEveryInstanceToATerminalStatus) {
+  // 116 = 80 noop, 20 chain, 8 sleep, 8 flaky; flaky fail_times i % 7 fails for 5 and 6.
+  CliResult r = Run({"demo", "--count", "116", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Lines(r.out).size(), 1u) << r.out;
+  const Json j = Json::parse(r.out);
+  EXPECT_EQ(j["total"], 116);
+  EXPECT_EQ(j["done"], 114) << j.dump();
+  EXPECT_EQ(j["failed"], 2) << j.dump();
+  EXPECT_NE(j["failed_sample"]["last_error"].get<std::string>().find("flaky failure"),
+            std::string::npos)
+      << j.dump();
+  EXPECT_GT(j["steps"].get<std::int64_t>(), 116);
+  EXPECT_TRUE(ListJson({"--status", "executing"}).empty());
+}
+
+// A private GEN_DURABLE_HOME for the embedded default, removed at the end.
+class EmbeddedHome {
+ public:
+  EmbeddedHome() {
+    char dir[] = "/tmp/gd_cli_home_XXXXXX";  // short: the server's socket lives below it
+    if (mkdtemp(dir) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = dir;
+    // As root the server runs as `postgres`, which must reach the data directory.
+    chmod(dir, 0755);
+    if (geteuid() == 0) {
+      if (passwd* pw = getpwnam("postgres"); pw != nullptr && chown(dir, pw->pw_uid, pw->pw_gid)) {
+        throw std::runtime_error("chown failed");
+      }
+    }
+  }
+  ~EmbeddedHome() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  // The server's socket exists exactly while the server runs.
+  bool ServerRunning() const { return std::filesystem::exists(path_ + "/pgdata/.s.PGSQL.5432"); }
+
+ private:
+  std::string path_;
+};
+
+bool WaitForStderr(const CliProcess& p, const std::string& text, Clock::duration timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (p.err().find(text) == std::string::npos) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return true;
+}
+
+// With no --database the CLI creates and runs its own cluster. A process that only attached to
+// a server another process started must leave it running when it exits.
+TEST(CliEmbedded, RunsOnTheEmbeddedDefaultAndLeavesAnotherProcesssServerRunning) {
+  EmbeddedHome home;
+  auto run = [&](const std::vector<std::string>& args) {
+    CliProcess p(args, home.path());
+    CliResult r;
+    if (!p.Wait(seconds(120))) {
+      ADD_FAILURE() << "gen_durable did not exit within 120 s";
+      return r;
+    }
+    r = {p.exit_code(), p.out(), p.err()};
+    return r;
+  };
+  const CliResult stats = run({"stats", "--json"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_NE(stats.err.find("starting embedded database at " + home.path() + "/pgdata"),
+            std::string::npos)
+      << stats.err;
+  EXPECT_EQ(Json::parse(stats.out)["total"]["done"], 0);
+  EXPECT_FALSE(home.ServerRunning()) << "the one-shot command started the server: it stops it";
+
+  CliProcess a({"worker", "--poll-interval", "100"}, home.path());
+  ASSERT_TRUE(WaitForStderr(a, "started node", seconds(60))) << a.err();
+  ASSERT_TRUE(home.ServerRunning());
+  {
+    CliProcess b({"worker", "--poll-interval", "100"}, home.path());
+    ASSERT_TRUE(WaitForStderr(b, "started node", seconds(60))) << b.err();
+    b.Signal(SIGTERM);
+    ASSERT_TRUE(b.Wait(seconds(15))) << b.err();
+    EXPECT_EQ(b.exit_code(), 0) << b.err();
+  }
+  EXPECT_TRUE(home.ServerRunning()) << "worker B stopped the server worker A started";
+
+  const CliResult insert = run({"insert", "demo.chain", "--state", R"({"steps": 2})"});
+  ASSERT_EQ(insert.exit_code, 0) << insert.err;
+  const std::string id = insert.out.substr(0, insert.out.find('\n'));
+  const auto deadline = Clock::now() + seconds(30);
+  Json info;
+  for (;;) {
+    const CliResult show = run({"show", id, "--json"});
+    ASSERT_EQ(show.exit_code, 0) << show.err;
+    info = Json::parse(show.out);
+    if (info["status"] == "done" || Clock::now() >= deadline) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_EQ(info["status"], "done") << info.dump();
+  EXPECT_EQ(info["result"], Json({{"steps", 2}}));
+
+  a.Signal(SIGTERM);
+  ASSERT_TRUE(a.Wait(seconds(15))) << a.err();
+  EXPECT_EQ(a.exit_code(), 0) << a.err();
+  EXPECT_FALSE(home.ServerRunning()) << "worker A started the server: it stops it on exit";
+}
+
+}  // namespace
+}  // namespace gen_durable
