@@ -293,6 +293,7 @@ TEST_F(EngineTest, LateOutcomeOfALostLeaseIsDroppedAndCounted) {
   EXPECT_EQ(info->locked_by, "other-node");
   EXPECT_TRUE(info->result.is_null());
   EXPECT_EQ(stale_events.load(), 1);
+  engine->Stop();
 }
 
 // --- reaper and reclaim ---
@@ -315,6 +316,7 @@ TEST_F(EngineTest, ReaperReturnsExpiredLeasesWithAttemptPlusOne) {
   EXPECT_EQ(info.result, (Json{{"attempt", 1}}));
   EXPECT_NE(info.last_error->find("ghost"), std::string::npos);
   EXPECT_EQ(reaped.load(), 1);
+  engine->Stop();
 }
 
 TEST_F(EngineTest, ReaperFailsARowWhoseAttemptsAreExhausted) {
@@ -787,6 +789,71 @@ TEST_F(EngineTest, MaxAttemptsStopsAHandlerThatReplaysForever) {
   EXPECT_EQ(info.status, "failed");
   EXPECT_EQ(runs.load(), 4);
   EXPECT_NE(info.last_error->find("max attempts (4)"), std::string::npos) << *info.last_error;
+}
+
+
+// --- feeder knobs ---
+
+TEST_F(EngineTest, MinDemandHoldsClaimsBackUntilEnoughSlotsAreFree) {
+  std::atomic<bool> go{false};
+  auto j = Job<Json>("t.min_demand")
+               .Perform([&](const Json&, JobContext&) {
+                 while (!go) std::this_thread::sleep_for(2ms);
+                 return JobResult::Ok();
+               })
+               .Build();
+  auto o = Options({j}, 4);
+  o.min_demand = 3;
+  auto engine = Engine::Create(o);
+  std::mutex mu;
+  std::vector<double> demands;
+  engine->telemetry().Attach("pick.stop", [&](const TelemetryEvent& e) {
+    std::lock_guard lock(mu);
+    demands.push_back(e.measurements.at("demand"));
+  });
+  engine->Start();
+  std::vector<InsertRequest> reqs(6, InsertRequest{"t.min_demand", 1, {}});
+  client_->InsertAll(reqs);
+  // 4 run; 2 wait. Freeing fewer than 3 slots must not trigger a claim.
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Sql64("SELECT count(*) FROM gd_instances WHERE status = 'executing'") == 4; }));
+  go = true;
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Sql64("SELECT count(*) FROM gd_instances WHERE status = 'done'") == 6; }));
+  engine->Stop();  // no more events into the locals below
+  std::lock_guard lock(mu);
+  ASSERT_FALSE(demands.empty());
+  for (double d : demands) EXPECT_GE(d, 3.0);
+}
+
+TEST_F(EngineTest, IdleQueuesBackOffAndSnapBackWhenWorkArrives) {
+  auto j = Job<Json>("t.idle").Perform([](const Json&, JobContext&) { return JobResult::Ok(); }).Build();
+  auto o = Options({j});
+  o.poll_interval = 20ms;
+  o.max_poll_interval = 320ms;
+  auto engine = Engine::Create(o);
+  std::atomic<int> picks{0};
+  engine->telemetry().Attach("pick.stop", [&](const TelemetryEvent&) { ++picks; });
+  engine->Start();
+  std::this_thread::sleep_for(2000ms);
+  // Without backoff an idle queue would poll about 100 times in 2 s; doubling to 320 ms caps it
+  // near 10. A slow machine polls less, never more.
+  EXPECT_LT(picks.load(), 30);
+  EXPECT_GT(picks.load(), 0);
+  // New work is announced (NOTIFY) and picked without waiting out the backed-off interval.
+  auto id = *client_->Insert(j);
+  EXPECT_EQ(WaitTerminal(id).status, "done");
+  engine->Stop();  // handlers capture locals declared after the engine
+}
+
+TEST_F(EngineTest, AnOutcomeCanOptOutOfInlineRunAhead) {
+  auto m = Machine<Counter>("t.no_inline")
+               .Step("start", [](StepContext<Counter>& c) { return Next("end", c.state()).Inline(false); })
+               .Step("end", [](StepContext<Counter>&) { return Done(); })
+               .Build();
+  auto engine = Engine::Start(Options({m}));
+  EXPECT_EQ(WaitTerminal(*client_->Insert(m, Counter{})).status, "done");
+  EXPECT_EQ(engine->stats().claimed, 2);
 }
 
 }  // namespace
