@@ -29,6 +29,16 @@ namespace detail {
 class ClientImpl;
 }
 
+// A signal as stored in an instance's inbox.
+struct SignalInfo {
+  std::int64_t id = 0;
+  std::string name;
+  Json payload;
+  std::optional<std::string> dedup_key;
+  bool consumed = false;
+  std::string inserted_at;
+};
+
 // One instance as stored.
 struct InstanceInfo {
   std::int64_t id = 0;
@@ -49,6 +59,7 @@ struct InstanceInfo {
   std::optional<std::string> last_error;
   std::optional<std::int64_t> parent_id;
   std::vector<std::int64_t> children;
+  std::vector<SignalInfo> signals;  // filled by Get
   std::optional<std::string> locked_by;
   std::string inserted_at;  // ISO-8601 timestamps from the database
   std::string updated_at;
@@ -60,12 +71,10 @@ struct InstanceInfo {
   Json ToJson() const;
 };
 
-// One entry of a batch insert: a machine by name (+ version; default the newest registered,
-// else 1) and its options.
-struct InsertRequest {
-  std::string fsm;
-  std::optional<int> version;
-  InsertOptions options;
+struct SignalOptions {
+  // Delivering the same (target, dedup_key) twice stores one signal; the second call returns
+  // the first signal's id.
+  std::optional<std::string> dedup_key;
 };
 
 struct ListFilter {
@@ -117,7 +126,15 @@ class Client {
   Result<std::int64_t> InsertWith(pg_conn* conn, std::string_view fsm,
                                   InsertOptions options = {});
 
-  // Reads one instance (with its children ids); nullopt when it does not exist.
+  // Delivers a durable signal to instance `id`; wakes it when it awaits `name`. Returns the
+  // signal id, or kNoTarget when the instance does not exist or is terminal.
+  Result<std::int64_t> Signal(std::int64_t id, const std::string& name, Json payload = nullptr,
+                              const SignalOptions& options = {});
+  // The same, addressing the live instance holding `unique_key`.
+  Result<std::int64_t> SignalByKey(const std::string& unique_key, const std::string& name,
+                                   Json payload = nullptr, const SignalOptions& options = {});
+
+  // Reads one instance (with its children ids and signals); nullopt when it does not exist.
   std::optional<InstanceInfo> Get(std::int64_t id);
   // Lists instances, newest first.
   std::vector<InstanceInfo> List(const ListFilter& filter);

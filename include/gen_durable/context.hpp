@@ -11,8 +11,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "gen_durable/options.hpp"
 
@@ -21,6 +23,23 @@ namespace gen_durable {
 namespace detail {
 struct ContextData;
 }
+
+// A signal delivered to an instance and not yet consumed.
+struct Signal {
+  std::int64_t id = 0;
+  std::string name;
+  Json payload;
+};
+
+// A child of the last `schedule_children`, as the step after the join sees it.
+struct ChildResult {
+  std::int64_t id = 0;
+  std::string fsm;
+  std::string status;  // done, failed, cancelled (or a live status after a deadline / k-of-n)
+  Json state;
+  Json result;
+  std::optional<std::string> last_error;
+};
 
 class Context {
  public:
@@ -44,6 +63,14 @@ class Context {
   const Json& raw_state() const;
   // True once the instance was cancelled while this step runs: return soon.
   bool cancelled() const;
+  std::optional<std::string> partition_key() const;
+  std::optional<std::string> unique_key() const;
+  // Unconsumed signals in the inbox, oldest first (see docs/guides/signals.md).
+  const std::vector<Signal>& signals() const;
+  // The first unconsumed signal named `name`, or nullptr.
+  const Signal* FindSignal(const std::string& name) const;
+  // Children of the last `schedule_children`, in insertion order.
+  const std::vector<ChildResult>& children() const;
 
  protected:
   detail::ContextData* d_;

@@ -27,6 +27,22 @@ using TimePoint = std::chrono::system_clock::time_point;
 
 class AnyMachine;
 
+// A named token bucket (SPEC §7): `allowed` starts per `period` sustained, up to `burst` at once
+// (default `allowed`). Shared by every node on the database.
+struct RateLimit {
+  int allowed = 1;
+  Millis period{1000};
+  std::optional<int> burst;
+};
+
+// A reference to a rate limit from an outcome or an insert: the bucket `name`, optionally one
+// bucket per `key`, taking `weight` tokens per start.
+struct RateLimitRef {
+  std::string name;
+  std::string key;
+  int weight = 1;
+};
+
 // Concurrency of one queue on this node: a fixed number of slots.
 struct QueueConfig {
   int concurrency = 10;
@@ -68,6 +84,8 @@ struct EngineOptions : ConnectionOptions {
   int max_inline_steps = 100;
   // Largest accepted encoded state / result / args, in bytes.
   std::size_t max_payload_bytes = 8 * 1024 * 1024;
+  // Named token buckets that steps and inserts may name (SPEC §7).
+  std::map<std::string, RateLimit> rate_limits;
 };
 
 struct ClientOptions : ConnectionOptions {
@@ -88,6 +106,23 @@ struct InsertOptions {
   std::optional<TimePoint> schedule_at; // sugar for eligible_at
   std::optional<Millis> schedule_in;    // sugar: eligible_at = database now() + schedule_in
   std::optional<int> max_attempts;      // default: the machine's
+  // At most one step of all instances sharing this key executes at a time, cluster-wide.
+  std::optional<std::string> partition_key;
+  // At most one instance with this key among the statuses of `unique_scope`; also a signal
+  // address. Inserting a duplicate returns ErrorCode::kDuplicate.
+  std::optional<std::string> unique_key;
+  // Statuses in which the key is held; default: every non-terminal status.
+  std::vector<std::string> unique_scope;
+  // Token bucket the first step's start is subject to.
+  std::optional<RateLimitRef> rate_limit;
+};
+
+// One entry of a batch insert or a child: a machine by name (+ version; default the newest
+// registered, else 1) and its options.
+struct InsertRequest {
+  std::string fsm;
+  std::optional<int> version;
+  InsertOptions options;
 };
 
 }  // namespace gen_durable

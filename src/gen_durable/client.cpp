@@ -9,28 +9,12 @@
 #include "gen_durable/pg/connection.hpp"
 #include "gen_durable/schema/migrations.hpp"
 #include "gen_durable/store/store.hpp"
+#include "gen_durable/resolve.hpp"
 #include "gen_durable/validate.hpp"
 
 namespace gen_durable {
 
 namespace detail {
-
-namespace {
-
-std::string FormatTimestamp(TimePoint tp) {
-  const auto us =
-      std::chrono::duration_cast<std::chrono::microseconds>(tp.time_since_epoch()).count();
-  // Postgres parses this exactly: seconds since the epoch, converted in SQL-free text form.
-  const std::time_t secs = static_cast<std::time_t>(us / 1'000'000);
-  long frac = static_cast<long>(us % 1'000'000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  if (frac < 0) frac += 1'000'000;
-  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}+00", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-}
-
-}  // namespace
 
 class ClientImpl {
  public:
@@ -69,57 +53,50 @@ class ClientImpl {
     if (static_cast<int>(free_.size()) < options_.pool_size) free_.push_back(std::move(c));
   }
 
-  // Applies defaults from the machine (when known) and validates.
   NewInstance Resolve(const std::string& fsm, std::optional<int> version, const MachineDef* def,
                       const InsertOptions& o) const {
-    if (fsm.empty()) throw InvalidArgument("insert: machine name must not be empty");
-    NewInstance n;
-    n.fsm = fsm;
-    n.fsm_version = def ? def->version : version.value_or(1);
-    if (n.fsm_version < 1) throw InvalidArgument("insert: fsm_version must be >= 1");
-    n.queue = o.queue.value_or(def ? def->queue : std::string("default"));
-    if (n.queue.empty()) throw InvalidArgument("insert: queue must not be empty");
-    n.step = o.step.value_or(def ? def->initial_step : std::string("start"));
-    if (n.step.empty()) throw InvalidArgument("insert: step must not be empty");
-    if (def && std::find(def->steps.begin(), def->steps.end(), n.step) == def->steps.end()) {
-      throw InvalidArgument(fmt::format("insert: '{}' is not a step of machine '{}' version {}",
-                                        n.step, fsm, n.fsm_version));
-    }
-    try {
-      n.state = o.state.is_null() ? std::string("{}")
-                                  : o.state.dump(-1, ' ', false, Json::error_handler_t::strict);
-    } catch (const Json::exception& e) {
-      throw InvalidArgument(std::string("insert: state is not valid JSON text: ") + e.what());
-    }
-    if (n.state.size() > options_.max_payload_bytes) {
-      throw InvalidArgument(fmt::format("insert: state is {} bytes, over the {} byte limit",
-                                        n.state.size(), options_.max_payload_bytes));
-    }
-    n.priority = o.priority;
-    int schedules = (o.eligible_at ? 1 : 0) + (o.schedule_at ? 1 : 0) + (o.schedule_in ? 1 : 0);
-    if (schedules > 1) {
-      throw InvalidArgument("insert: give at most one of eligible_at, schedule_at, schedule_in");
-    }
-    if (o.eligible_at) n.eligible_at = FormatTimestamp(*o.eligible_at);
-    if (o.schedule_at) n.eligible_at = FormatTimestamp(*o.schedule_at);
-    if (o.schedule_in) {
-      if (o.schedule_in->count() < 0) throw InvalidArgument("insert: schedule_in must be >= 0");
-      n.delay_ms = o.schedule_in->count();
-    }
-    if (o.max_attempts) {
-      if (*o.max_attempts < 0) throw InvalidArgument("insert: max_attempts must be >= 0");
-      n.max_attempts = *o.max_attempts;
-    } else if (def && def->max_attempts > 0) {
-      n.max_attempts = def->max_attempts;
-    }
-    return n;
+    return ResolveInsert(fsm, version, def, o, options_.max_payload_bytes);
   }
 
   NewInstance ResolveByName(std::string_view fsm, std::optional<int> version,
                             const InsertOptions& o) const {
-    std::optional<AnyMachine> m = version ? FindRegistered(std::string(fsm), *version)
-                                          : FindRegisteredLatest(std::string(fsm));
-    return Resolve(std::string(fsm), version, m ? &m->def() : nullptr, o);
+    return ResolveRegistered(InsertRequest{std::string(fsm), version, o},
+                             options_.max_payload_bytes);
+  }
+
+  static Result<std::int64_t> Inserted(std::optional<std::int64_t> id, const NewInstance& row) {
+    if (id) return *id;
+    return DomainError{ErrorCode::kDuplicate,
+                       fmt::format("duplicate: unique key '{}' is held by another instance",
+                                   row.unique_key.value_or(""))};
+  }
+
+  Result<std::int64_t> Signal(std::optional<std::int64_t> id, std::optional<std::string> key,
+                              const std::string& name, const Json& payload,
+                              const SignalOptions& options) {
+    if (name.empty()) throw InvalidArgument("signal: name must not be empty");
+    if (key && key->empty()) throw InvalidArgument("signal: unique key must not be empty");
+    std::string encoded;
+    try {
+      encoded = payload.dump(-1, ' ', false, Json::error_handler_t::strict);
+    } catch (const Json::exception& e) {
+      throw InvalidArgument(std::string("signal: payload is not valid JSON text: ") + e.what());
+    }
+    if (encoded.size() > options_.max_payload_bytes) {
+      throw InvalidArgument(fmt::format("signal: payload is {} bytes, over the {} byte limit",
+                                        encoded.size(), options_.max_payload_bytes));
+    }
+    auto c = Acquire();
+    try {
+      return store_.Signal(*c, id, key, name, encoded, options.dedup_key);
+    } catch (const DatabaseError& e) {
+      if (e.sqlstate() == Store::kNoTargetState) {
+        return DomainError{ErrorCode::kNoTarget,
+                           id ? fmt::format("no_target: no live instance {}", *id)
+                              : fmt::format("no_target: no live instance holds key '{}'", *key)};
+      }
+      throw;
+    }
   }
 
   ClientOptions options_;
@@ -142,7 +119,6 @@ Json InstanceInfo::ToJson() const {
             {"priority", priority},
             {"result", result},
             {"children", children},
-            {"signals", Json::array()},
             {"inserted_at", inserted_at},
             {"updated_at", updated_at},
             {"eligible_at", eligible_at}};
@@ -155,6 +131,16 @@ Json InstanceInfo::ToJson() const {
   opt("locked_by", locked_by);
   opt("lease_expires_at", lease_expires_at);
   opt("completed_at", completed_at);
+  Json sigs = Json::array();
+  for (const auto& sg : signals) {
+    sigs.push_back({{"id", sg.id},
+                    {"name", sg.name},
+                    {"payload", sg.payload},
+                    {"dedup_key", sg.dedup_key ? Json(*sg.dedup_key) : Json(nullptr)},
+                    {"consumed", sg.consumed},
+                    {"inserted_at", sg.inserted_at}});
+  }
+  j["signals"] = std::move(sigs);
   return j;
 }
 
@@ -187,13 +173,13 @@ Result<std::int64_t> Client::Insert(const AnyMachine& machine, InsertOptions opt
   if (!machine) throw InvalidArgument("insert: empty machine");
   auto row = impl_->Resolve(machine.name(), machine.version(), &machine.def(), options);
   auto c = impl_->Acquire();
-  return impl_->store_.InsertOne(*c, row);
+  return impl_->Inserted(impl_->store_.InsertOne(*c, row), row);
 }
 
 Result<std::int64_t> Client::Insert(std::string_view fsm, InsertOptions options) {
   auto row = impl_->ResolveByName(fsm, std::nullopt, options);
   auto c = impl_->Acquire();
-  return impl_->store_.InsertOne(*c, row);
+  return impl_->Inserted(impl_->store_.InsertOne(*c, row), row);
 }
 
 std::vector<std::int64_t> Client::InsertAll(const std::vector<InsertRequest>& requests) {
@@ -202,7 +188,11 @@ std::vector<std::int64_t> Client::InsertAll(const std::vector<InsertRequest>& re
   for (const auto& r : requests) rows.push_back(impl_->ResolveByName(r.fsm, r.version, r.options));
   if (rows.empty()) return {};
   auto c = impl_->Acquire();
-  return impl_->store_.InsertBatch(*c, rows);
+  std::vector<std::int64_t> ids;
+  for (const auto& id : impl_->store_.InsertBatch(*c, rows)) {
+    if (id) ids.push_back(*id);
+  }
+  return ids;
 }
 
 Result<std::int64_t> Client::InsertWith(pg_conn* conn, const AnyMachine& machine,
@@ -211,7 +201,7 @@ Result<std::int64_t> Client::InsertWith(pg_conn* conn, const AnyMachine& machine
   if (!machine) throw InvalidArgument("insert: empty machine");
   auto row = impl_->Resolve(machine.name(), machine.version(), &machine.def(), options);
   auto borrowed = detail::pg::Connection::Borrow(conn);
-  return impl_->store_.InsertOneAdHoc(*borrowed, row);
+  return impl_->Inserted(impl_->store_.InsertOne(*borrowed, row, /*ad_hoc=*/true), row);
 }
 
 Result<std::int64_t> Client::InsertWith(pg_conn* conn, std::string_view fsm,
@@ -219,7 +209,17 @@ Result<std::int64_t> Client::InsertWith(pg_conn* conn, std::string_view fsm,
   if (!conn) throw InvalidArgument("insert: null connection");
   auto row = impl_->ResolveByName(fsm, std::nullopt, options);
   auto borrowed = detail::pg::Connection::Borrow(conn);
-  return impl_->store_.InsertOneAdHoc(*borrowed, row);
+  return impl_->Inserted(impl_->store_.InsertOne(*borrowed, row, /*ad_hoc=*/true), row);
+}
+
+Result<std::int64_t> Client::Signal(std::int64_t id, const std::string& name, Json payload,
+                                    const SignalOptions& options) {
+  return impl_->Signal(id, std::nullopt, name, payload, options);
+}
+
+Result<std::int64_t> Client::SignalByKey(const std::string& unique_key, const std::string& name,
+                                         Json payload, const SignalOptions& options) {
+  return impl_->Signal(std::nullopt, unique_key, name, payload, options);
 }
 
 std::optional<InstanceInfo> Client::Get(std::int64_t id) {

@@ -47,6 +47,16 @@ std::shared_ptr<const MachineDef> EngineCore::FindMachine(const std::string& nam
   return it == machines.end() ? nullptr : it->second;
 }
 
+std::shared_ptr<const MachineDef> EngineCore::FindMachineVersion(
+    const std::string& name, std::optional<int> version) const {
+  if (version) return FindMachine(name, *version);
+  std::shared_ptr<const MachineDef> best;
+  for (const auto& [key, def] : machines) {
+    if (key.first == name && (!best || def->version > best->version)) best = def;
+  }
+  return best;
+}
+
 namespace {
 
 std::mutex g_names_mu;
@@ -109,7 +119,10 @@ class EngineImpl {
       return ids;
     });
     heartbeat_->Start();
-    maintenance_ = std::make_unique<Maintenance>(core_);
+    maintenance_ = std::make_unique<Maintenance>(core_, [this](const std::string& queue) {
+      auto it = runners_.find(queue);
+      if (it != runners_.end()) it->second->Poke();
+    });
     maintenance_->Start();
     listener_ = std::make_unique<Listener>(core_, [this](const std::string& queue) {
       auto it = runners_.find(queue);

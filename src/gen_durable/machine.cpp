@@ -24,6 +24,10 @@ const char* OutcomeKindName(OutcomeKind kind) noexcept {
       return "done";
     case OutcomeKind::kStop:
       return "stop";
+    case OutcomeKind::kAwait:
+      return "await";
+    case OutcomeKind::kScheduleChildren:
+      return "schedule_children";
   }
   return "unknown";
 }
@@ -54,6 +58,24 @@ Outcome Stop(std::string reason) {
   return o;
 }
 
+Outcome AwaitJson(std::vector<std::string> names, Json state, AwaitOptions options) {
+  Outcome o(OutcomeKind::kAwait);
+  o.await_names_ = std::move(names);
+  o.state_ = std::move(state);
+  o.await_options_ = std::move(options);
+  return o;
+}
+
+Outcome ScheduleChildrenJson(std::string next_step, std::vector<InsertRequest> children,
+                             Json state, JoinOptions options) {
+  Outcome o(OutcomeKind::kScheduleChildren);
+  o.step_ = std::move(next_step);
+  o.children_ = std::move(children);
+  o.state_ = std::move(state);
+  o.join_options_ = std::move(options);
+  return o;
+}
+
 // --- context ---
 
 std::int64_t Context::id() const { return d_->id; }
@@ -66,6 +88,16 @@ const std::string& Context::queue() const { return d_->queue; }
 int Context::priority() const { return d_->priority; }
 const Json& Context::raw_state() const { return d_->state; }
 bool Context::cancelled() const { return d_->cancelled.load(std::memory_order_relaxed); }
+std::optional<std::string> Context::partition_key() const { return d_->partition_key; }
+std::optional<std::string> Context::unique_key() const { return d_->unique_key; }
+const std::vector<Signal>& Context::signals() const { return d_->signals; }
+const Signal* Context::FindSignal(const std::string& name) const {
+  for (const auto& s : d_->signals) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+const std::vector<ChildResult>& Context::children() const { return d_->children; }
 
 // --- backoff ---
 

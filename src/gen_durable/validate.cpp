@@ -85,6 +85,21 @@ void ValidateEngineOptions(const EngineOptions& o) {
   }
   if (o.max_inline_steps < 0) throw ConfigError("max_inline_steps must be >= 0");
   if (o.max_payload_bytes == 0) throw ConfigError("max_payload_bytes must be > 0");
+  for (const auto& [name, limit] : o.rate_limits) {
+    if (name.empty()) throw ConfigError("rate_limits: a limit has an empty name");
+    if (limit.allowed < 1) {
+      throw ConfigError(fmt::format("rate_limits: allowed of '{}' must be >= 1 (got {})", name,
+                                    limit.allowed));
+    }
+    if (limit.period.count() <= 0) {
+      throw ConfigError(fmt::format("rate_limits: period of '{}' must be > 0 ms (got {})", name,
+                                    limit.period.count()));
+    }
+    if (limit.burst && *limit.burst < 1) {
+      throw ConfigError(
+          fmt::format("rate_limits: burst of '{}' must be >= 1 (got {})", name, *limit.burst));
+    }
+  }
 }
 
 }  // namespace gen_durable::detail

@@ -3,8 +3,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "gen_durable/context.hpp"
 #include "gen_durable/options.hpp"
 
 namespace gen_durable::detail {
@@ -19,6 +22,10 @@ struct ContextData {
   std::string queue;
   int priority = 0;
   Json state;
+  std::optional<std::string> partition_key;
+  std::optional<std::string> unique_key;
+  std::vector<Signal> signals;
+  std::vector<ChildResult> children;
   // Set when the stored state could not be read at all: the step is not run.
   std::string load_error;
   std::atomic<bool> cancelled{false};

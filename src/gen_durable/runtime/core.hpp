@@ -37,6 +37,9 @@ struct EngineCore {
   // Opens a connection to the engine's database (UTC session time zone). Throws DatabaseError.
   std::unique_ptr<pg::Connection> Connect(const std::string& role) const;
   std::shared_ptr<const MachineDef> FindMachine(const std::string& name, int version) const;
+  // `version` or, when nullopt, the newest version this engine serves; nullptr when unknown.
+  std::shared_ptr<const MachineDef> FindMachineVersion(const std::string& name,
+                                                       std::optional<int> version) const;
 
   // Emits an event when some handler wants it; `build` fills measurements and metadata.
   template <typename Build>

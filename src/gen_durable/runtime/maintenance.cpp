@@ -57,7 +57,9 @@ void Heartbeat::Beat() {
 
 // --- reaper and GC ---
 
-Maintenance::Maintenance(std::shared_ptr<EngineCore> core) : core_(std::move(core)) {}
+Maintenance::Maintenance(std::shared_ptr<EngineCore> core,
+                         std::function<void(const std::string&)> poke)
+    : core_(std::move(core)), poke_(std::move(poke)), rate_limiter_(core_) {}
 
 pg::Connection& Maintenance::Conn() {
   if (!conn_ || conn_->broken()) conn_ = core_->Connect("maintenance");
@@ -100,6 +102,19 @@ std::int64_t Maintenance::Reap() {
   try {
     auto& conn = Conn();
     for (;;) {
+      auto woken = core_->store.ReapParked(conn, kReapBatch);
+      for (const auto& w : woken) {
+        if (w.was == "awaiting_signal") {
+          core_->Emit("await.timeout", [&](TelemetryEvent& e) {
+            e.measurements["count"] = 1;
+            e.metadata["id"] = w.id;
+          });
+        }
+        if (poke_) poke_(w.queue);
+      }
+      if (static_cast<int>(woken.size()) < kReapBatch) break;
+    }
+    for (;;) {
       auto rows = core_->store.ReapExpired(conn, kReapBatch);
       EmitReaped(*core_, rows);
       total += static_cast<std::int64_t>(rows.size());
@@ -124,6 +139,7 @@ std::int64_t Maintenance::Collect() {
       total += n;
       if (n < o.gc_batch || wake_.stopped()) break;  // a full batch: sweep again at once
     }
+    rate_limiter_.PruneIdle(conn);
   } catch (const std::exception& e) {
     spdlog::warn("gc sweep failed: {}", e.what());
     if (conn_ && conn_->broken()) conn_.reset();

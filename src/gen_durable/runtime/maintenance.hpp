@@ -10,6 +10,7 @@
 
 #include "gen_durable/runtime/core.hpp"
 #include "gen_durable/runtime/periodic.hpp"
+#include "gen_durable/runtime/rate_limiter.hpp"
 
 namespace gen_durable::detail {
 
@@ -36,7 +37,8 @@ class Heartbeat {
 // (terminal rows past retention deleted in batches).
 class Maintenance {
  public:
-  explicit Maintenance(std::shared_ptr<EngineCore> core);
+  // `poke(queue)` is called when a parked row of `queue` wakes at its deadline.
+  Maintenance(std::shared_ptr<EngineCore> core, std::function<void(const std::string&)> poke);
   ~Maintenance() { Stop(); }
   void Start();
   void Stop();
@@ -48,6 +50,8 @@ class Maintenance {
  private:
   pg::Connection& Conn();
   std::shared_ptr<EngineCore> core_;
+  std::function<void(const std::string&)> poke_;
+  RateLimiter rate_limiter_;
   std::unique_ptr<pg::Connection> conn_;
   Wakeup wake_;
   std::thread thread_;

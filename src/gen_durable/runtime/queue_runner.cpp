@@ -1,6 +1,8 @@
 // Per-queue feeder and worker pool: claim in batches, run steps, commit, run ahead inline.
 #include "gen_durable/runtime/queue_runner.hpp"
 
+#include "gen_durable/resolve.hpp"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -24,6 +26,7 @@ QueueRunner::QueueRunner(std::shared_ptr<EngineCore> core, std::shared_ptr<Flush
                          std::string queue, int concurrency)
     : core_(std::move(core)),
       flusher_(std::move(flusher)),
+      rate_limiter_(core_),
       queue_(std::move(queue)),
       concurrency_(concurrency) {}
 
@@ -85,6 +88,7 @@ void QueueRunner::FeederLoop() {
   // locally known due time passes), in the same round trip as the claim.
   const Millis promote_every = std::min(opts.poll_interval, Millis{250});
   auto next_promote = Clock::now();
+  int contended = 0;
   for (;;) {
     int demand = 0;
     bool promote = false;
@@ -110,6 +114,30 @@ void QueueRunner::FeederLoop() {
         rows = core_->store.Claim(*conn, queue_, demand, core_->node_id, opts.lease_ttl,
                                   core_->machine_keys, promote);
         retry = Millis{100};
+        const bool limited = std::any_of(rows.begin(), rows.end(),
+                                         [](const ClaimedRow& r) { return r.rate_limit; });
+        if (limited) rows = rate_limiter_.Admit(*conn, std::move(rows));
+      } catch (const DatabaseError& e) {
+        if (e.sqlstate() == "23505" && !conn->broken()) {
+          // Another node claimed a row of the same partition key between our probe and our
+          // commit; the unique index refused ours and nothing was claimed. Pick again: the
+          // busy key is now visible and skipped.
+          PartitionContended(e);
+          if (++contended < 3) continue;
+          // Repeated refusals: give the other claimant a moment rather than spin.
+          contended = 0;
+          std::unique_lock lock(mu_);
+          feeder_cv_.wait_for(lock, opts.poll_interval, [&] { return stopping_; });
+          continue;
+        }
+        spdlog::warn("queue {}: claim failed ({}); retrying in {} ms", queue_, e.what(),
+                     retry.count());
+        next_promote = Clock::now();
+        if (conn->broken()) conn.reset();
+        std::unique_lock lock(mu_);
+        feeder_cv_.wait_for(lock, retry, [&] { return stopping_; });
+        retry = std::min(retry * 2, std::max(opts.max_poll_interval, Millis{5000}));
+        continue;
       } catch (const std::exception& e) {
         // Never let a failure end the feeder: a lost connection, or anything unexpected.
         spdlog::warn("queue {}: claim failed ({}); retrying in {} ms", queue_, e.what(),
@@ -161,6 +189,23 @@ void QueueRunner::FeederLoop() {
   }
 }
 
+void QueueRunner::PartitionContended(const DatabaseError& e) {
+  // The server names the key in its message: Key (partition_key)=(k) already exists.
+  std::string key;
+  const std::string what = e.what();
+  const auto open = what.find("=(");
+  const auto close = what.find(") already exists");
+  if (open != std::string::npos && close != std::string::npos && close > open) {
+    key = what.substr(open + 2, close - open - 2);
+  }
+  spdlog::debug("queue {}: partition {} contended; picking again", queue_, key);
+  core_->Emit("partition.contended", [&](TelemetryEvent& ev) {
+    ev.measurements["count"] = 1;
+    ev.metadata["queue"] = queue_;
+    ev.metadata["partition_key"] = key;
+  });
+}
+
 void QueueRunner::ReleaseLate(const std::vector<ClaimedRow>& rows) {
   std::vector<std::int64_t> ids;
   for (const auto& r : rows) ids.push_back(r.id);
@@ -195,6 +240,10 @@ void QueueRunner::WorkerLoop() {
       data->priority = row.priority;
       data->state = std::move(row.state);
       data->load_error = std::move(row.state_error);
+      data->partition_key = std::move(row.partition_key);
+      data->unique_key = std::move(row.unique_key);
+      data->signals = std::move(row.signals);
+      data->children = std::move(row.children);
       lease_seq = row.lease_seq;
       running_[data->id] = Running{data};
     }
@@ -209,52 +258,160 @@ void QueueRunner::WorkerLoop() {
   }
 }
 
+namespace {
+
+bool HasStep(const MachineDef& def, const std::string& step) {
+  return std::find(def.steps.begin(), def.steps.end(), step) != def.steps.end();
+}
+
+// Turns `row` into a failed outcome with `error`, dropping everything else it carried.
+OutcomeRow& Fail(OutcomeRow& row, int attempt, std::string error) {
+  const auto id = row.id;
+  const auto seq = row.lease_seq;
+  row = OutcomeRow{};
+  row.id = id;
+  row.lease_seq = seq;
+  row.status = "failed";
+  row.attempt = attempt;
+  row.clear_inbox = true;
+  row.last_error = std::move(error);
+  return row;
+}
+
+std::vector<std::int64_t> SignalIds(const ContextData& data) {
+  std::vector<std::int64_t> ids;
+  for (const auto& s : data.signals) ids.push_back(s.id);
+  return ids;
+}
+
+}  // namespace
+
+bool QueueRunner::MayInline(const Outcome& out) const {
+  return out.kind() == OutcomeKind::kNext && !out.rate_limit() && !out.partition_key() &&
+         out.inline_next().value_or(core_->options.inline_next);
+}
+
 OutcomeRow QueueRunner::Encode(const MachineDef& def, const ContextData& data,
                                std::int64_t lease_seq, const Outcome& out, bool keep) const {
   OutcomeRow row;
   row.id = data.id;
   row.lease_seq = lease_seq;
   if (!out.reason().empty() && out.kind() != OutcomeKind::kStop) row.last_error = out.reason();
+  if (out.rate_limit()) {
+    const auto& rl = *out.rate_limit();
+    if (!core_->options.rate_limits.count(rl.name)) {
+      // The next step does not run under a limit nobody defined: report and fail.
+      core_->Emit("rate_limit.unknown", [&](TelemetryEvent& e) {
+        e.measurements["count"] = 1;
+        e.metadata["id"] = data.id;
+        e.metadata["fsm"] = data.fsm;
+        e.metadata["limit"] = rl.name;
+      });
+      return Fail(row, data.attempt,
+                  fmt::format("step '{}' named rate limit '{}', which this engine does not "
+                              "define (EngineOptions::rate_limits)",
+                              data.step, rl.name));
+    }
+    if (rl.weight < 1) return Fail(row, data.attempt, "rate limit weight must be >= 1");
+    row.rate_limit = rl;
+  }
+  if (out.partition_key()) {
+    if (*out.partition_key() && (*out.partition_key())->empty()) {
+      return Fail(row, data.attempt, "partition key must not be empty (use ReleasePartition)");
+    }
+    row.partition = *out.partition_key();
+  }
   switch (out.kind()) {
     case OutcomeKind::kNext:
-      if (std::find(def.steps.begin(), def.steps.end(), out.step()) == def.steps.end()) {
-        row.status = "failed";
-        row.attempt = data.attempt;
-        row.last_error = fmt::format("step '{}' returned next('{}'), which is not a step of "
-                                     "machine '{}' version {}",
-                                     data.step, out.step(), def.name, def.version);
-        return row;
+      if (!HasStep(def, out.step())) {
+        return Fail(row, data.attempt,
+                    fmt::format("step '{}' returned next('{}'), which is not a step of machine "
+                                "'{}' version {}",
+                                data.step, out.step(), def.name, def.version));
       }
       row.status = keep ? "executing" : "runnable";
       row.step = out.step();
       row.state = gen_durable::detail::Encode(out.state());
       row.attempt = 0;
       row.keep = keep;
+      row.consume = SignalIds(data);
       break;
     case OutcomeKind::kReplay:
       if (data.max_attempts > 0 && data.attempt + 1 >= data.max_attempts) {
         // The crash-loop guard covers replays too: a handler that replays forever stops here.
-        row.status = "failed";
-        row.attempt = data.attempt;
-        row.last_error = fmt::format("{}{}max attempts ({}) reached in step '{}'",
-                                     out.reason(), out.reason().empty() ? "" : " (",
-                                     data.max_attempts, data.step);
-        if (!out.reason().empty()) *row.last_error += ")";
-        return row;
+        return Fail(row, data.attempt,
+                    fmt::format("{}{}max attempts ({}) reached in step '{}'{}", out.reason(),
+                                out.reason().empty() ? "" : " (", data.max_attempts, data.step,
+                                out.reason().empty() ? "" : ")"));
       }
       row.status = "runnable";
       row.state = gen_durable::detail::Encode(out.state());
       row.attempt = data.attempt + 1;
       row.delay_ms = out.delay().count();
       break;
+    case OutcomeKind::kAwait: {
+      const auto& opts = out.await_options();
+      if (out.await_names().empty()) {
+        return Fail(row, data.attempt, fmt::format("step '{}' awaited no signal name", data.step));
+      }
+      for (const auto& n : out.await_names()) {
+        if (n.empty()) return Fail(row, data.attempt, "await: signal names must not be empty");
+      }
+      if (opts.next_step && !HasStep(def, *opts.next_step)) {
+        return Fail(row, data.attempt,
+                    fmt::format("await next_step '{}' is not a step of machine '{}'",
+                                *opts.next_step, def.name));
+      }
+      row.status = "awaiting_signal";
+      row.state = gen_durable::detail::Encode(out.state());
+      row.attempt = data.attempt;
+      row.awaiting = out.await_names();
+      row.await_next_step = opts.next_step;
+      row.shown = SignalIds(data);
+      if (opts.timeout) row.park_ms = std::max<std::int64_t>(0, opts.timeout->count());
+      break;
+    }
+    case OutcomeKind::kScheduleChildren: {
+      const auto& opts = out.join_options();
+      if (!HasStep(def, out.step())) {
+        return Fail(row, data.attempt,
+                    fmt::format("schedule_children next step '{}' is not a step of machine '{}'",
+                                out.step(), def.name));
+      }
+      if (opts.wait_for && *opts.wait_for < 1) {
+        return Fail(row, data.attempt, "schedule_children: wait_for must be >= 1");
+      }
+      try {
+        for (const auto& child : out.children()) {
+          row.children.push_back(ResolveRegistered(
+              child, core_->options.max_payload_bytes,
+              [this](const std::string& name, std::optional<int> version) {
+                return core_->FindMachineVersion(name, version);
+              }));
+        }
+      } catch (const std::exception& e) {
+        return Fail(row, data.attempt,
+                    fmt::format("step '{}' scheduled an invalid child: {}", data.step, e.what()));
+      }
+      row.status = "awaiting_children";
+      row.state = gen_durable::detail::Encode(out.state());
+      row.attempt = data.attempt;
+      row.join_next_step = out.step();
+      row.wait_for = opts.wait_for;
+      row.consume = SignalIds(data);
+      if (opts.deadline) row.park_ms = std::max<std::int64_t>(0, opts.deadline->count());
+      break;
+    }
     case OutcomeKind::kDone:
       row.status = "done";
       row.attempt = data.attempt;
+      row.clear_inbox = true;
       if (!out.result().is_null()) row.result = gen_durable::detail::Encode(out.result());
       break;
     case OutcomeKind::kStop:
       row.status = "failed";
       row.attempt = data.attempt;
+      row.clear_inbox = true;
       row.last_error = out.reason().empty() ? std::string("stopped") : out.reason();
       break;
   }
@@ -262,16 +419,10 @@ OutcomeRow QueueRunner::Encode(const MachineDef& def, const ContextData& data,
   const std::size_t size = std::max(row.state ? row.state->size() : 0,
                                     row.result ? row.result->size() : 0);
   if (size > limit) {
-    row.status = "failed";
-    row.keep = false;
-    row.step.reset();
-    row.state.reset();
-    row.result.reset();
-    row.delay_ms.reset();
-    row.attempt = data.attempt;
-    row.last_error = fmt::format("step '{}' produced {} bytes of state/result, over "
-                                 "max_payload_bytes ({})",
-                                 data.step, size, limit);
+    return Fail(row, data.attempt,
+                fmt::format("step '{}' produced {} bytes of state/result, over "
+                            "max_payload_bytes ({})",
+                            data.step, size, limit));
   }
   return row;
 }
@@ -308,19 +459,21 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
     });
 
     bool keep = false;
-    if (out.kind() == OutcomeKind::kNext && def) {
-      const bool want = out.inline_next().value_or(core_->options.inline_next);
+    if (def && MayInline(out)) {
       std::lock_guard lock(mu_);
-      keep = want && !stopping_ && inline_steps < core_->options.max_inline_steps;
+      keep = !stopping_ && inline_steps < core_->options.max_inline_steps;
     }
     OutcomeRow row;
+    row.id = data->id;
+    row.lease_seq = lease_seq;
     try {
-      row = def ? Encode(*def, *data, lease_seq, out, keep)
-                : OutcomeRow{data->id, lease_seq, "failed", {}, {}, data->attempt, {}, {},
-                             out.reason(), false};
+      if (def) {
+        row = Encode(*def, *data, lease_seq, out, keep);
+      } else {
+        Fail(row, data->attempt, out.reason());
+      }
     } catch (const std::exception& e) {
-      row = OutcomeRow{data->id, lease_seq, "failed", {}, {}, data->attempt, {}, {},
-                       std::string("outcome could not be encoded: ") + e.what(), false};
+      Fail(row, data->attempt, std::string("outcome could not be encoded: ") + e.what());
     }
     const CommitResult res = flusher_->Commit(row);
     if (res != CommitResult::kCommitted) {
@@ -334,8 +487,12 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
       data->step = *row.step;
       data->attempt = 0;
       data->state = out.state();
+      data->signals.clear();  // consumed by this commit; later ones wake a later await
       ++inline_steps;
       continue;
+    }
+    if (row.status == "awaiting_children" || row.status == "awaiting_signal") {
+      Poke();  // a join with nothing to wait for, or a signal already there, runs at once
     }
     if (row.status == "runnable") {
       const auto delay = row.delay_ms.value_or(0);

@@ -18,6 +18,7 @@
 #include "gen_durable/runtime/context_data.hpp"
 #include "gen_durable/runtime/core.hpp"
 #include "gen_durable/runtime/flusher.hpp"
+#include "gen_durable/runtime/rate_limiter.hpp"
 
 namespace gen_durable::detail {
 
@@ -53,14 +54,20 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   void WorkerLoop();
   void RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease_seq);
   // Turns a step's outcome into the row to commit; `keep` asks to hold the claim (inline).
+  // True when `out` may run its next step on the same claim: a plain `next` with no rate limit
+  // (that start must be admitted) and no partition change (the key may be busy).
+  bool MayInline(const Outcome& out) const;
   OutcomeRow Encode(const MachineDef& def, const ContextData& data, std::int64_t lease_seq,
                     const Outcome& out, bool keep) const;
   // Releases rows claimed after the drain began (by a claim already in flight).
   void ReleaseLate(const std::vector<ClaimedRow>& rows);
+  // Reports a claim refused by the one-executing-per-partition-key index.
+  void PartitionContended(const DatabaseError& e);
   int DemandLocked() const;
 
   std::shared_ptr<EngineCore> core_;
   std::shared_ptr<Flusher> flusher_;
+  RateLimiter rate_limiter_;
   const std::string queue_;
   const int concurrency_;
 

@@ -81,24 +81,220 @@ CREATE TABLE {s}.gd_nodes (
 );
 )SQL";
 
+// Version 2: signals and await, children and the join barrier, unique and partition keys,
+// rate limits, and the SQL functions for other languages.
+constexpr const char* kV2 = R"SQL(
+ALTER TABLE {s}.gd_instances
+  -- Statuses in which unique_key is held; unique_hold is the key while the row is in scope.
+  ADD COLUMN unique_scope text[] NOT NULL
+    DEFAULT '{scheduled,runnable,executing,awaiting_signal,awaiting_children}',
+  ADD COLUMN unique_hold text
+    GENERATED ALWAYS AS (CASE WHEN status = ANY (unique_scope) THEN unique_key END) STORED,
+  -- await: the signal names that wake the row, where it resumes, and when it wakes anyway.
+  ADD COLUMN awaiting text[],
+  ADD COLUMN await_next_step text,
+  ADD COLUMN park_deadline timestamptz,
+  -- join barrier of the last schedule_children: its number, the step after it, and how many
+  -- more children must terminate. Children carry the number of the barrier they belong to.
+  ADD COLUMN join_seq integer NOT NULL DEFAULT 0,
+  ADD COLUMN join_next_step text,
+  ADD COLUMN join_pending integer,
+  ADD COLUMN parent_join integer,
+  -- the token bucket the next start of this row is subject to
+  ADD COLUMN rate_limit text,
+  ADD COLUMN rate_key text,
+  ADD COLUMN rate_weight integer;
+
+-- insert / insert_batch / children: at most one row per key among the statuses in its scope.
+-- A constraint, so two racing inserts cannot both succeed.
+CREATE UNIQUE INDEX gd_instances_unique ON {s}.gd_instances (unique_hold)
+  WHERE unique_hold IS NOT NULL;
+
+-- gd_signal by key: the live row holding a key.
+CREATE INDEX gd_instances_unique_key ON {s}.gd_instances (unique_key)
+  WHERE unique_key IS NOT NULL;
+
+-- At most one executing step per partition key, cluster-wide: a second claim of a busy key
+-- cannot commit. Also serves the picker's "is this key busy" probe.
+CREATE UNIQUE INDEX gd_instances_partition ON {s}.gd_instances (partition_key)
+  WHERE status = 'executing' AND partition_key IS NOT NULL;
+
+-- reap_parked: await timeouts and join deadlines.
+CREATE INDEX gd_instances_park ON {s}.gd_instances (park_deadline)
+  WHERE status IN ('awaiting_signal', 'awaiting_children') AND park_deadline IS NOT NULL;
+
+-- The inbox. Consumed signals are kept (marked) so a dedup key stays effective; terminal
+-- instances' signals are deleted, and all of them go with the instance (cascade).
+CREATE TABLE {s}.gd_signals (
+  id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  instance_id  bigint NOT NULL REFERENCES {s}.gd_instances (id) ON DELETE CASCADE,
+  name         text NOT NULL,
+  payload      jsonb NOT NULL DEFAULT 'null',
+  dedup_key    text,
+  consumed_at  timestamptz,
+  inserted_at  timestamptz NOT NULL DEFAULT now()
+);
+-- claim (signals shown to a step), park re-check, consume, cascade: an instance's signals.
+CREATE INDEX gd_signals_inbox ON {s}.gd_signals (instance_id, id);
+-- gd_signal: one signal per (instance, dedup_key).
+CREATE UNIQUE INDEX gd_signals_dedup ON {s}.gd_signals (instance_id, dedup_key)
+  WHERE dedup_key IS NOT NULL;
+
+-- Token buckets, created on first use and pruned by GC when idle.
+CREATE TABLE {s}.gd_rate_buckets (
+  name        text NOT NULL,
+  key         text NOT NULL DEFAULT '',
+  tokens      double precision NOT NULL,
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (name, key)
+);
+
+-- The join barrier: when a child becomes terminal, in that child's own transaction, its
+-- parent's counter drops; the last one makes the parent runnable at the step after the join.
+-- A child of an older barrier (parent_join <> join_seq) no longer counts.
+CREATE FUNCTION {s}.gd_child_terminated() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  q text;
+BEGIN
+  UPDATE {s}.gd_instances p SET
+    join_pending = p.join_pending - 1,
+    status = CASE WHEN p.join_pending <= 1 THEN 'runnable' ELSE p.status END,
+    step = CASE WHEN p.join_pending <= 1 THEN p.join_next_step ELSE p.step END,
+    attempt = CASE WHEN p.join_pending <= 1 THEN 0 ELSE p.attempt END,
+    eligible_at = CASE WHEN p.join_pending <= 1 THEN now() ELSE p.eligible_at END,
+    park_deadline = CASE WHEN p.join_pending <= 1 THEN NULL ELSE p.park_deadline END,
+    updated_at = now()
+  WHERE p.id = NEW.parent_id AND p.status = 'awaiting_children' AND p.join_seq = NEW.parent_join
+  RETURNING CASE WHEN p.status = 'runnable' THEN p.queue END INTO q;
+  IF q IS NOT NULL THEN
+    PERFORM pg_notify(TG_ARGV[0], q);
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER gd_child_terminated AFTER UPDATE OF status ON {s}.gd_instances
+  FOR EACH ROW
+  WHEN (NEW.parent_id IS NOT NULL AND NEW.status IN ('done', 'failed', 'cancelled')
+        AND OLD.status NOT IN ('done', 'failed', 'cancelled'))
+  EXECUTE FUNCTION {s}.gd_child_terminated('{c}');
+
+-- Delivers a signal (SPEC §4) by instance id or by unique key; see docs/guides/signals.md.
+-- Each statement of a plpgsql function takes a new snapshot, so after the row lock below the
+-- function sees the newest committed status: a park that committed first is woken here, and a
+-- park that commits later finds this signal in its own re-check. No wakeup is lost.
+CREATE FUNCTION {s}.gd_signal(target_id bigint, target_key text, signal_name text,
+                              signal_payload jsonb DEFAULT 'null', dedup text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+  inst record;
+  sid bigint;
+BEGIN
+  IF signal_name IS NULL OR signal_name = '' THEN
+    RAISE EXCEPTION 'gd_signal: signal name must not be empty' USING ERRCODE = '22023';
+  END IF;
+  IF target_id IS NOT NULL THEN
+    SELECT id, status, queue INTO inst FROM {s}.gd_instances
+    WHERE id = target_id FOR UPDATE;
+  ELSE
+    SELECT id, status, queue INTO inst FROM {s}.gd_instances
+    WHERE unique_key = target_key AND status NOT IN ('done', 'failed', 'cancelled')
+    ORDER BY id DESC LIMIT 1 FOR UPDATE;
+  END IF;
+  IF NOT FOUND OR inst.status IN ('done', 'failed', 'cancelled') THEN
+    RAISE EXCEPTION 'no_target: no live instance %', COALESCE(target_id::text, target_key)
+      USING ERRCODE = 'GD404';
+  END IF;
+  INSERT INTO {s}.gd_signals (instance_id, name, payload, dedup_key)
+  VALUES (inst.id, signal_name, COALESCE(signal_payload, 'null'), dedup)
+  ON CONFLICT (instance_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+  RETURNING id INTO sid;
+  IF sid IS NULL THEN
+    SELECT id INTO sid FROM {s}.gd_signals WHERE instance_id = inst.id AND dedup_key = dedup;
+    RETURN sid;  -- already delivered: a no-op success
+  END IF;
+  UPDATE {s}.gd_instances SET
+    status = 'runnable',
+    step = COALESCE(await_next_step, step),
+    attempt = CASE WHEN await_next_step IS NOT NULL THEN 0 ELSE attempt END,
+    awaiting = NULL, await_next_step = NULL, park_deadline = NULL,
+    eligible_at = now(), updated_at = now()
+  WHERE id = inst.id AND status = 'awaiting_signal' AND signal_name = ANY (awaiting);
+  IF FOUND THEN
+    PERFORM pg_notify('{c}', inst.queue);
+  END IF;
+  RETURN sid;
+END
+$fn$;
+
+-- Inserts an instance from plain SQL (any language, a trigger). Returns the id, or NULL when
+-- unique_key is held by another instance in its scope. Runs at `step` (default 'start'; jobs
+-- defined with gen_durable::Job start at 'perform').
+CREATE FUNCTION {s}.gd_insert(fsm text, state jsonb DEFAULT '{}', queue text DEFAULT 'default',
+                              step text DEFAULT 'start', priority integer DEFAULT 0,
+                              schedule_in_ms bigint DEFAULT 0, unique_key text DEFAULT NULL,
+                              partition_key text DEFAULT NULL, fsm_version integer DEFAULT 1,
+                              max_attempts integer DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+  at timestamptz := now() + COALESCE(schedule_in_ms, 0) * interval '1 millisecond';
+  new_id bigint;
+BEGIN
+  INSERT INTO {s}.gd_instances AS i (fsm, fsm_version, queue, step, state, priority, eligible_at,
+                                     status, unique_key, partition_key, max_attempts)
+  VALUES (fsm, fsm_version, queue, step, COALESCE(state, '{}'), priority, at,
+          CASE WHEN at > now() THEN 'scheduled' ELSE 'runnable' END, unique_key, partition_key,
+          max_attempts)
+  ON CONFLICT (unique_hold) WHERE unique_hold IS NOT NULL DO NOTHING
+  RETURNING i.id INTO new_id;
+  IF new_id IS NOT NULL AND at <= now() THEN
+    PERFORM pg_notify('{c}', queue);
+  END IF;
+  RETURN new_id;
+END
+$fn$;
+)SQL";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
   static const std::vector<Migration> kAll = {
       {1, "instances and nodes", kV1},
+      {2, "signals, children, unique and partition keys, rate limits, SQL functions", kV2},
   };
   return kAll;
 }
 
 int LatestSchemaVersion() { return Migrations().back().version; }
 
+std::string ChannelFor(const std::string& schema) {
+  // NOTIFY channel names are identifiers (at most 63 bytes): a long schema name is hashed.
+  std::string channel = "gen_durable." + schema;
+  if (channel.size() > 63) {
+    // FNV-1a: stable across processes and builds (std::hash is not).
+    std::uint64_t h = 1469598103934665603ULL;
+    for (unsigned char ch : schema) h = (h ^ ch) * 1099511628211ULL;
+    channel = fmt::format("gen_durable.{:016x}", h);
+  }
+  return channel;
+}
+
 std::string WithSchema(const std::string& sql, const std::string& schema) {
   const std::string quoted = pg::QuoteIdent(schema);
+  // The channel appears inside SQL string literals: double any quote.
+  std::string channel;
+  for (char ch : ChannelFor(schema)) {
+    channel += ch;
+    if (ch == '\'') channel += '\'';
+  }
   std::string out;
   out.reserve(sql.size() + 64);
   for (std::size_t i = 0; i < sql.size(); ++i) {
     if (sql.compare(i, 3, "{s}") == 0) {
       out += quoted;
+      i += 2;
+    } else if (sql.compare(i, 3, "{c}") == 0) {
+      out += channel;
       i += 2;
     } else {
       out += sql[i];

@@ -25,7 +25,11 @@ int Migrate(pg::Connection& conn, const std::string& schema);
 // The highest applied version (0 when the schema has none).
 int CurrentSchemaVersion(pg::Connection& conn, const std::string& schema);
 
-// Replaces every "{s}" in `sql` with the quoted `schema`.
+// The LISTEN/NOTIFY channel of a schema: "gen_durable.<schema>", hashed when too long.
+std::string ChannelFor(const std::string& schema);
+
+// Replaces every "{s}" in `sql` with the quoted `schema` and every "{c}" with its channel
+// (escaped for a string literal).
 std::string WithSchema(const std::string& sql, const std::string& schema);
 
 }  // namespace gen_durable::detail

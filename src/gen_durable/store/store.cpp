@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <type_traits>
 
 #include <fmt/format.h>
 
@@ -12,13 +13,43 @@ namespace gen_durable::detail {
 
 namespace {
 
+// The statuses a unique key is held in by default: every non-terminal one.
+constexpr const char* kDefaultScope =
+    "'{scheduled,runnable,executing,awaiting_signal,awaiting_children}'::text[]";
+
+// Decodes a JSON array of new rows ($1) into `src`, with each row's position (ord) and its
+// eligibility time (at). Shared by inserts and by children.
+constexpr const char* kInsertSource = R"SQL(
+WITH r AS (
+  SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (
+    fsm text, fsm_version integer, queue text, step text, state jsonb, priority integer,
+    eligible_at timestamptz, delay_ms bigint, max_attempts integer, partition_key text,
+    unique_key text, unique_scope text[], rate_limit text, rate_key text, rate_weight integer))
+  WITH ORDINALITY AS r(fsm, fsm_version, queue, step, state, priority, eligible_at, delay_ms,
+                       max_attempts, partition_key, unique_key, unique_scope, rate_limit,
+                       rate_key, rate_weight, ord)),
+src AS (
+  SELECT r.*, COALESCE(r.eligible_at, now()) + COALESCE(r.delay_ms, 0) * interval '1 millisecond'
+              AS at
+  FROM r),)SQL";
+
 // Due scheduled rows promoted per statement at most.
 constexpr int kPromoteBatch = 10'000;
 
 // Columns returned by the claim, in this order.
-constexpr const char* kClaimReturning =
-    "i.id, i.fsm, i.fsm_version, i.step, i.state, i.attempt, COALESCE(i.max_attempts, 0), "
-    "i.priority, i.lease_seq, i.queue";
+// The inbox and the children of the last join come along with the row (one index probe each).
+constexpr const char* kClaimReturning = R"SQL(
+  i.id, i.fsm, i.fsm_version, i.step, i.state, i.attempt, COALESCE(i.max_attempts, 0),
+  i.priority, i.lease_seq, i.queue, i.partition_key, i.unique_key, i.rate_limit, i.rate_key,
+  i.rate_weight,
+  (SELECT jsonb_agg(jsonb_build_object('id', s.id, 'name', s.name, 'payload', s.payload)
+                    ORDER BY s.id)
+   FROM {s}.gd_signals s WHERE s.instance_id = i.id AND s.consumed_at IS NULL),
+  CASE WHEN i.join_seq > 0 THEN (
+    SELECT jsonb_agg(jsonb_build_object('id', c.id, 'fsm', c.fsm, 'status', c.status,
+                                        'state', c.state, 'result', c.result,
+                                        'last_error', c.last_error) ORDER BY c.id)
+    FROM {s}.gd_instances c WHERE c.parent_id = i.id AND c.parent_join = i.join_seq) END)SQL";
 
 // Columns of InstanceInfo, in the order ReadInfo expects.
 constexpr const char* kInfoColumns =
@@ -84,22 +115,73 @@ InstanceInfo ReadInfo(const pg::Result& r, int row) {
   return info;
 }
 
-Json NewInstanceJson(const NewInstance& n) {
-  Json j = {{"fsm", n.fsm},     {"fsm_version", n.fsm_version},
-            {"queue", n.queue}, {"step", n.step},
-            {"priority", n.priority}};
-  j["state"] = Json::parse(n.state);
-  j["eligible_at"] = n.eligible_at ? Json(*n.eligible_at) : Json(nullptr);
-  j["delay_ms"] = n.delay_ms ? Json(*n.delay_ms) : Json(nullptr);
-  j["max_attempts"] = n.max_attempts ? Json(*n.max_attempts) : Json(nullptr);
-  return j;
+std::string JsonText(const std::string& v) {
+  return Json(v).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-pg::Params InsertParams(const NewInstance& n) {
-  pg::Params p;
-  p.Add(n.fsm).Add(n.fsm_version).Add(n.queue).Add(n.step).Add(n.state).Add(n.priority);
-  p.Add(n.eligible_at).Add(n.delay_ms).Add(n.max_attempts);
-  return p;
+template <typename T>
+std::string JsonOpt(const std::optional<T>& v) {
+  if (!v) return "null";
+  if constexpr (std::is_same_v<T, std::string>) {
+    return JsonText(*v);
+  } else {
+    return std::to_string(*v);
+  }
+}
+
+// One element of the insert source array, assembled as text: the state is already encoded.
+void AppendNewInstance(std::string& out, const NewInstance& n) {
+  out += fmt::format(R"({{"fsm":{},"fsm_version":{},"queue":{},"step":{},"state":{},)"
+                     R"("priority":{},"eligible_at":{},"delay_ms":{},"max_attempts":{},)"
+                     R"("partition_key":{},"unique_key":{},"unique_scope":)",
+                     JsonText(n.fsm), n.fsm_version, JsonText(n.queue), JsonText(n.step),
+                     n.state, n.priority, JsonOpt(n.eligible_at), JsonOpt(n.delay_ms),
+                     JsonOpt(n.max_attempts), JsonOpt(n.partition_key), JsonOpt(n.unique_key));
+  if (n.unique_scope.empty()) {
+    out += "null";
+  } else {
+    out += Json(n.unique_scope).dump();
+  }
+  if (n.rate_limit) {
+    out += fmt::format(R"(,"rate_limit":{},"rate_key":{},"rate_weight":{}}})",
+                       JsonText(n.rate_limit->name),
+                       n.rate_limit->key.empty() ? "null" : JsonText(n.rate_limit->key),
+                       n.rate_limit->weight);
+  } else {
+    out += R"(,"rate_limit":null,"rate_key":null,"rate_weight":null})";
+  }
+}
+
+std::string NewInstancesJson(const std::vector<NewInstance>& rows) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (i) out += ',';
+    AppendNewInstance(out, rows[i]);
+  }
+  out += ']';
+  return out;
+}
+
+// Maps the rows an insert returned (in insertion order: unique key, then position) back to
+// request order; a request whose row is missing was a duplicate.
+std::vector<std::optional<std::int64_t>> MatchInserted(const std::vector<NewInstance>& rows,
+                                                       const pg::Result& r) {
+  std::vector<std::size_t> order(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    const auto& ka = rows[a].unique_key;
+    const auto& kb = rows[b].unique_key;
+    if (ka.has_value() != kb.has_value()) return ka.has_value();  // keys first, NULLS LAST
+    return ka && *ka < *kb;
+  });
+  std::vector<std::optional<std::int64_t>> ids(rows.size());
+  int next = 0;
+  for (std::size_t idx : order) {
+    if (next >= r.rows()) break;
+    const auto key = r.OptString(next, 1);
+    if (key == rows[idx].unique_key) ids[idx] = r.Int64(next++, 0);
+  }
+  return ids;
 }
 
 std::string IdArray(const std::vector<std::int64_t>& ids) {
@@ -138,57 +220,52 @@ std::vector<ReapedRow> ReadReaped(const pg::Result& r) {
 }  // namespace
 
 Store::Store(std::string schema) : schema_(std::move(schema)) {
-  // NOTIFY channel names are identifiers (at most 63 bytes): a long schema name is hashed.
-  channel_ = "gen_durable." + schema_;
-  if (channel_.size() > 63) {
-    channel_ = fmt::format("gen_durable.{:016x}", std::hash<std::string>{}(schema_));
-  }
+  channel_ = ChannelFor(schema_);
 
   // Single insert; announces ready work on the channel (delivered at commit, so a caller's
   // rolled-back transaction announces nothing).
-  insert_one_ = Make("gd_insert_one", R"SQL(
-WITH ins AS (
-  INSERT INTO {s}.gd_instances
-    (fsm, fsm_version, queue, step, state, priority, eligible_at, max_attempts, status)
-  SELECT $1, $2, $3, $4, $5::jsonb, $6, t.at, $9,
-         CASE WHEN t.at > now() THEN 'scheduled' ELSE 'runnable' END
-  FROM (SELECT COALESCE($7::timestamptz, now())
-               + COALESCE($8::bigint, 0) * interval '1 millisecond' AS at) t
-  RETURNING id, queue, eligible_at),
-n AS (SELECT pg_notify($10, queue) FROM ins WHERE eligible_at <= now())
-SELECT ins.id FROM ins WHERE (SELECT count(*) FROM n) >= 0)SQL");
-
-  // Batch insert from one JSON array (one statement, one round trip, one notify per queue).
-  insert_batch_ = Make("gd_insert_batch", R"SQL(
-WITH src AS (
-  SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (
-    fsm text, fsm_version integer, queue text, step text, state jsonb, priority integer,
-    eligible_at timestamptz, delay_ms bigint, max_attempts integer)) WITH ORDINALITY
-    AS r(fsm, fsm_version, queue, step, state, priority, eligible_at, delay_ms, max_attempts,
-         ord)),
+  // Batch insert from one JSON array: one statement, one round trip, one notify per queue.
+  // Rows are inserted in unique-key order, so two concurrent batches sharing new keys take
+  // the keys' index entries in the same order and never deadlock; a held key drops the row.
+  insert_batch_ = Make("gd_insert_batch", (std::string(kInsertSource) + R"SQL(
 ins AS (
   INSERT INTO {s}.gd_instances
-    (fsm, fsm_version, queue, step, state, priority, eligible_at, max_attempts, status)
+    (fsm, fsm_version, queue, step, state, priority, eligible_at, max_attempts, status,
+     partition_key, unique_key, unique_scope, rate_limit, rate_key, rate_weight)
   SELECT fsm, fsm_version, queue, step, state, priority, at, max_attempts,
-         CASE WHEN at > now() THEN 'scheduled' ELSE 'runnable' END
-  FROM (SELECT src.*, COALESCE(eligible_at, now()) + COALESCE(delay_ms, 0)
-                      * interval '1 millisecond' AS at FROM src) s
-  ORDER BY ord
-  RETURNING id, queue, eligible_at),
+         CASE WHEN at > now() THEN 'scheduled' ELSE 'runnable' END,
+         partition_key, unique_key, COALESCE(unique_scope, )SQL" + kDefaultScope + R"SQL(),
+         rate_limit, rate_key, rate_weight
+  FROM src ORDER BY unique_key NULLS LAST, ord
+  ON CONFLICT (unique_hold) WHERE unique_hold IS NOT NULL DO NOTHING
+  RETURNING id, queue, eligible_at, unique_key),
 n AS (SELECT pg_notify($2, queue) FROM ins WHERE eligible_at <= now() GROUP BY queue)
-SELECT ins.id FROM ins WHERE (SELECT count(*) FROM n) >= 0 ORDER BY ins.id)SQL");
+SELECT ins.id, ins.unique_key FROM ins WHERE (SELECT count(*) FROM n) >= 0 ORDER BY ins.id)SQL")
+                                            .c_str());
 
   // Claim up to $2 ready rows of queue $1 for node $3. Served by gd_instances_claim: an
   // ordered range scan of the queue's runnable rows; SKIP LOCKED makes concurrent pickers
   // skip each other's rows instead of waiting. $5 restricts to machines this node knows.
   claim_ = Make("gd_claim", (std::string(R"SQL(
-WITH picked AS (
-  SELECT id FROM {s}.gd_instances
-  WHERE status = 'runnable' AND queue = $1 AND eligible_at <= now()
-    AND (fsm || '@' || fsm_version) = ANY($5::text[])
-  ORDER BY priority, eligible_at, id
+WITH cand AS (
+  SELECT c.id, c.partition_key, c.priority, c.eligible_at FROM {s}.gd_instances c
+  WHERE c.status = 'runnable' AND c.queue = $1 AND c.eligible_at <= now()
+    AND (c.fsm || '@' || c.fsm_version) = ANY($5::text[])
+    -- a busy partition is skipped, never waited on (probe served by gd_instances_partition)
+    AND (c.partition_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM {s}.gd_instances e
+          WHERE e.partition_key = c.partition_key AND e.status = 'executing'))
+  ORDER BY c.priority, c.eligible_at, c.id
   LIMIT $2
-  FOR UPDATE SKIP LOCKED)
+  FOR UPDATE SKIP LOCKED),
+-- one row per partition key per claim; the unique index settles races between nodes
+picked AS (
+  SELECT id FROM (
+    SELECT id, partition_key,
+           row_number() OVER (PARTITION BY partition_key
+                              ORDER BY priority, eligible_at, id) AS rn
+    FROM cand) x
+  WHERE partition_key IS NULL OR rn = 1)
 UPDATE {s}.gd_instances i
 SET status = 'executing', locked_by = $3, lease_seq = i.lease_seq + 1,
     lease_expires_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()
@@ -211,7 +288,11 @@ UPDATE {s}.gd_instances i SET status = 'runnable' FROM due WHERE i.id = due.id)S
 WITH o AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
     id bigint, seq bigint, status text, step text, state jsonb, attempt integer,
-    delay_ms bigint, result jsonb, last_error text, keep boolean))
+    delay_ms bigint, result jsonb, last_error text, keep boolean, set_partition boolean,
+    partition_key text, rate_limit text, rate_key text, rate_weight integer, consume bigint[],
+    clear_inbox boolean, awaiting text[], await_next_step text, park_ms bigint,
+    join_next_step text)),
+upd AS (
 UPDATE {s}.gd_instances i SET
   status = CASE WHEN o.status = 'runnable' AND COALESCE(o.delay_ms, 0) > 0 THEN 'scheduled'
                 ELSE o.status END,
@@ -226,10 +307,94 @@ UPDATE {s}.gd_instances i SET
   locked_by = CASE WHEN o.keep THEN i.locked_by END,
   lease_expires_at = CASE WHEN o.keep THEN now() + $3::bigint * interval '1 millisecond' END,
   completed_at = CASE WHEN o.status IN ('done', 'failed', 'cancelled') THEN now() END,
+  partition_key = CASE WHEN o.set_partition THEN o.partition_key ELSE i.partition_key END,
+  rate_limit = o.rate_limit, rate_key = o.rate_key, rate_weight = o.rate_weight,
+  awaiting = o.awaiting,
+  await_next_step = o.await_next_step,
+  park_deadline = CASE WHEN o.park_ms IS NOT NULL
+                       THEN now() + o.park_ms * interval '1 millisecond' END,
+  -- a new barrier: children of older ones no longer count; join_pending is set by
+  -- spawn_children in this same transaction
+  join_seq = CASE WHEN o.status = 'awaiting_children' THEN i.join_seq + 1 ELSE i.join_seq END,
+  join_next_step = CASE WHEN o.status = 'awaiting_children' THEN o.join_next_step
+                        ELSE i.join_next_step END,
+  join_pending = CASE WHEN o.status = 'awaiting_children' THEN NULL ELSE i.join_pending END,
   updated_at = now()
 FROM o
 WHERE i.id = o.id AND i.status = 'executing' AND i.locked_by = $2 AND i.lease_seq = o.seq
+RETURNING i.id),
+-- a progressing outcome consumes exactly the signals its step was shown
+consumed AS (
+  UPDATE {s}.gd_signals s SET consumed_at = now()
+  FROM o JOIN upd ON upd.id = o.id
+  WHERE s.instance_id = o.id AND s.id = ANY (o.consume) AND s.consumed_at IS NULL),
+-- a terminal outcome clears the inbox
+cleared AS (
+  DELETE FROM {s}.gd_signals s USING o JOIN upd ON upd.id = o.id
+  WHERE o.clear_inbox AND s.instance_id = o.id)
+SELECT id FROM upd)SQL");
+
+  // After parking (same transaction, so the rows are locked by now and this statement's
+  // snapshot includes every signal committed before the lock was taken): a parked row with a
+  // matching signal its step has not seen wakes at once. Signals arriving later block on the
+  // row lock and wake the row themselves in gd_signal. Served by gd_signals_inbox.
+  wake_parked_ = Make("gd_wake_parked", R"SQL(
+WITH w AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, shown bigint[]))
+UPDATE {s}.gd_instances i SET
+  status = 'runnable', step = COALESCE(i.await_next_step, i.step),
+  attempt = CASE WHEN i.await_next_step IS NOT NULL THEN 0 ELSE i.attempt END,
+  awaiting = NULL, await_next_step = NULL, park_deadline = NULL, eligible_at = now(),
+  updated_at = now()
+FROM w
+WHERE i.id = w.id AND i.status = 'awaiting_signal'
+  AND EXISTS (SELECT 1 FROM {s}.gd_signals s
+              WHERE s.instance_id = i.id AND s.consumed_at IS NULL
+                AND s.name = ANY (i.awaiting) AND s.id <> ALL (COALESCE(w.shown, '{}')))
 RETURNING i.id)SQL");
+
+  // The children of parents parked on a new barrier in this transaction (join_pending still
+  // NULL marks them; a stale parent was not parked, so gets none). Duplicates by unique key
+  // are dropped and do not count; k-of-n waits for min(k, inserted). A barrier with nothing to
+  // wait for releases its parent at once.
+  spawn_children_ = Make("gd_spawn_children", (std::string(kInsertSource) + R"SQL(
+j AS (SELECT * FROM jsonb_to_recordset($3::jsonb) AS x(id bigint, wait_for integer)),
+p AS (
+  SELECT i.id, i.join_seq FROM {s}.gd_instances i JOIN j ON j.id = i.id
+  WHERE i.status = 'awaiting_children' AND i.join_pending IS NULL),
+parents AS (
+  SELECT ord, (elem->>'parent')::bigint AS parent
+  FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(elem, ord)),
+ins AS (
+  INSERT INTO {s}.gd_instances
+    (fsm, fsm_version, queue, step, state, priority, eligible_at, max_attempts, status,
+     partition_key, unique_key, unique_scope, rate_limit, rate_key, rate_weight, parent_id,
+     parent_join)
+  SELECT src.fsm, src.fsm_version, src.queue, src.step, src.state, src.priority, src.at,
+         src.max_attempts, CASE WHEN src.at > now() THEN 'scheduled' ELSE 'runnable' END,
+         src.partition_key, src.unique_key,
+         COALESCE(src.unique_scope, )SQL" + kDefaultScope + R"SQL(), src.rate_limit, src.rate_key,
+         src.rate_weight, p.id, p.join_seq
+  FROM src JOIN parents USING (ord) JOIN p ON p.id = parents.parent
+  ORDER BY src.unique_key NULLS LAST, src.ord
+  ON CONFLICT (unique_hold) WHERE unique_hold IS NOT NULL DO NOTHING
+  RETURNING id, parent_id, queue, eligible_at),
+cnt AS (
+  SELECT p.id, LEAST(COALESCE(j.wait_for, count(ins.id)), count(ins.id)) AS pending
+  FROM p JOIN j ON j.id = p.id LEFT JOIN ins ON ins.parent_id = p.id
+  GROUP BY p.id, j.wait_for),
+upd AS (
+  UPDATE {s}.gd_instances i SET
+    join_pending = cnt.pending,
+    status = CASE WHEN cnt.pending <= 0 THEN 'runnable' ELSE i.status END,
+    step = CASE WHEN cnt.pending <= 0 THEN i.join_next_step ELSE i.step END,
+    attempt = CASE WHEN cnt.pending <= 0 THEN 0 ELSE i.attempt END,
+    park_deadline = CASE WHEN cnt.pending <= 0 THEN NULL ELSE i.park_deadline END,
+    eligible_at = now()
+  FROM cnt WHERE i.id = cnt.id
+  RETURNING i.id),
+n AS (SELECT pg_notify($2, queue) FROM ins WHERE eligible_at <= now() GROUP BY queue)
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd), (SELECT count(*) FROM n))SQL")
+                                               .c_str());
 
   // Served by the primary key (ids) with the owner guard.
   heartbeat_ = Make("gd_heartbeat", R"SQL(
@@ -253,6 +418,27 @@ UPDATE {s}.gd_instances i SET )SQL") + kReleaseLostLease +
                                    " FROM expired WHERE i.id = expired.id RETURNING i.id, i.status")
                                       .c_str());
 
+  // Await timeouts and join deadlines that passed: the row runs again (the awaiting step, or
+  // the step after the join). A wake, not a failure: attempt is kept for a plain await.
+  // Served by gd_instances_park.
+  reap_parked_ = Make("gd_reap_parked", R"SQL(
+WITH due AS (
+  SELECT id, status AS was FROM {s}.gd_instances
+  WHERE status IN ('awaiting_signal', 'awaiting_children') AND park_deadline IS NOT NULL
+    AND park_deadline < now()
+  ORDER BY park_deadline LIMIT $1
+  FOR UPDATE SKIP LOCKED)
+UPDATE {s}.gd_instances i SET
+  status = 'runnable',
+  step = CASE WHEN due.was = 'awaiting_signal' THEN COALESCE(i.await_next_step, i.step)
+              ELSE i.join_next_step END,
+  attempt = CASE WHEN due.was = 'awaiting_signal' AND i.await_next_step IS NULL THEN i.attempt
+                 ELSE 0 END,
+  awaiting = NULL, await_next_step = NULL, park_deadline = NULL, eligible_at = now(),
+  updated_at = now()
+FROM due WHERE i.id = due.id
+RETURNING i.id, due.was, i.queue)SQL");
+
   // Served by gd_instances_owner.
   reclaim_node_ = Make("gd_reclaim_node", (std::string("UPDATE {s}.gd_instances i SET ") +
                                            kReleaseLostLease +
@@ -264,9 +450,13 @@ UPDATE {s}.gd_instances i SET )SQL") + kReleaseLostLease +
   // retention; never a full scan.
   gc_ = Make("gd_gc_sweep", R"SQL(
 WITH old AS (
-  SELECT id FROM {s}.gd_instances
+  SELECT id FROM {s}.gd_instances c
   WHERE status IN ('done', 'failed', 'cancelled')
     AND completed_at < now() - $1::bigint * interval '1 millisecond'
+    -- a child stays while its parent lives: the parent's later steps read its result
+    AND (c.parent_id IS NULL OR NOT EXISTS (
+          SELECT 1 FROM {s}.gd_instances p
+          WHERE p.id = c.parent_id AND p.status NOT IN ('done', 'failed', 'cancelled')))
   ORDER BY completed_at LIMIT $2
   FOR UPDATE SKIP LOCKED)
 DELETE FROM {s}.gd_instances i USING old WHERE i.id = old.id)SQL");
@@ -298,6 +488,13 @@ WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR queue = $2)
   AND ($3::text IS NULL OR fsm = $3)
 ORDER BY id DESC LIMIT $4)SQL")
                               .c_str());
+  // The function holds the race-free delivery logic (migration 2), so SQL callers share it.
+  signal_ = Make("gd_deliver_signal",
+                 "SELECT {s}.gd_signal($1::bigint, $2::text, $3::text, $4::jsonb, $5::text)");
+  // Served by gd_signals_inbox.
+  signals_of_ = Make("gd_signals_of", R"SQL(
+SELECT id, name, payload, dedup_key, consumed_at IS NOT NULL, inserted_at
+FROM {s}.gd_signals WHERE instance_id = $1 ORDER BY id)SQL");
   counts_ = Make("gd_counts",
                  "SELECT queue, status, count(*) FROM {s}.gd_instances GROUP BY queue, status");
 }
@@ -306,30 +503,19 @@ pg::Statement Store::Make(const char* name, const char* sql) const {
   return pg::Statement{name, WithSchema(sql, schema_)};
 }
 
-std::int64_t Store::InsertOne(pg::Connection& c, const NewInstance& row) const {
-  pg::Params p = InsertParams(row);
-  p.Add(channel_);
-  return c.Execute(insert_one_, p).Int64(0, 0);
+std::optional<std::int64_t> Store::InsertOne(pg::Connection& c, const NewInstance& row,
+                                             bool ad_hoc) const {
+  return InsertBatch(c, {row}, ad_hoc).front();
 }
 
-std::int64_t Store::InsertOneAdHoc(pg::Connection& c, const NewInstance& row) const {
-  pg::Params p = InsertParams(row);
-  p.Add(channel_);
-  return c.ExecParams(insert_one_.sql, p).Int64(0, 0);
-}
-
-std::vector<std::int64_t> Store::InsertBatch(pg::Connection& c,
-                                             const std::vector<NewInstance>& rows) const {
+std::vector<std::optional<std::int64_t>> Store::InsertBatch(pg::Connection& c,
+                                                            const std::vector<NewInstance>& rows,
+                                                            bool ad_hoc) const {
   if (rows.empty()) return {};
-  Json arr = Json::array();
-  for (const auto& r : rows) arr.push_back(NewInstanceJson(r));
   pg::Params p;
-  p.Add(arr.dump()).Add(channel_);
-  auto res = c.Execute(insert_batch_, p);
-  std::vector<std::int64_t> ids;
-  ids.reserve(res.rows());
-  for (int i = 0; i < res.rows(); ++i) ids.push_back(res.Int64(i, 0));
-  return ids;
+  p.Add(NewInstancesJson(rows)).Add(channel_);
+  auto res = ad_hoc ? c.ExecParams(insert_batch_.sql, p) : c.Execute(insert_batch_, p);
+  return MatchInserted(rows, res);
 }
 
 std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue, int limit,
@@ -369,6 +555,38 @@ std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue
     row.priority = r.Int(i, 7);
     row.lease_seq = r.Int64(i, 8);
     row.queue = r.String(i, 9);
+    row.partition_key = r.OptString(i, 10);
+    row.unique_key = r.OptString(i, 11);
+    if (!r.IsNull(i, 12)) {
+      row.rate_limit = RateLimitRef{r.String(i, 12), r.String(i, 13),
+                                    r.IsNull(i, 14) ? 1 : r.Int(i, 14)};
+    }
+    if (!r.IsNull(i, 15)) {
+      if (auto sigs = ParseStored(r.Text(i, 15), &error)) {
+        for (const auto& s : *sigs) {
+          row.signals.push_back(gen_durable::Signal{s.at("id").get<std::int64_t>(),
+                                       s.at("name").get<std::string>(), s.at("payload")});
+        }
+      } else {
+        row.state_error = "stored signal payload cannot be decoded: " + error;
+      }
+    }
+    if (!r.IsNull(i, 16)) {
+      if (auto kids = ParseStored(r.Text(i, 16), &error)) {
+        for (const auto& k : *kids) {
+          ChildResult c;
+          c.id = k.at("id").get<std::int64_t>();
+          c.fsm = k.at("fsm").get<std::string>();
+          c.status = k.at("status").get<std::string>();
+          c.state = k.at("state");
+          c.result = k.at("result");
+          if (k.at("last_error").is_string()) c.last_error = k.at("last_error").get<std::string>();
+          row.children.push_back(std::move(c));
+        }
+      } else {
+        row.state_error = "stored child state cannot be decoded: " + error;
+      }
+    }
     rows.push_back(std::move(row));
   }
   // UPDATE ... RETURNING does not keep the picker's order; restore it.
@@ -387,26 +605,68 @@ std::int64_t Store::PromoteDue(pg::Connection& c, const std::string& queue) cons
 std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
                                                 const std::vector<OutcomeRow>& rows,
                                                 const std::string& node, Millis lease_ttl) const {
-  // The array is assembled as text: states and results are already encoded JSON, and
+  // The arrays are assembled as text: states and results are already encoded JSON, and
   // re-parsing them only to print them again would cost more than the commit.
-  std::string arr = "[";
-  auto str = [](const std::optional<std::string>& s) {
-    return s ? Json(*s).dump(-1, ' ', false, Json::error_handler_t::replace) : std::string("null");
+  auto str = [](const std::optional<std::string>& s) { return JsonOpt(s); };
+  auto ids_json = [](const std::vector<std::int64_t>& ids) {
+    return ids.empty() ? std::string("null") : Json(ids).dump();
   };
+  std::string arr = "[";
+  std::string wake = "[";
+  std::string kids = "[";
+  std::string joins = "[";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& o = rows[i];
     if (i) arr += ',';
     arr += fmt::format(
         R"({{"id":{},"seq":{},"status":"{}","attempt":{},"keep":{},"step":{},"state":{},)"
-        R"("delay_ms":{},"result":{},"last_error":{}}})",
+        R"("delay_ms":{},"result":{},"last_error":{},"set_partition":{},"partition_key":{},)"
+        R"("rate_limit":{},"rate_key":{},"rate_weight":{},"consume":{},"clear_inbox":{},)"
+        R"("awaiting":{},"await_next_step":{},"park_ms":{},"join_next_step":{}}})",
         o.id, o.lease_seq, o.status, o.attempt, o.keep ? "true" : "false", str(o.step),
-        o.state ? *o.state : "null", o.delay_ms ? std::to_string(*o.delay_ms) : "null",
-        o.result ? *o.result : "null", str(o.last_error));
+        o.state ? *o.state : "null", JsonOpt(o.delay_ms), o.result ? *o.result : "null",
+        str(o.last_error), o.partition ? "true" : "false",
+        o.partition ? JsonOpt(*o.partition) : "null",
+        o.rate_limit ? JsonText(o.rate_limit->name) : "null",
+        o.rate_limit && !o.rate_limit->key.empty() ? JsonText(o.rate_limit->key) : "null",
+        o.rate_limit ? std::to_string(o.rate_limit->weight) : "null", ids_json(o.consume),
+        o.clear_inbox ? "true" : "false",
+        o.awaiting.empty() ? std::string("null") : Json(o.awaiting).dump(),
+        str(o.await_next_step), JsonOpt(o.park_ms), str(o.join_next_step));
+    if (o.status == "awaiting_signal") {
+      if (wake.size() > 1) wake += ',';
+      wake += fmt::format(R"({{"id":{},"shown":{}}})", o.id, ids_json(o.shown));
+    }
+    if (o.status == "awaiting_children") {
+      if (joins.size() > 1) joins += ',';
+      joins += fmt::format(R"({{"id":{},"wait_for":{}}})", o.id, JsonOpt(o.wait_for));
+      for (const auto& child : o.children) {
+        if (kids.size() > 1) kids += ',';
+        AppendNewInstance(kids, child);
+        kids.back() = ',';  // reopen the object to add its parent
+        kids += fmt::format(R"("parent":{}}})", o.id);
+      }
+    }
   }
   arr += ']';
+  wake += ']';
+  kids += ']';
+  joins += ']';
   pg::Params p;
   p.Add(arr).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count()));
-  auto r = c.Execute(commit_, p);
+  const bool parks = wake.size() > 2;
+  const bool spawns = joins.size() > 2;
+  pg::Result r;
+  if (!parks && !spawns) {
+    r = c.Execute(commit_, p);  // one statement: atomic by itself
+  } else {
+    std::vector<std::pair<const pg::Statement*, pg::Params>> batch;
+    batch.emplace_back(&commit_, p);
+    if (parks) batch.emplace_back(&wake_parked_, pg::Params().Add(wake));
+    if (spawns) batch.emplace_back(&spawn_children_, pg::Params().Add(kids).Add(channel_).Add(joins));
+    auto results = c.Pipeline(batch, /*transaction=*/true);
+    r = std::move(results.front());
+  }
   std::vector<std::int64_t> ids;
   ids.reserve(r.rows());
   for (int i = 0; i < r.rows(); ++i) ids.push_back(r.Int64(i, 0));
@@ -433,6 +693,13 @@ std::vector<ReapedRow> Store::ReapExpired(pg::Connection& c, int limit) const {
   pg::Params p;
   p.Add(limit);
   return ReadReaped(c.Execute(reap_, p));
+}
+
+std::vector<ParkedWake> Store::ReapParked(pg::Connection& c, int limit) const {
+  auto r = c.Execute(reap_parked_, pg::Params().Add(limit));
+  std::vector<ParkedWake> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back({r.Int64(i, 0), r.String(i, 1), r.String(i, 2)});
+  return out;
 }
 
 std::vector<ReapedRow> Store::ReclaimNode(pg::Connection& c, const std::string& node) const {
@@ -495,7 +762,27 @@ std::optional<InstanceInfo> Store::Get(pg::Connection& c, std::int64_t id) const
   InstanceInfo info = ReadInfo(r, 0);
   auto ch = c.Execute(children_, p);
   for (int i = 0; i < ch.rows(); ++i) info.children.push_back(ch.Int64(i, 0));
+  auto sg = c.Execute(signals_of_, p);
+  for (int i = 0; i < sg.rows(); ++i) {
+    SignalInfo s;
+    s.id = sg.Int64(i, 0);
+    s.name = sg.String(i, 1);
+    s.payload = ParseForDisplay(sg.Text(i, 2));
+    s.dedup_key = sg.OptString(i, 3);
+    s.consumed = sg.Bool(i, 4);
+    s.inserted_at = sg.String(i, 5);
+    info.signals.push_back(std::move(s));
+  }
   return info;
+}
+
+std::int64_t Store::Signal(pg::Connection& c, std::optional<std::int64_t> id,
+                           const std::optional<std::string>& key, const std::string& name,
+                           const std::string& payload,
+                           const std::optional<std::string>& dedup) const {
+  pg::Params p;
+  p.Add(id).Add(key).Add(name).Add(payload).Add(dedup);
+  return c.Execute(signal_, p).Int64(0, 0);
 }
 
 std::vector<InstanceInfo> Store::List(pg::Connection& c, const ListFilter& f) const {

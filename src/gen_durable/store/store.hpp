@@ -27,6 +27,12 @@ struct ClaimedRow {
   int priority = 0;
   std::int64_t lease_seq = 0;
   std::string queue;
+  std::optional<std::string> partition_key;
+  std::optional<std::string> unique_key;
+  // The token bucket this start is subject to (admitted by the RateLimiter before it runs).
+  std::optional<RateLimitRef> rate_limit;
+  std::vector<Signal> signals;          // unconsumed inbox, oldest first
+  std::vector<ChildResult> children;    // of the last schedule_children
   // Set when the stored state cannot be decoded at all; the instance fails with this error.
   std::string state_error;
 };
@@ -42,6 +48,10 @@ struct NewInstance {
   std::optional<std::string> eligible_at;  // ISO-8601 / Postgres timestamptz text
   std::optional<std::int64_t> delay_ms;    // added to eligible_at (or now())
   std::optional<int> max_attempts;
+  std::optional<std::string> partition_key;
+  std::optional<std::string> unique_key;
+  std::vector<std::string> unique_scope;   // empty: the default (non-terminal statuses)
+  std::optional<RateLimitRef> rate_limit;
 };
 
 // One outcome to commit, in absolute terms (so a retried commit is idempotent).
@@ -56,11 +66,32 @@ struct OutcomeRow {
   std::optional<std::string> result;   // encoded JSON (done)
   std::optional<std::string> last_error;
   bool keep = false;                   // keep the claim (inline run-ahead)
+  // Partition key change: unset = keep; a value = set it; an empty inner value = release.
+  std::optional<std::optional<std::string>> partition;
+  std::optional<RateLimitRef> rate_limit;  // for the next start (cleared when unset)
+  std::vector<std::int64_t> consume;       // signals shown to the step, consumed on commit
+  bool clear_inbox = false;                // terminal: the inbox goes
+  // await: status awaiting_signal
+  std::vector<std::string> awaiting;
+  std::optional<std::string> await_next_step;
+  std::vector<std::int64_t> shown;         // signals the step saw (not wake reasons again)
+  std::optional<std::int64_t> park_ms;     // await timeout / join deadline
+  // schedule_children: status awaiting_children
+  std::optional<std::string> join_next_step;
+  std::vector<NewInstance> children;
+  std::optional<int> wait_for;
 };
 
 struct ReapedRow {
   std::int64_t id;
   std::string status;  // runnable, or failed when max_attempts is exhausted
+};
+
+// A parked row woken by its deadline: `was` is awaiting_signal or awaiting_children.
+struct ParkedWake {
+  std::int64_t id;
+  std::string was;
+  std::string queue;
 };
 
 struct NodeRow {
@@ -78,11 +109,15 @@ class Store {
   const std::string& channel() const { return channel_; }
 
   // --- inserts ---
-  std::int64_t InsertOne(pg::Connection& c, const NewInstance& row) const;
-  // Same statement through the unnamed protocol (for a borrowed caller connection).
-  std::int64_t InsertOneAdHoc(pg::Connection& c, const NewInstance& row) const;
-  std::vector<std::int64_t> InsertBatch(pg::Connection& c,
-                                        const std::vector<NewInstance>& rows) const;
+  // Inserts one row; nullopt when its unique key is held (duplicate). `ad_hoc` runs the
+  // statement unnamed (for a borrowed caller connection that must not keep our statements).
+  std::optional<std::int64_t> InsertOne(pg::Connection& c, const NewInstance& row,
+                                        bool ad_hoc = false) const;
+  // Inserts a batch in one statement, dropping rows whose unique key is held; returns one
+  // entry per request, in request order (nullopt: dropped as a duplicate).
+  std::vector<std::optional<std::int64_t>> InsertBatch(pg::Connection& c,
+                                                       const std::vector<NewInstance>& rows,
+                                                       bool ad_hoc = false) const;
 
   // --- the hot loop ---
   // Claims up to `limit` ready rows; with `promote`, first moves due scheduled rows of the
@@ -104,6 +139,8 @@ class Store {
 
   // --- maintenance ---
   std::vector<ReapedRow> ReapExpired(pg::Connection& c, int limit) const;
+  // Wakes parked rows whose await timeout or join deadline passed.
+  std::vector<ParkedWake> ReapParked(pg::Connection& c, int limit) const;
   // Reclaims every row held by a dead node (like the reaper, without waiting for the lease).
   std::vector<ReapedRow> ReclaimNode(pg::Connection& c, const std::string& node) const;
   std::int64_t GcSweep(pg::Connection& c, Millis retention, int limit) const;
@@ -118,6 +155,14 @@ class Store {
   // Deletes node rows not heartbeated for `age`; returns their ids.
   std::vector<std::string> NodesPrune(pg::Connection& c, Millis age) const;
 
+  // --- signals ---
+  // SQLSTATE raised by gd_signal when the target is unknown or terminal.
+  static constexpr const char* kNoTargetState = "GD404";
+  // Delivers a signal through gd_signal (by id, or by unique key); returns the signal id.
+  std::int64_t Signal(pg::Connection& c, std::optional<std::int64_t> id,
+                      const std::optional<std::string>& key, const std::string& name,
+                      const std::string& payload, const std::optional<std::string>& dedup) const;
+
   // --- reads ---
   std::optional<InstanceInfo> Get(pg::Connection& c, std::int64_t id) const;
   std::vector<InstanceInfo> List(pg::Connection& c, const ListFilter& f) const;
@@ -128,9 +173,9 @@ class Store {
 
   std::string schema_;
   std::string channel_;
-  pg::Statement insert_one_, insert_batch_, promote_, claim_, commit_, heartbeat_, release_, reap_,
-      reclaim_node_, gc_, node_upsert_, node_heartbeat_, node_delete_, nodes_on_host_,
-      nodes_prune_, get_, children_, children_many_, list_, counts_;
+  pg::Statement insert_batch_, promote_, claim_, commit_, wake_parked_, spawn_children_, heartbeat_, release_, reap_,
+      reclaim_node_, reap_parked_, gc_, node_upsert_, node_heartbeat_, node_delete_, nodes_on_host_,
+      nodes_prune_, get_, children_, children_many_, list_, counts_, signal_, signals_of_;
 };
 
 }  // namespace gen_durable::detail

@@ -1,0 +1,37 @@
+// Cluster-wide token buckets (SPEC §7): admission of claimed rows that name a rate limit.
+//
+// A row carries the limit its next start is subject to (set by the outcome that led to it, or
+// by the insert). After a claim, and before any such row runs, the feeder asks Admit() to take
+// tokens for those rows, in one round trip. Rows whose bucket is short are handed back as
+// `scheduled` at the moment their bucket will hold enough tokens, so they never hold a worker
+// slot while they wait and never block unrelated rows of the queue.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "gen_durable/pg/connection.hpp"
+#include "gen_durable/runtime/core.hpp"
+#include "gen_durable/store/rate_limit_store.hpp"
+#include "gen_durable/store/store.hpp"
+
+namespace gen_durable::detail {
+
+class RateLimiter {
+ public:
+  explicit RateLimiter(std::shared_ptr<EngineCore> core);
+
+  // Returns the rows that may start now. Rows naming a limit this engine does not define are
+  // failed with a clear last_error (and reported); throttled rows are handed back and reported
+  // with `rate_limit.throttled`. Rows without a limit pass untouched. Throws DatabaseError.
+  std::vector<ClaimedRow> Admit(pg::Connection& conn, std::vector<ClaimedRow> rows);
+
+  // Deletes buckets that have been idle long enough to be full again. Returns how many.
+  std::int64_t PruneIdle(pg::Connection& conn);
+
+ private:
+  std::shared_ptr<EngineCore> core_;
+  const RateLimitStore store_;
+};
+
+}  // namespace gen_durable::detail
