@@ -350,5 +350,35 @@ TEST_F(EngineTest, AnOutcomeCanMoveOrReleaseThePartition) {
   EXPECT_FALSE(info.partition_key.has_value());
 }
 
+
+TEST_F(EngineTest, PartitionLimitsGrantKSlotsPerKeyWithThePrefix) {
+  Span limited;
+  Span plain;
+  auto j = Job<Json>("p.limit")
+               .Perform([&](const Json& a, JobContext& ctx) {
+                 Span& s = ctx.partition_key()->rfind("stripe:", 0) == 0 ? limited : plain;
+                 s.Enter();
+                 std::this_thread::sleep_for(40ms);
+                 s.Leave();
+                 (void)a;
+                 return JobResult::Ok();
+               })
+               .Build();
+  std::vector<InsertRequest> reqs;
+  for (int i = 0; i < 12; ++i) {
+    InsertRequest r{"p.limit", 1, {}};
+    r.options.partition_key = i % 2 ? "stripe:acct" : "other:acct";
+    reqs.push_back(r);
+  }
+  auto ids = client_->InsertAll(reqs);
+  auto o = Options({j}, 8);
+  o.partition_limits = {{"stripe:", 3}};
+  auto engine = Engine::Start(o);
+  for (auto id : ids) EXPECT_EQ(WaitTerminal(id).status, "done");
+  EXPECT_LE(limited.max_running.load(), 3);
+  EXPECT_GE(limited.max_running.load(), 2);  // more than one slot was really used
+  EXPECT_EQ(plain.max_running.load(), 1);
+}
+
 }  // namespace
 }  // namespace gen_durable::testing

@@ -86,6 +86,9 @@ struct EngineOptions : ConnectionOptions {
   std::size_t max_payload_bytes = 8 * 1024 * 1024;
   // Named token buckets that steps and inserts may name (SPEC §7).
   std::map<std::string, RateLimit> rate_limits;
+  // Partition keys starting with a prefix may run this many steps at once (default 1 per
+  // key); the longest matching prefix wins. E.g. {{"stripe:", 100}}.
+  std::map<std::string, int> partition_limits;
 };
 
 struct ClientOptions : ConnectionOptions {

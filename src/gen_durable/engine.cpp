@@ -18,8 +18,16 @@ namespace gen_durable {
 
 namespace detail {
 
+namespace {
+Store MakeStore(const EngineOptions& o) {
+  Store s(o.schema);
+  s.SetPartitionLimits(o.partition_limits);
+  return s;
+}
+}  // namespace
+
 EngineCore::EngineCore(EngineOptions opts, std::string node)
-    : options(std::move(opts)), node_id(std::move(node)), store(options.schema) {
+    : options(std::move(opts)), node_id(std::move(node)), store(MakeStore(options)) {
   auto add = [&](const AnyMachine& m) {
     machines[{m.name(), m.version()}] = m.shared();
   };

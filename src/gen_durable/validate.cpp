@@ -83,6 +83,13 @@ void ValidateEngineOptions(const EngineOptions& o) {
           o.min_demand, queue, cfg.concurrency + o.prefetch));
     }
   }
+  for (const auto& [prefix, slots] : o.partition_limits) {
+    if (prefix.empty()) throw ConfigError("partition_limits: a prefix must not be empty");
+    if (slots < 1) {
+      throw ConfigError(
+          fmt::format("partition_limits: '{}' must allow at least 1 step (got {})", prefix, slots));
+    }
+  }
   if (o.max_inline_steps < 0) throw ConfigError("max_inline_steps must be >= 0");
   if (o.max_payload_bytes == 0) throw ConfigError("max_payload_bytes must be > 0");
   for (const auto& [name, limit] : o.rate_limits) {

@@ -491,8 +491,11 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
       ++inline_steps;
       continue;
     }
-    if (row.status == "awaiting_children" || row.status == "awaiting_signal") {
-      Poke();  // a join with nothing to wait for, or a signal already there, runs at once
+    if (data->partition_key || row.status == "awaiting_children" ||
+        row.status == "awaiting_signal") {
+      // A partition slot was freed (the key's next row may start now), or a join with nothing
+      // to wait for / a signal already there made the row runnable at once.
+      Poke();
     }
     if (row.status == "runnable") {
       const auto delay = row.delay_ms.value_or(0);

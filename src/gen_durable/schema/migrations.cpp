@@ -100,6 +100,8 @@ ALTER TABLE {s}.gd_instances
   ADD COLUMN join_next_step text,
   ADD COLUMN join_pending integer,
   ADD COLUMN parent_join integer,
+  -- which of its partition's slots an executing row holds (partition_limits allow K > 1)
+  ADD COLUMN partition_slot integer,
   -- the token bucket the next start of this row is subject to
   ADD COLUMN rate_limit text,
   ADD COLUMN rate_key text,
@@ -114,9 +116,10 @@ CREATE UNIQUE INDEX gd_instances_unique ON {s}.gd_instances (unique_hold)
 CREATE INDEX gd_instances_unique_key ON {s}.gd_instances (unique_key)
   WHERE unique_key IS NOT NULL;
 
--- At most one executing step per partition key, cluster-wide: a second claim of a busy key
--- cannot commit. Also serves the picker's "is this key busy" probe.
-CREATE UNIQUE INDEX gd_instances_partition ON {s}.gd_instances (partition_key)
+-- At most one executing step per partition key and slot, cluster-wide (one slot unless a
+-- partition limit grants K): a claim of a taken slot cannot commit. Also serves the picker's
+-- "how busy is this key" probe.
+CREATE UNIQUE INDEX gd_instances_partition ON {s}.gd_instances (partition_key, partition_slot)
   WHERE status = 'executing' AND partition_key IS NOT NULL;
 
 -- reap_parked: await timeouts and join deadlines.

@@ -221,6 +221,7 @@ std::vector<ReapedRow> ReadReaped(const pg::Result& r) {
 
 Store::Store(std::string schema) : schema_(std::move(schema)) {
   channel_ = ChannelFor(schema_);
+  partition_limits_ = "{}";
 
   // Single insert; announces ready work on the channel (delivered at commit, so a caller's
   // rolled-back transaction announces nothing).
@@ -247,27 +248,42 @@ SELECT ins.id, ins.unique_key FROM ins WHERE (SELECT count(*) FROM n) >= 0 ORDER
   // ordered range scan of the queue's runnable rows; SKIP LOCKED makes concurrent pickers
   // skip each other's rows instead of waiting. $5 restricts to machines this node knows.
   claim_ = Make("gd_claim", (std::string(R"SQL(
-WITH cand AS (
-  SELECT c.id, c.partition_key, c.priority, c.eligible_at FROM {s}.gd_instances c
+WITH lim AS (SELECT key AS prefix, value::integer AS k FROM jsonb_each_text($6::jsonb)),
+cand AS (
+  SELECT c.id, c.partition_key, c.priority, c.eligible_at, pk.k, pk.busy
+  FROM {s}.gd_instances c
+  -- slots of the row's key (1, or the longest matching prefix's limit) and how many are taken
+  -- (probe served by gd_instances_partition)
+  LEFT JOIN LATERAL (
+    SELECT COALESCE((SELECT l.k FROM lim l WHERE left(c.partition_key, length(l.prefix)) = l.prefix
+                     ORDER BY length(l.prefix) DESC LIMIT 1), 1) AS k,
+           (SELECT count(*) FROM {s}.gd_instances e
+            WHERE e.partition_key = c.partition_key AND e.status = 'executing') AS busy
+  ) pk ON c.partition_key IS NOT NULL
   WHERE c.status = 'runnable' AND c.queue = $1 AND c.eligible_at <= now()
     AND (c.fsm || '@' || c.fsm_version) = ANY($5::text[])
-    -- a busy partition is skipped, never waited on (probe served by gd_instances_partition)
-    AND (c.partition_key IS NULL OR NOT EXISTS (
-          SELECT 1 FROM {s}.gd_instances e
-          WHERE e.partition_key = c.partition_key AND e.status = 'executing'))
+    -- a full partition is skipped, never waited on
+    AND (c.partition_key IS NULL OR pk.busy < pk.k)
   ORDER BY c.priority, c.eligible_at, c.id
   LIMIT $2
-  FOR UPDATE SKIP LOCKED),
--- one row per partition key per claim; the unique index settles races between nodes
+  FOR UPDATE OF c SKIP LOCKED),
+-- no more rows per key than it has free slots; the unique index settles races between nodes
 picked AS (
-  SELECT id FROM (
-    SELECT id, partition_key,
+  SELECT id, rn, k FROM (
+    SELECT id, partition_key, k, busy,
            row_number() OVER (PARTITION BY partition_key
                               ORDER BY priority, eligible_at, id) AS rn
     FROM cand) x
-  WHERE partition_key IS NULL OR rn = 1)
+  WHERE partition_key IS NULL OR rn <= k - busy)
 UPDATE {s}.gd_instances i
 SET status = 'executing', locked_by = $3, lease_seq = i.lease_seq + 1,
+    -- the rn-th free slot of the key (snapshot of before this claim, same for every row)
+    partition_slot = CASE WHEN i.partition_key IS NULL THEN NULL ELSE (
+      SELECT s FROM generate_series(0, picked.k - 1) s
+      WHERE NOT EXISTS (SELECT 1 FROM {s}.gd_instances e
+                        WHERE e.partition_key = i.partition_key AND e.status = 'executing'
+                          AND e.partition_slot = s)
+      ORDER BY s OFFSET picked.rn - 1 LIMIT 1) END,
     lease_expires_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()
 FROM picked WHERE i.id = picked.id
 RETURNING )SQL") + kClaimReturning)
@@ -499,6 +515,10 @@ FROM {s}.gd_signals WHERE instance_id = $1 ORDER BY id)SQL");
                  "SELECT queue, status, count(*) FROM {s}.gd_instances GROUP BY queue, status");
 }
 
+void Store::SetPartitionLimits(const std::map<std::string, int>& limits) {
+  partition_limits_ = Json(limits).dump();
+}
+
 pg::Statement Store::Make(const char* name, const char* sql) const {
   return pg::Statement{name, WithSchema(sql, schema_)};
 }
@@ -525,6 +545,7 @@ std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue
   pg::Params p;
   p.Add(queue).Add(limit).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count()));
   p.Add(TextArray(machines));
+  p.Add(partition_limits_);
   pg::Result r;
   if (promote) {
     // One round trip: promote what is due, then claim (each statement sees the one before).

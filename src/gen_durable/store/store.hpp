@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -108,6 +109,9 @@ class Store {
   // The LISTEN/NOTIFY channel announcing new ready work (payload: the queue name).
   const std::string& channel() const { return channel_; }
 
+  // Slots per partition key prefix (default 1 per key); read by Claim.
+  void SetPartitionLimits(const std::map<std::string, int>& limits);
+
   // --- inserts ---
   // Inserts one row; nullopt when its unique key is held (duplicate). `ad_hoc` runs the
   // statement unnamed (for a borrowed caller connection that must not keep our statements).
@@ -173,6 +177,7 @@ class Store {
 
   std::string schema_;
   std::string channel_;
+  std::string partition_limits_;  // JSON object prefix -> slots
   pg::Statement insert_batch_, promote_, claim_, commit_, wake_parked_, spawn_children_, heartbeat_, release_, reap_,
       reclaim_node_, reap_parked_, gc_, node_upsert_, node_heartbeat_, node_delete_, nodes_on_host_,
       nodes_prune_, get_, children_, children_many_, list_, counts_, signal_, signals_of_;
