@@ -109,14 +109,25 @@ void QueueRunner::FeederLoop() {
     bool full = false;
     if (demand >= opts.min_demand) {
       std::vector<ClaimedRow> rows;
+      int claimed = 0;
       try {
         if (!conn || conn->broken()) conn = core_->Connect("feeder:" + queue_);
         rows = core_->store.Claim(*conn, queue_, demand, core_->node_id, opts.lease_ttl,
                                   core_->machine_keys, promote);
         retry = Millis{100};
+        claimed = static_cast<int>(rows.size());
         const bool limited = std::any_of(rows.begin(), rows.end(),
                                          [](const ClaimedRow& r) { return r.rate_limit; });
-        if (limited) rows = rate_limiter_.Admit(*conn, std::move(rows));
+        if (limited) {
+          std::vector<ClaimedRow> held = rows;
+          try {
+            rows = rate_limiter_.Admit(*conn, std::move(rows));
+          } catch (...) {
+            // Nothing was admitted; hand the claims back rather than leave them to the reaper.
+            ReleaseLate(held);
+            throw;
+          }
+        }
       } catch (const DatabaseError& e) {
         if (e.sqlstate() == "23505" && !conn->broken()) {
           // Another node claimed a row of the same partition key between our probe and our
@@ -150,8 +161,11 @@ void QueueRunner::FeederLoop() {
         continue;
       }
       const int count = static_cast<int>(rows.size());
-      full = count == demand;
-      interval = count == 0 ? std::min(interval * 2, opts.max_poll_interval) : opts.poll_interval;
+      // Fullness and idleness follow what the claim found, not what admission let through:
+      // a backlog of throttled rows is work to page past, never a reason to back off.
+      full = claimed == demand;
+      interval =
+          claimed == 0 ? std::min(interval * 2, opts.max_poll_interval) : opts.poll_interval;
       core_->counters.claimed.fetch_add(count, std::memory_order_relaxed);
       core_->Emit("pick.stop", [&](TelemetryEvent& e) {
         e.measurements["count"] = count;

@@ -43,9 +43,9 @@ std::vector<ClaimedRow> RateLimiter::Admit(pg::Connection& conn, std::vector<Cla
       error = fmt::format("rate limit '{}': weight must be >= 1 (got {})", ref.name, ref.weight);
     } else if (ref.weight > BurstOf(it->second)) {
       // Waiting would not help: the bucket never holds more than its burst.
-      error = fmt::format("rate limit '{}': weight {} exceeds its burst of {}, so it can never be "
-                          "granted",
-                          ref.name, ref.weight, BurstOf(it->second));
+      error = fmt::format(
+          "rate limit '{}': weight {} exceeds its burst of {}, so it can never be granted",
+          ref.name, ref.weight, BurstOf(it->second));
     }
     if (!error.empty()) {
       rejections.push_back({row.id, row.lease_seq, std::move(error)});
@@ -68,8 +68,8 @@ std::vector<ClaimedRow> RateLimiter::Admit(pg::Connection& conn, std::vector<Cla
   for (std::size_t n = 0; n < rejections.size(); ++n) {
     const ClaimedRow& row = rows[rejection_rows[n]];
     keep[rejection_rows[n]] = false;
-    const bool applied = std::find(result.rejected.begin(), result.rejected.end(), row.id) !=
-                         result.rejected.end();
+    const bool applied =
+        std::find(result.rejected.begin(), result.rejected.end(), row.id) != result.rejected.end();
     if (!applied) continue;
     const RateLimitRef& ref = *row.rate_limit;
     spdlog::warn("instance {} ({}, step {}) failed: {}", row.id, row.fsm, row.step,

@@ -93,10 +93,9 @@ pg::Statement RateLimitStore::Make(const char* name, const char* sql) const {
   return pg::Statement{name, WithSchema(sql, schema_)};
 }
 
-RateLimitStore::AdmitResult RateLimitStore::Admit(pg::Connection& c, const std::string& node,
-                                                  const std::vector<TokenRequest>& requests,
-                                                  const std::vector<RowRejection>& rejections)
-    const {
+RateLimitStore::AdmitResult RateLimitStore::Admit(
+    pg::Connection& c, const std::string& node, const std::vector<TokenRequest>& requests,
+    const std::vector<RowRejection>& rejections) const {
   AdmitResult out;
   out.grants.resize(requests.size());
   if (requests.empty() && rejections.empty()) return out;
