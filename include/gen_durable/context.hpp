@@ -65,7 +65,8 @@ class Context {
   bool cancelled() const;
   std::optional<std::string> partition_key() const;
   std::optional<std::string> unique_key() const;
-  // Unconsumed signals in the inbox, oldest first (see docs/guides/signals.md).
+  // The unconsumed signals of the names this step awaited, oldest first: empty for a step
+  // that did not await (other signals wait in the inbox for the step that awaits them).
   const std::vector<Signal>& signals() const;
   // The first unconsumed signal named `name`, or nullptr.
   const Signal* FindSignal(const std::string& name) const;

@@ -362,6 +362,7 @@ OutcomeRow QueueRunner::Encode(const MachineDef& def, const ContextData& data,
       row.state = gen_durable::detail::Encode(out.state());
       row.attempt = data.attempt + 1;
       row.delay_ms = out.delay().count();
+      row.keep_awaiting = true;
       break;
     case OutcomeKind::kAwait: {
       const auto& opts = out.await_options();

@@ -90,7 +90,8 @@ ALTER TABLE {s}.gd_instances
     DEFAULT '{scheduled,runnable,executing,awaiting_signal,awaiting_children}',
   ADD COLUMN unique_hold text
     GENERATED ALWAYS AS (CASE WHEN status = ANY (unique_scope) THEN unique_key END) STORED,
-  -- await: the signal names that wake the row, where it resumes, and when it wakes anyway.
+  -- await: the signal names that wake the row (kept after the wake: the woken step is shown
+  -- the signals of these names), where it resumes, and when it wakes anyway.
   ADD COLUMN awaiting text[],
   ADD COLUMN await_next_step text,
   ADD COLUMN park_deadline timestamptz,
@@ -220,7 +221,7 @@ BEGIN
     status = 'runnable',
     step = COALESCE(await_next_step, step),
     attempt = CASE WHEN await_next_step IS NOT NULL THEN 0 ELSE attempt END,
-    awaiting = NULL, await_next_step = NULL, park_deadline = NULL,
+    await_next_step = NULL, park_deadline = NULL,
     eligible_at = now(), updated_at = now()
   WHERE id = inst.id AND status = 'awaiting_signal' AND signal_name = ANY (awaiting);
   IF FOUND THEN

@@ -44,7 +44,8 @@ constexpr const char* kClaimReturning = R"SQL(
   i.rate_weight,
   (SELECT jsonb_agg(jsonb_build_object('id', s.id, 'name', s.name, 'payload', s.payload)
                     ORDER BY s.id)
-   FROM {s}.gd_signals s WHERE s.instance_id = i.id AND s.consumed_at IS NULL),
+   FROM {s}.gd_signals s
+   WHERE s.instance_id = i.id AND s.consumed_at IS NULL AND s.name = ANY (i.awaiting)),
   CASE WHEN i.join_seq > 0 THEN (
     SELECT jsonb_agg(jsonb_build_object('id', c.id, 'fsm', c.fsm, 'status', c.status,
                                         'state', c.state, 'result', c.result,
@@ -307,7 +308,7 @@ WITH o AS (
     delay_ms bigint, result jsonb, last_error text, keep boolean, set_partition boolean,
     partition_key text, rate_limit text, rate_key text, rate_weight integer, consume bigint[],
     clear_inbox boolean, awaiting text[], await_next_step text, park_ms bigint,
-    join_next_step text)),
+    join_next_step text, keep_awaiting boolean)),
 upd AS (
 UPDATE {s}.gd_instances i SET
   status = CASE WHEN o.status = 'runnable' AND COALESCE(o.delay_ms, 0) > 0 THEN 'scheduled'
@@ -325,7 +326,8 @@ UPDATE {s}.gd_instances i SET
   completed_at = CASE WHEN o.status IN ('done', 'failed', 'cancelled') THEN now() END,
   partition_key = CASE WHEN o.set_partition THEN o.partition_key ELSE i.partition_key END,
   rate_limit = o.rate_limit, rate_key = o.rate_key, rate_weight = o.rate_weight,
-  awaiting = o.awaiting,
+  -- a replay keeps showing the step what it awaited; any other outcome ends the await
+  awaiting = CASE WHEN o.keep_awaiting THEN i.awaiting ELSE o.awaiting END,
   await_next_step = o.await_next_step,
   park_deadline = CASE WHEN o.park_ms IS NOT NULL
                        THEN now() + o.park_ms * interval '1 millisecond' END,
@@ -359,8 +361,7 @@ WITH w AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, shown big
 UPDATE {s}.gd_instances i SET
   status = 'runnable', step = COALESCE(i.await_next_step, i.step),
   attempt = CASE WHEN i.await_next_step IS NOT NULL THEN 0 ELSE i.attempt END,
-  awaiting = NULL, await_next_step = NULL, park_deadline = NULL, eligible_at = now(),
-  updated_at = now()
+  await_next_step = NULL, park_deadline = NULL, eligible_at = now(), updated_at = now()
 FROM w
 WHERE i.id = w.id AND i.status = 'awaiting_signal'
   AND EXISTS (SELECT 1 FROM {s}.gd_signals s
@@ -450,8 +451,7 @@ UPDATE {s}.gd_instances i SET
               ELSE i.join_next_step END,
   attempt = CASE WHEN due.was = 'awaiting_signal' AND i.await_next_step IS NULL THEN i.attempt
                  ELSE 0 END,
-  awaiting = NULL, await_next_step = NULL, park_deadline = NULL, eligible_at = now(),
-  updated_at = now()
+  await_next_step = NULL, park_deadline = NULL, eligible_at = now(), updated_at = now()
 FROM due WHERE i.id = due.id
 RETURNING i.id, due.was, i.queue)SQL");
 
@@ -643,7 +643,8 @@ std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
         R"({{"id":{},"seq":{},"status":"{}","attempt":{},"keep":{},"step":{},"state":{},)"
         R"("delay_ms":{},"result":{},"last_error":{},"set_partition":{},"partition_key":{},)"
         R"("rate_limit":{},"rate_key":{},"rate_weight":{},"consume":{},"clear_inbox":{},)"
-        R"("awaiting":{},"await_next_step":{},"park_ms":{},"join_next_step":{}}})",
+        R"("awaiting":{},"await_next_step":{},"park_ms":{},"join_next_step":{},)"
+        R"("keep_awaiting":{}}})",
         o.id, o.lease_seq, o.status, o.attempt, o.keep ? "true" : "false", str(o.step),
         o.state ? *o.state : "null", JsonOpt(o.delay_ms), o.result ? *o.result : "null",
         str(o.last_error), o.partition ? "true" : "false",
@@ -653,7 +654,8 @@ std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
         o.rate_limit ? std::to_string(o.rate_limit->weight) : "null", ids_json(o.consume),
         o.clear_inbox ? "true" : "false",
         o.awaiting.empty() ? std::string("null") : Json(o.awaiting).dump(),
-        str(o.await_next_step), JsonOpt(o.park_ms), str(o.join_next_step));
+        str(o.await_next_step), JsonOpt(o.park_ms), str(o.join_next_step),
+        o.keep_awaiting ? "true" : "false");
     if (o.status == "awaiting_signal") {
       if (wake.size() > 1) wake += ',';
       wake += fmt::format(R"({{"id":{},"shown":{}}})", o.id, ids_json(o.shown));

@@ -74,6 +74,7 @@ struct OutcomeRow {
   bool clear_inbox = false;                // terminal: the inbox goes
   // await: status awaiting_signal
   std::vector<std::string> awaiting;
+  bool keep_awaiting = false;              // replay: the awaited names stay
   std::optional<std::string> await_next_step;
   std::vector<std::int64_t> shown;         // signals the step saw (not wake reasons again)
   std::optional<std::int64_t> park_ms;     // await timeout / join deadline
