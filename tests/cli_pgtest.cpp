@@ -8,12 +8,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -382,6 +386,19 @@ TEST_F(CliTest, UsageErrorsExitTwoWithOneLineReason) {
       {"worker", "--queues", "default:x"},
       {"worker", "--queues", "default:-1"},
       {"worker", "--lease-ttl", "1000", "--heartbeat-interval", "1000"},
+      {"signal", "1", "payment_confirmed", "--payload", "{not json"},
+      {"signal", "1"},
+      {"insert", "demo.noop", "--rate-limit", ":key"},
+      {"insert", "demo.noop", "--rate-limit", "demo:"},
+      {"insert", "demo.noop", "--unique-key", "k", "--unique-scope", "sleeping"},
+      {"insert", "demo.noop", "--unique-scope", "done"},
+      {"insert", "demo.noop", "--partition-key", ""},
+      {"worker", "--rate-limit", "demo"},
+      {"worker", "--rate-limit", "demo:x:1000"},
+      {"worker", "--rate-limit", "demo:2:1000:4:5"},
+      {"worker", "--rate-limit", ":2:1000"},
+      {"worker", "--rate-limit", "demo:2:1000", "--rate-limit", "demo:3:1000"},
+      {"worker", "--rate-limit", "demo:0:1000"},
   };
   for (const auto& args : cases) {
     SCOPED_TRACE(::testing::PrintToString(args));
@@ -409,7 +426,8 @@ TEST_F(CliTest, UnreachableDatabaseExitsOne) {
 }
 
 TEST_F(CliTest, HelpExitsZeroForEveryCommand) {
-  for (const char* command : {"migrate", "insert", "show", "list", "stats", "worker", "demo"}) {
+  for (const char* command :
+       {"migrate", "insert", "signal", "show", "list", "stats", "worker", "demo"}) {
     CliResult r = Run({command, "--help"});
     EXPECT_EQ(r.exit_code, 0) << command << ": " << r.err;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << command << ": " << r.out;
@@ -585,6 +603,238 @@ TEST_F(CliTest, DemoRunsEveryInstanceToATerminalStatus) {
       << j.dump();
   EXPECT_GT(j["steps"].get<std::int64_t>(), 116);
   EXPECT_TRUE(ListJson({"--status", "executing"}).empty());
+
+  // Beside the mix: a checkout the demo woke with a signal, and a fan-out that joined.
+  EXPECT_EQ(j["checkout"]["status"], "done") << j.dump();
+  EXPECT_TRUE(j["checkout"]["signal_id"].is_number_integer()) << j.dump();
+  EXPECT_EQ(j["checkout"]["result"]["order"], "A-1001") << j.dump();
+  EXPECT_TRUE(j["checkout"]["result"]["payment"].is_object()) << j.dump();
+  EXPECT_EQ(j["fanout"]["status"], "done") << j.dump();
+  EXPECT_EQ(j["fanout"]["children"], 10) << j.dump();
+  EXPECT_EQ(j["fanout"]["result"], Json({{"done", 8}, {"failed", 2}})) << j.dump();
+  EXPECT_NE(r.err.find("awaiting_signal"), std::string::npos) << r.err;
+  const Json checkout = Show(j["checkout"]["id"].get<std::int64_t>());
+  EXPECT_EQ(checkout["fsm"], "demo.checkout");
+  EXPECT_EQ(checkout["result"], j["checkout"]["result"]);
+
+  // The human summary carries the same story.
+  CliResult human = Run({"demo", "--count", "29"});
+  ASSERT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_NE(human.out.find("checkout"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find(R"({"done":8,"failed":2})"), std::string::npos) << human.out;
+}
+
+// The id a command printed alone on stdout (0, and a test failure, otherwise).
+std::int64_t PrintedId(const CliResult& r) {
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const std::string digits = r.out.empty() ? "" : r.out.substr(0, r.out.size() - 1);
+  const bool ok = !digits.empty() && r.out.back() == '\n' &&
+                  digits.find_first_not_of("0123456789") == std::string::npos;
+  EXPECT_TRUE(ok) << "out: [" << r.out << "]";
+  return ok ? std::stoll(digits) : 0;
+}
+
+bool HasStatus(const Json& j, const char* status) { return j["status"] == status; }
+
+// [start_us, end_us) of a demo.sleep result.
+struct Span {
+  std::int64_t start = 0;
+  std::int64_t end = 0;
+};
+Span SleepSpan(const Json& info) {
+  return {info["result"]["start_us"].get<std::int64_t>(),
+          info["result"]["end_us"].get<std::int64_t>()};
+}
+bool Overlap(const Span& a, const Span& b) { return a.start < b.end && b.start < a.end; }
+
+TEST_F(CliTest, SignalByIdWakesAnAwaitingCheckoutAndARepeatedDedupKeyReturnsTheSameId) {
+  auto worker = StartWorker(kFastWorker);
+  const std::int64_t id = Insert("demo.checkout", R"({"order": 7})");
+  const std::string target = std::to_string(id);
+  const Json parked = ShowUntil(id, [](const Json& j) { return HasStatus(j, "awaiting_signal"); });
+  EXPECT_EQ(parked["step"], "await_pay") << parked.dump();
+
+  // A signal it does not await stays in the inbox; a repeated dedup key delivers it once.
+  const std::vector<std::string> note = {
+      "signal", target, "note", "--payload", R"({"text": "gift wrap"})", "--dedup-key", "note-1"};
+  const std::int64_t note_id = PrintedId(Run(note));
+  ASSERT_GT(note_id, 0);
+  EXPECT_EQ(PrintedId(Run(note)), note_id);
+  std::vector<std::string> note_json = note;
+  note_json.push_back("--json");
+  CliResult as_json = Run(note_json);
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.err;
+  EXPECT_EQ(Json::parse(as_json.out)["signal_id"], note_id) << as_json.out;
+
+  const Json inbox = Show(id);
+  EXPECT_EQ(inbox["status"], "awaiting_signal") << inbox.dump();
+  ASSERT_EQ(inbox["signals"].size(), 1u) << inbox.dump();
+  const Json& sg = inbox["signals"][0];
+  EXPECT_EQ(sg["id"], note_id);
+  EXPECT_EQ(sg["name"], "note");
+  EXPECT_EQ(sg["payload"], Json({{"text", "gift wrap"}}));
+  EXPECT_EQ(sg["consumed"], false);
+  EXPECT_EQ(sg["dedup_key"], "note-1");
+  CliResult human = Run({"show", target});
+  ASSERT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_NE(human.out.find("#" + std::to_string(note_id) + R"( note {"text":"gift wrap"} pending)"),
+            std::string::npos)
+      << human.out;
+
+  const std::int64_t paid_id =
+      PrintedId(Run({"signal", target, "payment_confirmed", "--payload", R"({"amount": 5})"}));
+  EXPECT_GT(paid_id, note_id);
+  const Json done = ShowUntilTerminal(id);
+  EXPECT_EQ(done["status"], "done") << done.dump();
+  EXPECT_EQ(done["result"], Json({{"order", 7}, {"payment", {{"amount", 5}}}})) << done.dump();
+
+  // A finished instance takes no more signals.
+  CliResult late = Run({"signal", target, "payment_confirmed"});
+  EXPECT_EQ(late.exit_code, 3) << late.err;
+  ExpectOneLineReason(late);
+  EXPECT_TRUE(StartsWith(late.err, "gen_durable: no_target: ")) << late.err;
+}
+
+TEST_F(CliTest, SignalByUniqueKeyWakesACheckoutAndAHeldKeyRefusesADuplicateInsert) {
+  auto worker = StartWorker(kFastWorker);
+  const std::int64_t id =
+      Insert("demo.checkout", R"({"order": "A-2"})", {"--unique-key", "order-A-2"});
+  const Json parked = ShowUntil(id, [](const Json& j) { return HasStatus(j, "awaiting_signal"); });
+  EXPECT_EQ(parked["unique_key"], "order-A-2") << parked.dump();
+
+  CliResult dup = Run(
+      {"insert", "demo.checkout", "--state", R"({"order": "A-2"})", "--unique-key", "order-A-2"});
+  EXPECT_EQ(dup.exit_code, 3) << dup.err;
+  ExpectOneLineReason(dup);
+  EXPECT_TRUE(StartsWith(dup.err, "gen_durable: duplicate: ")) << dup.err;
+
+  EXPECT_GT(
+      PrintedId(Run({"signal", "order-A-2", "payment_confirmed", "--payload", R"({"amount": 9})"})),
+      0);
+  const Json done = ShowUntilTerminal(id);
+  EXPECT_EQ(done["status"], "done") << done.dump();
+  EXPECT_EQ(done["result"], Json({{"order", "A-2"}, {"payment", {{"amount", 9}}}})) << done.dump();
+
+  // The key is free again once its holder is terminal (the default scope is the live statuses).
+  CliResult late = Run({"signal", "order-A-2", "payment_confirmed"});
+  EXPECT_EQ(late.exit_code, 3) << late.err;
+  ExpectOneLineReason(late);
+  const std::int64_t again =
+      Insert("demo.checkout", R"({"order": "A-2"})", {"--unique-key", "order-A-2"});
+  EXPECT_GT(again, id);
+
+  // A scope naming `done` keeps holding the key after completion.
+  const std::int64_t once = Insert(
+      "demo.noop", "{}", {"--unique-key", "once", "--unique-scope", "runnable,executing,done"});
+  EXPECT_EQ(ShowUntilTerminal(once)["status"], "done");
+  CliResult held = Run(
+      {"insert", "demo.noop", "--unique-key", "once", "--unique-scope", "runnable,executing,done"});
+  EXPECT_EQ(held.exit_code, 3) << held.err;
+  ExpectOneLineReason(held);
+}
+
+TEST_F(CliTest, SignalToAnUnknownTargetExitsThree) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"signal", "987654321", "payment_confirmed"},
+        std::vector<std::string>{"signal", "no-such-key", "payment_confirmed", "--payload", "1"},
+        std::vector<std::string>{"signal", "--by-key", "42", "payment_confirmed"}}) {
+    SCOPED_TRACE(::testing::PrintToString(args));
+    CliResult r = Run(args);
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    ExpectOneLineReason(r);
+    EXPECT_TRUE(StartsWith(r.err, "gen_durable: no_target: ")) << r.err;
+  }
+}
+
+TEST_F(CliTest, FanoutJoinsItsChildrenAndCountsTheFailedOnes) {
+  auto worker = StartWorker(kFastWorker);
+  const std::int64_t id = Insert("demo.fanout", R"({"n": 6, "fail_every": 3})");
+  const Json j = ShowUntilTerminal(id);
+  EXPECT_EQ(j["status"], "done") << j.dump();
+  EXPECT_EQ(j["result"], Json({{"done", 4}, {"failed", 2}})) << j.dump();
+  ASSERT_EQ(j["children"].size(), 6u) << j.dump();
+  int failed = 0;
+  for (const Json& child_id : j["children"]) {
+    const Json child = Show(child_id.get<std::int64_t>());
+    EXPECT_EQ(child["fsm"], "demo.flaky") << child.dump();
+    EXPECT_EQ(child["parent_id"], id) << child.dump();
+    if (child["status"] == "failed") ++failed;
+  }
+  EXPECT_EQ(failed, 2);
+  CliResult human = Run({"show", std::to_string(id)});
+  ASSERT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_NE(human.out.find("(6)"), std::string::npos) << human.out;
+}
+
+TEST_F(CliTest, RateLimitedStepsStartNoFasterThanTheWorkersLimit) {
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(Insert("demo.limited", "{}"));
+  std::vector<std::string> flags = kFastWorker;
+  // Two limits, one with a burst, to exercise the repeated flag; `demo` allows 2 per second.
+  flags.insert(flags.end(), {"--rate-limit", "demo:2:1000", "--rate-limit", "other:1:1000:3"});
+  auto worker = StartWorker(flags);
+  std::int64_t first = INT64_MAX;
+  std::int64_t last = 0;
+  for (std::int64_t id : ids) {
+    const Json j = ShowUntilTerminal(id);
+    ASSERT_EQ(j["status"], "done") << j.dump();
+    const std::int64_t start = j["result"]["start_us"];
+    first = std::min(first, start);
+    last = std::max(last, start);
+  }
+  // A burst of 2, then 2 per second: 6 starts span about 2 s; assert a safe lower bound only.
+  EXPECT_GE(last - first, 1'500'000) << "6 starts within " << (last - first) << " us";
+  EXPECT_NE(worker->err().find("rate limits demo:2/1000ms,other:1/1000ms burst 3"),
+            std::string::npos)
+      << worker->err();
+}
+
+TEST_F(CliTest, InsertRateLimitThrottlesTheFirstStep) {
+  const std::int64_t a = Insert("demo.sleep", R"({"ms": 0})", {"--rate-limit", "demo:acct-1"});
+  const std::int64_t b = Insert("demo.sleep", R"({"ms": 0})", {"--rate-limit", "demo:acct-1"});
+  std::vector<std::string> flags = kFastWorker;
+  flags.insert(flags.end(), {"--rate-limit", "demo:1:1000"});
+  auto worker = StartWorker(flags);
+  const Json ja = ShowUntilTerminal(a);
+  const Json jb = ShowUntilTerminal(b);
+  ASSERT_EQ(ja["status"], "done") << ja.dump();
+  ASSERT_EQ(jb["status"], "done") << jb.dump();
+  // One token per second in that key's bucket: the second start waits for a refill.
+  EXPECT_GE(std::abs(SleepSpan(jb).start - SleepSpan(ja).start), 900'000)
+      << ja.dump() << " " << jb.dump();
+}
+
+TEST_F(CliTest, StepNamingAnUndefinedRateLimitFailsNamingIt) {
+  const std::int64_t id = Insert("demo.limited", R"({"key": "k1"})");
+  auto worker = StartWorker(kFastWorker);
+  const Json j = ShowUntilTerminal(id);
+  EXPECT_EQ(j["status"], "failed") << j.dump();
+  const std::string error = j["last_error"].is_string() ? j["last_error"].get<std::string>() : "";
+  EXPECT_NE(error.find("rate limit"), std::string::npos) << j.dump();
+  EXPECT_NE(error.find("'demo'"), std::string::npos) << j.dump();
+}
+
+TEST_F(CliTest, PartitionKeySerializesStepsWhileDifferentKeysOverlap) {
+  const std::int64_t a1 = Insert("demo.sleep", R"({"ms": 300})", {"--partition-key", "p"});
+  const std::int64_t a2 = Insert("demo.sleep", R"({"ms": 300})", {"--partition-key", "p"});
+  const std::int64_t b1 = Insert("demo.sleep", R"({"ms": 300})", {"--partition-key", "x"});
+  const std::int64_t b2 = Insert("demo.sleep", R"({"ms": 300})", {"--partition-key", "y"});
+  EXPECT_EQ(Show(a1)["partition_key"], "p");
+  std::vector<std::string> flags = kFastWorker;
+  flags.insert(flags.end(), {"--queues", "default:4"});
+  auto worker = StartWorker(flags);
+  std::map<std::int64_t, Span> spans;
+  for (std::int64_t id : {a1, a2, b1, b2}) {
+    const Json j = ShowUntilTerminal(id);
+    ASSERT_EQ(j["status"], "done") << j.dump();
+    spans[id] = SleepSpan(j);
+  }
+  EXPECT_FALSE(Overlap(spans[a1], spans[a2]))
+      << "same key ran concurrently: [" << spans[a1].start << ", " << spans[a1].end << ") and ["
+      << spans[a2].start << ", " << spans[a2].end << ")";
+  EXPECT_TRUE(Overlap(spans[b1], spans[b2]))
+      << "different keys did not overlap: [" << spans[b1].start << ", " << spans[b1].end
+      << ") and [" << spans[b2].start << ", " << spans[b2].end << ")";
 }
 
 // A private GEN_DURABLE_HOME for the embedded default, removed at the end.

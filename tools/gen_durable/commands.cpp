@@ -68,9 +68,48 @@ std::int64_t Sum(const std::map<std::string, std::int64_t>& counts) {
   return n;
 }
 
+// "code: message" for a refusal, without doubling a prefix the library already wrote.
+std::string RefusalReason(const DomainError& error) {
+  const std::string code = ErrorCodeName(error.code);
+  const std::string message = OneLine(error.message);
+  if (message.rfind(code + ":", 0) == 0) return message;
+  return fmt::format("{}: {}", code, message);
+}
+
+// Parses JSON text given to `flag`; throws UsageError naming the flag when malformed.
+Json ParseJsonFlag(const char* flag, const std::string& text) {
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    throw UsageError(fmt::format("{} is not valid JSON: {}", flag, e.what()));
+  }
+}
+
+// Splits "a,b,,c" into {"a", "b", "c"}.
+std::vector<std::string> SplitList(std::string_view text) {
+  std::vector<std::string> items;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    if (const std::string_view item = text.substr(0, comma); !item.empty()) {
+      items.emplace_back(item);
+    }
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+  }
+  return items;
+}
+
+// Parses all of `text` as a number, or returns nullopt.
+template <typename T>
+std::optional<T> ParseNumber(std::string_view text) {
+  T value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
 void PrintHuman(const InstanceInfo& info) {
   auto line = [](std::string_view key, const std::string& value) {
-    fmt::print("{:<16}{}\n", fmt::format("{}:", key), value);
+    fmt::print("{:<16}{}\n", key.empty() ? std::string() : fmt::format("{}:", key), value);
   };
   line("id", std::to_string(info.id));
   line("fsm", fmt::format("{} (version {})", info.fsm, info.fsm_version));
@@ -86,9 +125,18 @@ void PrintHuman(const InstanceInfo& info) {
   line("result", info.result.is_null() ? "-" : info.result.dump());
   line("last_error", OrDash(info.last_error));
   line("parent_id", info.parent_id ? std::to_string(*info.parent_id) : "-");
-  line("children", info.children.empty() ? "-" : fmt::format("{}", fmt::join(info.children, " ")));
-  const Json signals = info.ToJson().value("signals", Json::array());
-  line("signals", signals.empty() ? "-" : signals.dump());
+  line("children", info.children.empty() ? "-"
+                                         : fmt::format("{} ({})", fmt::join(info.children, " "),
+                                                       info.children.size()));
+  // One signal per line, oldest first: id, name, payload and whether a step consumed it.
+  if (info.signals.empty()) line("signals", "-");
+  for (std::size_t i = 0; i < info.signals.size(); ++i) {
+    const SignalInfo& sg = info.signals[i];
+    std::string text = fmt::format("#{} {} {} {}", sg.id, sg.name, sg.payload.dump(),
+                                   sg.consumed ? "consumed" : "pending");
+    if (sg.dedup_key) text += fmt::format(" (dedup_key {})", *sg.dedup_key);
+    line(i == 0 ? "signals" : "", text);
+  }
   line("locked_by", OrDash(info.locked_by));
   line("lease_expires", OrDash(info.lease_expires_at));
   line("eligible_at", info.eligible_at);
@@ -172,12 +220,7 @@ int RunMigrate(const GlobalOptions& global) {
 int RunInsert(const GlobalOptions& global, const InsertArgs& args) {
   InsertOptions options;
   if (args.state) {
-    Json state;
-    try {
-      state = Json::parse(*args.state);
-    } catch (const Json::parse_error& e) {
-      throw UsageError(fmt::format("--state is not valid JSON: {}", e.what()));
-    }
+    Json state = ParseJsonFlag("--state", *args.state);
     if (!state.is_object()) throw UsageError("--state must be a JSON object");
     options.state = std::move(state);
   }
@@ -186,18 +229,64 @@ int RunInsert(const GlobalOptions& global, const InsertArgs& args) {
   options.priority = args.priority;
   if (args.schedule_in_ms) options.schedule_in = Millis{*args.schedule_in_ms};
   options.max_attempts = args.max_attempts;
+  // Empty values are passed on: the library refuses them by option name (exit 2).
+  options.partition_key = args.partition_key;
+  options.unique_key = args.unique_key;
+  if (args.unique_scope) {
+    options.unique_scope = SplitList(*args.unique_scope);
+    if (options.unique_scope.empty()) throw UsageError("--unique-scope names no status");
+  }
+  if (args.rate_limit) options.rate_limit = ParseRateLimitRef(*args.rate_limit);
 
   // The demo machines' defaults (queue, initial step, max attempts) apply to their inserts.
   RegisterDemoMachines();
   Session session(global);
   Result<std::int64_t> id = session.client().Insert(args.fsm, std::move(options));
   if (!id) {
-    const std::string reason =
-        fmt::format("{}: {}", ErrorCodeName(id.code()), OneLine(id.error().message));
+    const std::string reason = RefusalReason(id.error());
     if (id.code() == ErrorCode::kNotFound) throw Error(reason);
     throw RefusedError(reason);
   }
   fmt::print("{}\n", *id);
+  return kExitOk;
+}
+
+int RunSignal(const GlobalOptions& global, const SignalArgs& args) {
+  if (args.target.empty()) throw UsageError("TARGET must not be empty");
+  if (args.name.empty()) throw UsageError("NAME must not be empty");
+  const Json payload = args.payload ? ParseJsonFlag("--payload", *args.payload) : Json(nullptr);
+  std::optional<std::int64_t> id;
+  if (!args.by_key) {
+    // All digits: an id (a key of digits alone needs --by-key).
+    if (args.target.find_first_not_of("0123456789") == std::string::npos) {
+      id = ParseNumber<std::int64_t>(args.target);
+      if (!id) throw UsageError(fmt::format("TARGET '{}' is out of range for an id", args.target));
+    }
+  }
+  SignalOptions options;
+  options.dedup_key = args.dedup_key;
+
+  Session session(global);
+  Client& client = session.client();
+  Result<std::int64_t> signal_id =
+      id ? client.Signal(*id, args.name, payload, options)
+         : client.SignalByKey(args.target, args.name, payload, options);
+  if (!signal_id) {
+    const std::string reason = RefusalReason(signal_id.error());
+    if (signal_id.code() == ErrorCode::kNotFound) throw Error(reason);
+    throw RefusedError(reason);
+  }
+  if (global.json) {
+    Json out = {{"signal_id", *signal_id}, {"name", args.name}};
+    if (id) {
+      out["target_id"] = *id;
+    } else {
+      out["target_key"] = args.target;
+    }
+    fmt::print("{}\n", out.dump());
+  } else {
+    fmt::print("{}\n", *signal_id);
+  }
   return kExitOk;
 }
 
@@ -297,6 +386,52 @@ std::map<std::string, QueueConfig> ParseQueues(const std::string& spec) {
   return queues;
 }
 
+std::map<std::string, RateLimit> ParseRateLimits(const std::vector<std::string>& specs) {
+  std::map<std::string, RateLimit> limits;
+  for (const std::string& spec : specs) {
+    std::vector<std::string_view> parts;
+    std::string_view rest = spec;
+    for (;;) {
+      const auto colon = rest.find(':');
+      parts.push_back(rest.substr(0, colon));
+      if (colon == std::string_view::npos) break;
+      rest = rest.substr(colon + 1);
+    }
+    auto bad = [&] {
+      return UsageError(
+          fmt::format("--rate-limit: '{}' is not NAME:ALLOWED:PERIOD_MS[:BURST]", spec));
+    };
+    if (parts.size() < 3 || parts.size() > 4 || parts[0].empty()) throw bad();
+    RateLimit limit;
+    const auto allowed = ParseNumber<int>(parts[1]);
+    const auto period = ParseNumber<std::int64_t>(parts[2]);
+    if (!allowed || !period) throw bad();
+    limit.allowed = *allowed;
+    limit.period = Millis{*period};
+    if (parts.size() == 4) {
+      const auto burst = ParseNumber<int>(parts[3]);
+      if (!burst) throw bad();
+      limit.burst = *burst;
+    }
+    if (!limits.emplace(std::string(parts[0]), limit).second) {
+      throw UsageError(fmt::format("--rate-limit: limit '{}' is named twice", parts[0]));
+    }
+  }
+  return limits;
+}
+
+RateLimitRef ParseRateLimitRef(const std::string& spec) {
+  RateLimitRef ref;
+  const auto colon = spec.find(':');
+  ref.name = spec.substr(0, colon);
+  if (colon != std::string::npos) {
+    ref.key = spec.substr(colon + 1);
+    if (ref.key.empty()) throw UsageError(fmt::format("--rate-limit: '{}' has an empty KEY", spec));
+  }
+  if (ref.name.empty()) throw UsageError(fmt::format("--rate-limit: '{}' has no NAME", spec));
+  return ref;
+}
+
 sigset_t BlockTerminationSignals() {
   sigset_t set;
   sigemptyset(&set);
@@ -326,6 +461,7 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   options.gc_retention = Millis{args.gc_retention_ms};
   options.prefetch = args.prefetch;
   options.drain_timeout = Millis{args.drain_timeout_ms};
+  options.rate_limits = ParseRateLimits(args.rate_limits);
 
   RegisterDemoMachines();
   Session session(global);
@@ -340,8 +476,14 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   for (const auto& [name, cfg] : options.queues) {
     queues += fmt::format("{}{}:{}", queues.empty() ? "" : ",", name, cfg.concurrency);
   }
-  fmt::print(stderr, "gen_durable worker: started node {} (queues {})\n", engine->node_id(),
-             queues);
+  std::string limits;
+  for (const auto& [name, limit] : options.rate_limits) {
+    limits += fmt::format("{}{}:{}/{}ms", limits.empty() ? "" : ",", name, limit.allowed,
+                          limit.period.count());
+    if (limit.burst) limits += fmt::format(" burst {}", *limit.burst);
+  }
+  fmt::print(stderr, "gen_durable worker: started node {} (queues {}{})\n", engine->node_id(),
+             queues, limits.empty() ? "" : fmt::format("; rate limits {}", limits));
 
   int sig = 0;
   sigwait(&signals, &sig);

@@ -16,6 +16,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "gen_durable/client.hpp"
 #include "gen_durable/options.hpp"
@@ -92,9 +93,26 @@ struct InsertArgs {
   int priority = 0;
   std::optional<std::int64_t> schedule_in_ms;
   std::optional<int> max_attempts;
+  std::optional<std::string> partition_key;
+  std::optional<std::string> unique_key;
+  std::optional<std::string> unique_scope;  // "status,status,..."
+  std::optional<std::string> rate_limit;    // "NAME" or "NAME:KEY"
 };
-// `insert`: prints the new id alone on stdout.
+// `insert`: prints the new id alone on stdout. A unique key held by a live instance (in its
+// scope) is refused: exit 3, "duplicate: ...".
 int RunInsert(const GlobalOptions& global, const InsertArgs& args);
+
+struct SignalArgs {
+  // An instance id (all digits) or else a unique key; `by_key` forces the key reading.
+  std::string target;
+  bool by_key = false;
+  std::string name;
+  std::optional<std::string> payload;  // JSON text; default null
+  std::optional<std::string> dedup_key;
+};
+// `signal`: delivers a durable signal; prints the signal id (the first one's again for a repeated
+// dedup key). An unknown or terminal target is refused: exit 3, "no_target: ...".
+int RunSignal(const GlobalOptions& global, const SignalArgs& args);
 
 // `show ID`: a multi-line view, or one JSON object with --json. Unknown id: exit 1.
 int RunShow(const GlobalOptions& global, std::int64_t id);
@@ -124,6 +142,7 @@ struct WorkerArgs {
   std::int64_t gc_retention_ms = 86'400'000;
   int prefetch = 0;
   std::int64_t drain_timeout_ms = 5'000;
+  std::vector<std::string> rate_limits;  // each "NAME:ALLOWED:PERIOD_MS[:BURST]"
 };
 // `worker`: runs an engine with the demo machines until SIGINT/SIGTERM, then drains and
 // exits 0. Never returns normally: it leaves with std::_Exit so that step threads abandoned
@@ -133,6 +152,13 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args);
 // Parses "name:concurrency,..." ("name" alone takes 10). Throws UsageError when malformed;
 // out-of-range numbers are left for the engine's validation to refuse by option name.
 std::map<std::string, QueueConfig> ParseQueues(const std::string& spec);
+
+// Parses --rate-limit values "NAME:ALLOWED:PERIOD_MS[:BURST]". Throws UsageError when malformed
+// or when a name repeats; out-of-range numbers are left for the engine's validation.
+std::map<std::string, RateLimit> ParseRateLimits(const std::vector<std::string>& specs);
+
+// Parses an insert's --rate-limit "NAME[:KEY]" (the key may itself contain ':').
+RateLimitRef ParseRateLimitRef(const std::string& spec);
 
 // Blocks SIGINT and SIGTERM in the calling thread and every thread it starts later, so that
 // the caller can take them with sigwait instead of an async handler. Returns the set.

@@ -2,6 +2,7 @@
 #include "gen_durable/demo.hpp"  // tools/
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -91,6 +93,120 @@ std::string ProgressLine(const Progress& p, double elapsed_s, std::int64_t steps
   return line;
 }
 
+bool IsTerminal(const std::string& status) {
+  return status == "done" || status == "failed" || status == "cancelled";
+}
+
+// The two flows the demo runs beside the mix: a checkout that parks until the demo sends it a
+// signal, and a fan-out that joins its children.
+class Flows {
+ public:
+  static constexpr int kFanoutChildren = 10;
+  static constexpr int kFanoutFailEvery = 4;  // children 4 and 8 fail: {done: 8, failed: 2}
+
+  // Inserts both on `queue`; the checkout holds a unique key derived from it (signal address).
+  Flows(Client& client, const std::string& queue) : client_(client), key_("checkout:" + queue) {
+    InsertOptions checkout;
+    checkout.queue = queue;
+    checkout.state = {{"order", kOrder}};
+    checkout.unique_key = key_;
+    checkout_id_ = Inserted(client_.Insert("demo.checkout", std::move(checkout)));
+    InsertOptions fanout;
+    fanout.queue = queue;
+    fanout.state = {{"n", kFanoutChildren}, {"fail_every", kFanoutFailEvery}};
+    fanout_id_ = Inserted(client_.Insert("demo.fanout", std::move(fanout)));
+  }
+
+  // Reads both flows; sends the payment once the checkout awaits it. `say` prints a note.
+  template <typename Say>
+  void Poll(const Say& say) {
+    checkout_ = Read(checkout_id_);
+    fanout_ = Read(fanout_id_);
+    if (!signal_id_ && checkout_.status == "awaiting_signal") {
+      say(
+          fmt::format("checkout #{} (order {}) is awaiting_signal at step {}; sending "
+                      "payment_confirmed to unique key {}",
+                      checkout_id_, kOrder, checkout_.step, key_));
+      SignalOptions options;
+      options.dedup_key = "demo-payment";  // a re-send would be a no-op
+      Result<std::int64_t> id = client_.SignalByKey(key_, "payment_confirmed", Payment(), options);
+      if (!id) throw Error(fmt::format("demo: signalling the checkout: {}", id.error().message));
+      signal_id_ = *id;
+    }
+    if (!checkout_done_ && IsTerminal(checkout_.status)) {
+      checkout_done_ = true;
+      say(fmt::format("checkout #{} {}: {}", checkout_id_, checkout_.status, Ending(checkout_)));
+    }
+    if (!fanout_done_ && IsTerminal(fanout_.status)) {
+      fanout_done_ = true;
+      say(fmt::format("fan-out #{} {} after joining {} children: {}", fanout_id_, fanout_.status,
+                      fanout_.children.size(), Ending(fanout_)));
+    }
+  }
+
+  bool finished() const { return checkout_done_ && fanout_done_; }
+
+  std::string Pending() const {
+    std::vector<std::string> pending;
+    if (!checkout_done_) pending.push_back(fmt::format("checkout {}", checkout_.status));
+    if (!fanout_done_) pending.push_back(fmt::format("fan-out {}", fanout_.status));
+    return pending.empty() ? "none" : fmt::format("{}", fmt::join(pending, ", "));
+  }
+
+  Json ToJson() const {
+    return {{"checkout",
+             {{"id", checkout_id_},
+              {"status", checkout_.status},
+              {"unique_key", key_},
+              {"signal_id", signal_id_ ? Json(*signal_id_) : Json(nullptr)},
+              {"result", checkout_.result}}},
+            {"fanout",
+             {{"id", fanout_id_},
+              {"status", fanout_.status},
+              {"children", fanout_.children.size()},
+              {"result", fanout_.result}}}};
+  }
+
+  void PrintSummary() const {
+    fmt::print("  checkout   #{} {}{}: {}\n", checkout_id_, checkout_.status,
+               signal_id_ ? fmt::format(" after signal #{}", *signal_id_) : std::string(),
+               Ending(checkout_));
+    fmt::print("  fan-out    #{} {}, {} children joined: {}\n", fanout_id_, fanout_.status,
+               fanout_.children.size(), Ending(fanout_));
+  }
+
+ private:
+  static constexpr const char* kOrder = "A-1001";
+
+  static Json Payment() { return {{"amount_cents", 4200}, {"method", "card"}}; }
+
+  static std::int64_t Inserted(const Result<std::int64_t>& id) {
+    if (!id) throw Error(fmt::format("demo: insert refused: {}", id.error().message));
+    return *id;
+  }
+
+  static std::string Ending(const InstanceInfo& info) {
+    if (!info.result.is_null()) return info.result.dump();
+    return info.last_error.value_or("-");
+  }
+
+  InstanceInfo Read(std::int64_t id) {
+    std::optional<InstanceInfo> info = client_.Get(id);
+    if (!info) throw Error(fmt::format("demo: instance {} disappeared", id));
+    return std::move(*info);
+  }
+
+  Client& client_;
+  const std::string key_;
+  std::int64_t checkout_id_ = 0;
+  std::int64_t fanout_id_ = 0;
+  std::optional<std::int64_t> signal_id_;
+  InstanceInfo checkout_;
+  InstanceInfo fanout_;
+  bool checkout_done_ = false;
+  bool fanout_done_ = false;
+};
+
 }  // namespace
 
 int RunDemo(const GlobalOptions& global, const DemoArgs& args) {
@@ -110,7 +226,10 @@ int RunDemo(const GlobalOptions& global, const DemoArgs& args) {
   options.name = "gen_durable-demo";
   options.database = session.conninfo();
   options.schema = session.schema();
-  options.queues = {{queue, QueueConfig{8}}};
+  // The checkout and the fan-out (with its children) run on a queue of their own, so the mix's
+  // counts stay the mix's.
+  const std::string flows_queue = queue + "-flows";
+  options.queues = {{queue, QueueConfig{8}}, {flows_queue, QueueConfig{4}}};
   options.poll_interval = Millis{100};
   options.max_poll_interval = Millis{1'000};
   options.reap_interval = Millis{1'000};
@@ -125,10 +244,17 @@ int RunDemo(const GlobalOptions& global, const DemoArgs& args) {
   const std::vector<InsertRequest> mix = DemoMix(args.count, queue);
   const auto start = Clock::now();
   const std::vector<std::int64_t> ids = client.InsertAll(mix);
-  fmt::print(stderr, "gen_durable demo: inserted {} instances on queue {} (node {})\n", ids.size(),
-             queue, engine->node_id());
+  Flows flows(client, flows_queue);
+  fmt::print(stderr,
+             "gen_durable demo: inserted {} instances on queue {}, a demo.checkout and a "
+             "demo.fanout ({} children) on queue {} (node {})\n",
+             ids.size(), queue, Flows::kFanoutChildren, flows_queue, engine->node_id());
 
   const bool tty = isatty(STDERR_FILENO) != 0;
+  // A note on its own line; on a terminal it first clears the progress line it replaces.
+  auto say = [tty](const std::string& note) {
+    fmt::print(stderr, "{}gen_durable demo: {}\n", tty ? "\r\x1b[K" : "", note);
+  };
   const auto deadline = start + std::chrono::seconds(args.timeout_s);
   auto last_line = start - kPlainPeriod;
   Progress p;
@@ -145,9 +271,10 @@ int RunDemo(const GlobalOptions& global, const DemoArgs& args) {
     p.done = CountOf(mine, "done");
     p.failed = CountOf(mine, "failed");
     p.cancelled = CountOf(mine, "cancelled");
+    flows.Poll(say);
     const auto now = Clock::now();
     elapsed_s = std::chrono::duration<double>(now - start).count();
-    const bool finished = p.terminal() >= p.total;
+    const bool finished = p.terminal() >= p.total && flows.finished();
     if (tty) {
       std::string line = ProgressLine(p, elapsed_s, engine->stats().steps, true);
       line.resize(std::min(line.size(), TerminalWidth() - 1));
@@ -161,8 +288,9 @@ int RunDemo(const GlobalOptions& global, const DemoArgs& args) {
     if (now >= deadline) {
       if (tty) fmt::print(stderr, "\n");
       engine->Stop();
-      throw Error(fmt::format("demo timed out after {} s: {} of {} instances not terminal",
-                              args.timeout_s, p.total - p.terminal(), p.total));
+      throw Error(fmt::format(
+          "demo timed out after {} s: {} of {} instances not terminal; flows pending: {}",
+          args.timeout_s, p.total - p.terminal(), p.total, flows.Pending()));
     }
     timespec tick{0, std::chrono::duration_cast<std::chrono::nanoseconds>(kTtyTick).count()};
     const int sig = sigtimedwait(&signals, nullptr, &tick);
@@ -197,16 +325,13 @@ int RunDemo(const GlobalOptions& global, const DemoArgs& args) {
                 {"fsm", failed_sample->fsm},
                 {"last_error", failed_sample->last_error.value_or("")}};
     }
-    fmt::print("{}\n", Json{{"queue", queue},
-                            {"total", p.total},
-                            {"done", p.done},
-                            {"failed", p.failed},
-                            {"cancelled", p.cancelled},
-                            {"failed_sample", sample},
-                            {"elapsed_s", elapsed_s},
-                            {"steps", steps},
-                            {"steps_per_s", rate}}
-                           .dump());
+    Json summary = {{"queue", queue},           {"total", p.total},
+                    {"done", p.done},           {"failed", p.failed},
+                    {"cancelled", p.cancelled}, {"failed_sample", sample},
+                    {"elapsed_s", elapsed_s},   {"steps", steps},
+                    {"steps_per_s", rate},      {"flows_queue", flows_queue}};
+    summary.update(flows.ToJson());
+    fmt::print("{}\n", summary.dump());
     return kExitOk;
   }
   fmt::print("demo: {} instances on queue {} finished in {:.2f} s\n", p.total, queue, elapsed_s);
@@ -219,6 +344,7 @@ int RunDemo(const GlobalOptions& global, const DemoArgs& args) {
   }
   if (p.cancelled > 0) fmt::print("  cancelled  {}\n", p.cancelled);
   fmt::print("  steps      {}  ({:.0f} steps/s)\n", steps, rate);
+  flows.PrintSummary();
   return kExitOk;
 }
 

@@ -13,9 +13,12 @@ struct DemoArgs {
   int timeout_s = 120;
 };
 
-// Inserts the mix on a queue of its own ("demo-<unix ms>"), runs an engine serving only that
-// queue until every instance is terminal, then prints a summary on stdout (one JSON object with
-// --json). Progress goes to stderr. SIGINT/SIGTERM stop it early (exit 1).
+// Inserts the mix on a queue of its own ("demo-<unix ms>"), and beside it, on queue
+// "<that>-flows", a demo.checkout (which the demo signals `payment_confirmed` by its unique key
+// once it awaits it) and a demo.fanout of 10 demo.flaky children, 2 of them failing. Runs an
+// engine serving only those two queues until every instance is terminal, then prints a summary
+// on stdout (one JSON object with --json: the mix's counts, plus `checkout` and `fanout`).
+// Progress goes to stderr. SIGINT/SIGTERM stop it early (exit 1).
 int RunDemo(const GlobalOptions& global, const DemoArgs& args);
 
 }  // namespace gen_durable::tools

@@ -5,9 +5,11 @@
 
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gen_durable/gen_durable.hpp"
 
@@ -46,9 +48,52 @@ struct FlakyArgs {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FlakyArgs, fail_times)
 
+// `order` and `payment` are whatever JSON the caller gave: an order number, an object, ...
+struct CheckoutState {
+  Json order;
+  Json payment;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CheckoutState, order, payment)
+
+struct FanoutState {
+  int n = 0;
+  int fail_every = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FanoutState, n, fail_every)
+
+struct LimitedState {
+  std::optional<std::string> key;
+};
+
+// By hand: the macros cannot leave an unset optional out, and `{key: null}` should mean unset.
+void to_json(Json& j, const LimitedState& s) {
+  j = Json::object();
+  if (s.key) j["key"] = *s.key;
+}
+void from_json(const Json& j, LimitedState& s) {
+  const auto it = j.find("key");
+  if (it == j.end() || it->is_null()) {
+    s.key.reset();
+  } else {
+    s.key = it->get<std::string>();
+  }
+}
+
+// The child fanned out by demo.fanout: i is 1-based.
+InsertRequest FanoutChild(const FanoutState& s, int i, const std::string& queue) {
+  InsertRequest child{"demo.flaky", std::nullopt, {}};
+  const bool fails = s.fail_every > 0 && i % s.fail_every == 0;
+  child.options.state = {{"fail_times", fails ? 5 : 0}};
+  // The parent's queue, so a worker (or the demo) serving the parent also runs its children.
+  child.options.queue = queue;
+  return child;
+}
+
 void RegisterAll() {
   // demo.noop: a job that completes at once.
-  Job<Json>("demo.noop").Perform([](const Json&, JobContext&) { return JobResult::Ok(); }).Register();
+  Job<Json>("demo.noop")
+      .Perform([](const Json&, JobContext&) { return JobResult::Ok(); })
+      .Register();
 
   // demo.sleep {ms}: sleeps, then reports when and where it ran.
   Job<SleepArgs>("demo.sleep")
@@ -83,6 +128,63 @@ void RegisterAll() {
         }
         return JobResult::Ok({{"attempts", ctx.attempt() + 1}});
       })
+      .Register();
+
+  // demo.checkout {order}: start -> await_pay (parks until `payment_confirmed`) -> ship; result
+  // {order, payment} where payment is the signal's payload.
+  Machine<CheckoutState>("demo.checkout")
+      .Step("start", [](StepContext<CheckoutState>& ctx) { return Next("await_pay", ctx.state()); })
+      .Step("await_pay",
+            [](StepContext<CheckoutState>& ctx) {
+              const Signal* paid = ctx.FindSignal("payment_confirmed");
+              if (paid == nullptr) return Await({"payment_confirmed"}, ctx.state());
+              CheckoutState s = ctx.state();
+              s.payment = paid->payload;
+              return Next("ship", s);
+            })
+      .Step("ship",
+            [](StepContext<CheckoutState>& ctx) {
+              return Done({{"order", ctx.state().order}, {"payment", ctx.state().payment}});
+            })
+      .Register();
+
+  // demo.fanout {n, fail_every}: n demo.flaky children, child i (1-based) failing when
+  // fail_every > 0 and i % fail_every == 0; joins; result {done, failed} counted from them
+  // (`failed` counts every child that did not end done, cancelled ones included).
+  Machine<FanoutState>("demo.fanout")
+      .Step("start",
+            [](StepContext<FanoutState>& ctx) {
+              const FanoutState& s = ctx.state();
+              if (s.n < 0) return Stop("n must be >= 0");
+              std::vector<InsertRequest> children;
+              children.reserve(static_cast<std::size_t>(s.n));
+              for (int i = 1; i <= s.n; ++i) children.push_back(FanoutChild(s, i, ctx.queue()));
+              return ScheduleChildren("join", std::move(children), s);
+            })
+      .Step("join",
+            [](StepContext<FanoutState>& ctx) {
+              int done = 0;
+              int failed = 0;
+              for (const ChildResult& child : ctx.children()) {
+                (child.status == "done" ? done : failed) += 1;
+              }
+              return Done({{"done", done}, {"failed", failed}});
+            })
+      .Register();
+
+  // demo.limited {key?}: `call` starts under the `demo` rate limit (one bucket per key when key
+  // is set); result {start_us}. A worker defines the limit with --rate-limit demo:ALLOWED:MS.
+  Machine<LimitedState>("demo.limited")
+      .Step("start",
+            [](StepContext<LimitedState>& ctx) {
+              const LimitedState& s = ctx.state();
+              return s.key ? Next("call", s).RateLimit("demo", *s.key)
+                           : Next("call", s).RateLimit("demo");
+            })
+      .Step("call",
+            [](StepContext<LimitedState>&) {
+              return Done({{"start_us", NowMicros()}});
+            })
       .Register();
 
   // demo.crash {}: kills its own process on attempt 0 (exercises the reaper); then completes.

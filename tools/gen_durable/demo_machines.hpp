@@ -3,7 +3,8 @@
 
 namespace gen_durable::tools {
 
-// Registers demo.noop, demo.sleep, demo.chain, demo.flaky and demo.crash (idempotent).
+// Registers demo.noop, demo.sleep, demo.chain, demo.flaky, demo.checkout, demo.fanout,
+// demo.limited and demo.crash (idempotent).
 void RegisterDemoMachines();
 
 }  // namespace gen_durable::tools

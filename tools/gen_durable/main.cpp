@@ -62,6 +62,31 @@ int Main(int argc, char** argv) {
   insert->add_option("--step", insert_args.step, "First step (default: the machine's)");
   insert->add_option("--max-attempts", insert_args.max_attempts,
                      "Attempt limit (default: the machine's; 0: none)");
+  insert->add_option("--partition-key", insert_args.partition_key,
+                     "At most one step of the instances sharing this key runs at a time");
+  insert->add_option("--unique-key", insert_args.unique_key,
+                     "At most one instance holds this key (in --unique-scope); a duplicate "
+                     "exits 3; also a signal TARGET");
+  insert->add_option("--unique-scope", insert_args.unique_scope,
+                     "Statuses holding the unique key: STATUS,... (default: the live ones)");
+  insert->add_option("--rate-limit", insert_args.rate_limit,
+                     "The first step starts under rate limit NAME (one bucket per KEY): "
+                     "NAME[:KEY]");
+
+  SignalArgs signal_args;
+  CLI::App* signal_cmd =
+      app.add_subcommand("signal", "Deliver a durable signal to an instance; print the signal id");
+  AddCommonFlags(signal_cmd, global, verbosity);
+  AddJsonFlag(signal_cmd, global);
+  signal_cmd->add_option("target", signal_args.target, "Instance id (digits), else a unique key")
+      ->required();
+  signal_cmd->add_option("name", signal_args.name, "Signal name (e.g. payment_confirmed)")
+      ->required();
+  signal_cmd->add_option("--payload", signal_args.payload, "Payload: JSON text (default null)");
+  signal_cmd->add_option("--dedup-key", signal_args.dedup_key,
+                         "Idempotency key: the same TARGET and key deliver one signal");
+  signal_cmd->add_flag("--by-key", signal_args.by_key,
+                       "Read TARGET as a unique key even when it is all digits");
 
   std::int64_t show_id = 0;
   CLI::App* show = app.add_subcommand("show", "Show one instance");
@@ -114,6 +139,12 @@ int Main(int argc, char** argv) {
       ->add_option("--drain-timeout", worker_args.drain_timeout_ms,
                    "On stop, wait this long for running steps (ms)")
       ->capture_default_str();
+  worker
+      ->add_option("--rate-limit", worker_args.rate_limits,
+                   "Define a token bucket: NAME:ALLOWED:PERIOD_MS[:BURST] (repeatable; BURST "
+                   "defaults to ALLOWED)")
+      ->expected(1)
+      ->take_all();
 
   DemoArgs demo_args;
   CLI::App* demo = app.add_subcommand("demo", "Run a mix of demo machines and show the progress");
@@ -140,6 +171,7 @@ int Main(int argc, char** argv) {
   try {
     if (*migrate) return RunMigrate(global);
     if (*insert) return RunInsert(global, insert_args);
+    if (*signal_cmd) return RunSignal(global, signal_args);
     if (*show) return RunShow(global, show_id);
     if (*list) return RunList(global, list_args);
     if (*stats) return RunStats(global);
