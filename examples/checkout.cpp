@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <string>
 #include <thread>
 
 namespace gd = gen_durable;
@@ -14,13 +15,13 @@ namespace gd = gen_durable;
 struct CheckoutState {
   int order = 0;
   int n = 0;
-  int paid_cents = 0;
+  int paid = 0;  // the amount the payment signal confirmed
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CheckoutState, order, n, paid_cents)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(CheckoutState, order, n, paid)
 
 // Records the payment a `payment_confirmed` signal carries.
 CheckoutState ApplyPayment(CheckoutState s, const gd::Signal& sig) {
-  s.paid_cents = sig.payload.value("amount", 0) * 100;
+  s.paid = sig.payload.value("amount", 0);
   return s;
 }
 
@@ -50,11 +51,14 @@ const auto kCheckout =
         })
         .Register();
 
-// Polls until the instance is terminal (a real application would not wait like this).
-gd::InstanceInfo WaitTerminal(gd::Client& client, std::int64_t id) {
+// Polls until the instance is in `status` or terminal, for at most a minute (a real application
+// would not wait like this).
+gd::InstanceInfo WaitFor(gd::Client& client, std::int64_t id, const std::string& status) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
   for (;;) {
-    std::optional<gd::InstanceInfo> info = client.Get(id);
-    if (info && (info->status == "done" || info->status == "failed")) return *info;
+    gd::InstanceInfo info = *client.Get(id);
+    if (info.status == status || info.status == "done" || info.status == "failed") return info;
+    if (std::chrono::steady_clock::now() > deadline) return info;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
@@ -76,6 +80,8 @@ int main(int argc, char** argv) {
   gd::Result<std::int64_t> id = client.Insert(kCheckout, CheckoutState{42, 0, 0}, where);
   if (!id) return 1;
 
+  // The payment provider's webhook arrives once the order waits for it.
+  WaitFor(client, *id, "awaiting_signal");
   gd::SignalOptions once;
   once.dedup_key = "evt-7";  // the payment provider's event id: a redelivery is a no-op
   gd::Result<std::int64_t> sig = client.Signal(*id, "payment_confirmed", {{"amount", 100}}, once);
@@ -84,7 +90,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  const gd::InstanceInfo info = WaitTerminal(client, *id);
+  const gd::InstanceInfo info = WaitFor(client, *id, "done");
   std::cout << "checkout #" << info.id << " " << info.status << ": " << info.result.dump()
             << "\n";
   engine->Stop();
