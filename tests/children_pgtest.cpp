@@ -215,12 +215,15 @@ TEST_F(EngineTest, AUniqueKeyIsHeldOnlyWithinItsScope) {
 
   InsertOptions forever = o;
   forever.unique_key = "k2";
-  forever.unique_scope = {"scheduled", "runnable", "executing", "done"};
+  forever.unique_scope = {"scheduled", "runnable",          "executing",
+                         "awaiting_signal", "awaiting_children", "done"};
   auto once = *client_->Insert(j, forever);
   WaitTerminal(once);
   EXPECT_EQ(client_->Insert(j, forever).code(), ErrorCode::kDuplicate);
   InsertOptions bad = o;
   bad.unique_scope = {"nonsense"};
+  EXPECT_THROW((void)client_->Insert(j, bad), InvalidArgument);
+  bad.unique_scope = {"executing"};  // a live row could move into it: refused
   EXPECT_THROW((void)client_->Insert(j, bad), InvalidArgument);
 }
 

@@ -725,10 +725,12 @@ TEST_F(CliTest, SignalByUniqueKeyWakesACheckoutAndAHeldKeyRefusesADuplicateInser
 
   // A scope naming `done` keeps holding the key after completion.
   const std::int64_t once = Insert(
-      "demo.noop", "{}", {"--unique-key", "once", "--unique-scope", "runnable,executing,done"});
+      "demo.noop", "{}", {"--unique-key", "once", "--unique-scope",
+       "scheduled,runnable,executing,awaiting_signal,awaiting_children,done"});
   EXPECT_EQ(ShowUntilTerminal(once)["status"], "done");
   CliResult held = Run(
-      {"insert", "demo.noop", "--unique-key", "once", "--unique-scope", "runnable,executing,done"});
+      {"insert", "demo.noop", "--unique-key", "once", "--unique-scope",
+       "scheduled,runnable,executing,awaiting_signal,awaiting_children,done"});
   EXPECT_EQ(held.exit_code, 3) << held.err;
   ExpectOneLineReason(held);
 }

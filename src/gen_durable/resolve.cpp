@@ -94,6 +94,22 @@ NewInstance ResolveInsert(const std::string& fsm, std::optional<int> version,
   if (!o.unique_scope.empty() && !o.unique_key) {
     throw InvalidArgument("insert: unique_scope needs a unique_key");
   }
+  if (!o.unique_scope.empty()) {
+    // A scope must hold the key through every live status: a scope that a live row could
+    // move into while another row holds the key would make that move (a claim, a wake, a
+    // park) fail for the whole batch it belongs to. Scopes may add terminal statuses, to keep
+    // a key after completion.
+    for (const char* live : {"scheduled", "runnable", "executing", "awaiting_signal",
+                             "awaiting_children"}) {
+      if (std::find(o.unique_scope.begin(), o.unique_scope.end(), live) ==
+          o.unique_scope.end()) {
+        throw InvalidArgument(fmt::format(
+            "insert: unique_scope must include every live status (missing '{}'); it may add "
+            "done, failed or cancelled",
+            live));
+      }
+    }
+  }
   n.unique_scope = o.unique_scope;
   if (o.rate_limit) {
     if (o.rate_limit->name.empty()) throw InvalidArgument("insert: rate_limit needs a name");

@@ -84,6 +84,11 @@ ErrorText Describe(const PGresult* res, const PGconn* conn) {
       // Errors made up by libpq itself (a lost connection) carry no primary message field.
       const char* primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
       out.message = OneLine(primary != nullptr ? primary : PQresultErrorMessage(res));
+      // The detail names the conflicting key of a unique violation: worth keeping.
+      const char* detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+      if (primary != nullptr && detail != nullptr && *detail != '\0') {
+        out.message += " (" + OneLine(detail) + ")";
+      }
     } else {
       out.message = fmt::format("unexpected result status {}", PQresStatus(status));
     }

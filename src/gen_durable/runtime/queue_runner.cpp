@@ -115,6 +115,7 @@ void QueueRunner::FeederLoop() {
         rows = core_->store.Claim(*conn, queue_, demand, core_->node_id, opts.lease_ttl,
                                   core_->machine_keys, promote);
         retry = Millis{100};
+        contended = 0;
         claimed = static_cast<int>(rows.size());
         const bool limited = std::any_of(rows.begin(), rows.end(),
                                          [](const ClaimedRow& r) { return r.rate_limit; });
@@ -129,7 +130,8 @@ void QueueRunner::FeederLoop() {
           }
         }
       } catch (const DatabaseError& e) {
-        if (e.sqlstate() == "23505" && !conn->broken()) {
+        if (e.sqlstate() == "23505" && !conn->broken() &&
+            std::string_view(e.what()).find("gd_instances_partition") != std::string_view::npos) {
           // Another node claimed a row of the same partition key between our probe and our
           // commit; the unique index refused ours and nothing was claimed. Pick again: the
           // busy key is now visible and skipped.
@@ -204,13 +206,16 @@ void QueueRunner::FeederLoop() {
 }
 
 void QueueRunner::PartitionContended(const DatabaseError& e) {
-  // The server names the key in its message: Key (partition_key)=(k) already exists.
+  // The server's detail names the key: Key (partition_key, partition_slot)=(k, 0) already
+  // exists. The key itself may contain ", ", so cut at the last one.
   std::string key;
   const std::string what = e.what();
-  const auto open = what.find("=(");
-  const auto close = what.find(") already exists");
+  const auto open = what.find(")=(");
+  const auto close = what.rfind(") already exists");
   if (open != std::string::npos && close != std::string::npos && close > open) {
-    key = what.substr(open + 2, close - open - 2);
+    key = what.substr(open + 3, close - open - 3);
+    const auto comma = key.rfind(", ");
+    if (comma != std::string::npos) key.resize(comma);
   }
   spdlog::debug("queue {}: partition {} contended; picking again", queue_, key);
   core_->Emit("partition.contended", [&](TelemetryEvent& ev) {
