@@ -68,19 +68,22 @@ while :; do
 done
 
 fail=0
-check() {  # id expected-status expected-result-json
+check() {  # id expected-status jq-test-on-result
   local out status result
   out=$(gd show "$1" --json)
   status=$(jq -r .status <<<"$out")
   result=$(jq -cS .result <<<"$out")
-  if [[ $status != "$2" || $result != "$3" ]]; then
-    echo "FAIL: instance $1: status $status result $result (want $2 $3)"
+  if [[ $status != "$2" ]] || ! jq -e "$3" <<<"$result" >/dev/null; then
+    echo "FAIL: instance $1: status $status result $result (want $2, $3)"
     fail=1
   fi
 }
-for id in "${ids_chain[@]}"; do check "$id" done '{"steps":5}'; done
-for id in "${ids_flaky[@]}"; do check "$id" done '{"attempts":3}'; done
-for id in "${ids_crash[@]}"; do check "$id" done '{"attempts":2}'; done
+# A chain always counts its 5 steps. A flaky job succeeds on its third run unless a worker died
+# under it (another demo.crash in the same process), which adds a run; likewise a crash job
+# completes on its second run or later.
+for id in "${ids_chain[@]}"; do check "$id" done '.steps == 5'; done
+for id in "${ids_flaky[@]}"; do check "$id" done '.attempts >= 3 and .attempts <= 5'; done
+for id in "${ids_crash[@]}"; do check "$id" done '.attempts >= 2 and .attempts <= 5'; done
 executing=$(gd list --status executing --json | wc -l)
 if [[ $executing -ne 0 ]]; then
   echo "FAIL: $executing rows left executing"
