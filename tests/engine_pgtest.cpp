@@ -720,7 +720,9 @@ TEST_F(EngineTest, EngineSurvivesItsConnectionsBeingKilled) {
   for (int i = 0; i < 3; ++i) {
     std::this_thread::sleep_for(100ms);
     sql_->Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-               "WHERE application_name LIKE 'gen_durable:test-%' AND pid <> pg_backend_pid()");
+               "WHERE application_name LIKE 'gen_durable:test-%' AND pid <> pg_backend_pid() "
+               // the cluster is shared with tests running in parallel: only this database
+               "AND datname = current_database()");
   }
   ASSERT_TRUE(WaitUntil(
       [&] { return Sql64("SELECT count(*) FROM gd_instances WHERE status = 'done'") == 200; },
