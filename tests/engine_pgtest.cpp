@@ -344,13 +344,14 @@ TEST_F(EngineTest, LiveLeasesAreNotReaped) {
                      })
                .Build();
   auto o = Options({m});
-  o.lease_ttl = 600ms;
+  // Generous against a loaded machine: a heartbeat may be late, but not by 1.4 s.
+  o.lease_ttl = 1500ms;
   o.heartbeat_interval = 100ms;
   o.reap_interval = 50ms;
   auto engine = Engine::Start(o);
   auto id = *client_->Insert(m, Counter{});
   ASSERT_TRUE(WaitUntil([&] { return client_->Get(id)->status == "executing"; }));
-  std::this_thread::sleep_for(1500ms);  // several lease lengths, kept alive by the heartbeat
+  std::this_thread::sleep_for(4000ms);  // several lease lengths, kept alive by the heartbeat
   EXPECT_EQ(engine->stats().reaped, 0);
   release.count_down();
   auto info = WaitTerminal(id);
