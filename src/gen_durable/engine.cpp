@@ -127,15 +127,10 @@ class EngineImpl {
       return ids;
     });
     heartbeat_->Start();
-    maintenance_ = std::make_unique<Maintenance>(core_, [this](const std::string& queue) {
-      auto it = runners_.find(queue);
-      if (it != runners_.end()) it->second->Poke();
-    });
+    maintenance_ =
+        std::make_unique<Maintenance>(core_, [this](const std::string& q) { PokeQueue(q); });
     maintenance_->Start();
-    listener_ = std::make_unique<Listener>(core_, [this](const std::string& queue) {
-      auto it = runners_.find(queue);
-      if (it != runners_.end()) it->second->Poke();
-    });
+    listener_ = std::make_unique<Listener>(core_, [this](const std::string& q) { PokeQueue(q); });
     listener_->Start();
     std::lock_guard lock(g_names_mu);
     running_ = true;
@@ -189,6 +184,12 @@ class EngineImpl {
     flusher_.reset();
     std::lock_guard lock(g_names_mu);
     Names().erase(core_->options.name);
+  }
+
+  // New work may be ready on `queue` (a NOTIFY, a parked row woken at its deadline).
+  void PokeQueue(const std::string& queue) {
+    auto it = runners_.find(queue);
+    if (it != runners_.end()) it->second->Poke();
   }
 
   bool running() const {

@@ -120,22 +120,23 @@ void QueueRunner::FeederLoop() {
         const bool limited = std::any_of(rows.begin(), rows.end(),
                                          [](const ClaimedRow& r) { return r.rate_limit; });
         if (limited) {
-          std::vector<ClaimedRow> held = rows;
+          const std::vector<std::int64_t> held = Ids(rows);
           try {
             rows = rate_limiter_.Admit(*conn, std::move(rows));
           } catch (...) {
             // Nothing was admitted; hand the claims back rather than leave them to the reaper.
-            ReleaseLate(held);
+            Release(held);
             throw;
           }
         }
-      } catch (const DatabaseError& e) {
-        if (e.sqlstate() == "23505" && !conn->broken() &&
+      } catch (const std::exception& e) {
+        const auto* db = dynamic_cast<const DatabaseError*>(&e);
+        if (db && db->sqlstate() == "23505" && !conn->broken() &&
             std::string_view(e.what()).find("gd_instances_partition") != std::string_view::npos) {
           // Another node claimed a row of the same partition key between our probe and our
           // commit; the unique index refused ours and nothing was claimed. Pick again: the
           // busy key is now visible and skipped.
-          PartitionContended(e);
+          PartitionContended(*db);
           if (++contended < 3) continue;
           // Repeated refusals: give the other claimant a moment rather than spin.
           contended = 0;
@@ -143,15 +144,6 @@ void QueueRunner::FeederLoop() {
           feeder_cv_.wait_for(lock, opts.poll_interval, [&] { return stopping_; });
           continue;
         }
-        spdlog::warn("queue {}: claim failed ({}); retrying in {} ms", queue_, e.what(),
-                     retry.count());
-        next_promote = Clock::now();
-        if (conn->broken()) conn.reset();
-        std::unique_lock lock(mu_);
-        feeder_cv_.wait_for(lock, retry, [&] { return stopping_; });
-        retry = std::min(retry * 2, std::max(opts.max_poll_interval, Millis{5000}));
-        continue;
-      } catch (const std::exception& e) {
         // Never let a failure end the feeder: a lost connection, or anything unexpected.
         spdlog::warn("queue {}: claim failed ({}); retrying in {} ms", queue_, e.what(),
                      retry.count());
@@ -186,7 +178,7 @@ void QueueRunner::FeederLoop() {
         }
       }
       if (count > 0) work_cv_.notify_all();
-      if (!late.empty()) ReleaseLate(late);
+      if (!late.empty()) Release(Ids(late));  // claimed after the drain began
     }
     core_->Emit("scheduler.saturation", [&](TelemetryEvent& e) {
       std::lock_guard lock(mu_);
@@ -225,16 +217,24 @@ void QueueRunner::PartitionContended(const DatabaseError& e) {
   });
 }
 
-void QueueRunner::ReleaseLate(const std::vector<ClaimedRow>& rows) {
+std::vector<std::int64_t> QueueRunner::Ids(const std::vector<ClaimedRow>& rows) {
   std::vector<std::int64_t> ids;
+  ids.reserve(rows.size());
   for (const auto& r : rows) ids.push_back(r.id);
+  return ids;
+}
+
+std::int64_t QueueRunner::Release(const std::vector<std::int64_t>& ids) {
+  if (ids.empty()) return 0;
   try {
     auto conn = core_->Connect("release:" + queue_);
     const auto n = core_->store.ReleaseClaims(*conn, core_->node_id, ids);
     core_->counters.released.fetch_add(n, std::memory_order_relaxed);
+    return n;
   } catch (const Error& e) {
     spdlog::warn("queue {}: could not release {} claims ({}); the reaper will", queue_,
                  ids.size(), e.what());
+    return 0;
   }
 }
 
@@ -539,17 +539,7 @@ std::int64_t QueueRunner::BeginDrain() {
   }
   work_cv_.notify_all();
   feeder_cv_.notify_all();
-  if (ids.empty()) return 0;
-  try {
-    auto conn = core_->Connect("drain:" + queue_);
-    const auto n = core_->store.ReleaseClaims(*conn, core_->node_id, ids);
-    core_->counters.released.fetch_add(n, std::memory_order_relaxed);
-    return n;
-  } catch (const Error& e) {
-    spdlog::warn("queue {}: could not release {} buffered rows ({}); the reaper will", queue_,
-                 ids.size(), e.what());
-    return 0;
-  }
+  return Release(ids);
 }
 
 int QueueRunner::WaitIdle(std::chrono::steady_clock::time_point deadline) {

@@ -59,8 +59,10 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   bool MayInline(const Outcome& out) const;
   OutcomeRow Encode(const MachineDef& def, const ContextData& data, std::int64_t lease_seq,
                     const Outcome& out, bool keep) const;
-  // Releases rows claimed after the drain began (by a claim already in flight).
-  void ReleaseLate(const std::vector<ClaimedRow>& rows);
+  // Hands un-started claims back to the queue (on a fresh connection; a failure is logged and
+  // left to the reaper). Returns how many were released.
+  std::int64_t Release(const std::vector<std::int64_t>& ids);
+  static std::vector<std::int64_t> Ids(const std::vector<ClaimedRow>& rows);
   // Reports a claim refused by the one-executing-per-partition-key index.
   void PartitionContended(const DatabaseError& e);
   int DemandLocked() const;

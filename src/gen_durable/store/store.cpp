@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <span>
 #include <type_traits>
 
 #include <fmt/format.h>
@@ -494,11 +495,10 @@ WHERE heartbeat_at < now() - $1::bigint * interval '1 millisecond' RETURNING id)
               (std::string("SELECT ") + kInfoColumns + " FROM {s}.gd_instances WHERE id = $1")
                   .c_str());
   // Served by gd_instances_parent.
+  // Served by gd_instances_parent: the children ids of a set of instances.
   children_ = Make("gd_children",
-                   "SELECT id FROM {s}.gd_instances WHERE parent_id = $1 ORDER BY id");
-  children_many_ = Make("gd_children_many",
-                        "SELECT parent_id, id FROM {s}.gd_instances "
-                        "WHERE parent_id = ANY($1::bigint[]) ORDER BY parent_id, id");
+                   "SELECT parent_id, id FROM {s}.gd_instances "
+                   "WHERE parent_id = ANY($1::bigint[]) ORDER BY parent_id, id");
   list_ = Make("gd_list", (std::string("SELECT ") + kInfoColumns + R"SQL( FROM {s}.gd_instances
 WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR queue = $2)
   AND ($3::text IS NULL OR fsm = $3)
@@ -615,12 +615,6 @@ std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue
     return a.priority != b.priority ? a.priority < b.priority : a.id < b.id;
   });
   return rows;
-}
-
-std::int64_t Store::PromoteDue(pg::Connection& c, const std::string& queue) const {
-  pg::Params p;
-  p.Add(queue).Add(kPromoteBatch);
-  return c.Execute(promote_, p).affected();
 }
 
 std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
@@ -783,8 +777,7 @@ std::optional<InstanceInfo> Store::Get(pg::Connection& c, std::int64_t id) const
   auto r = c.Execute(get_, p);
   if (r.rows() == 0) return std::nullopt;
   InstanceInfo info = ReadInfo(r, 0);
-  auto ch = c.Execute(children_, p);
-  for (int i = 0; i < ch.rows(); ++i) info.children.push_back(ch.Int64(i, 0));
+  FillChildren(c, std::span<InstanceInfo>(&info, 1));
   auto sg = c.Execute(signals_of_, p);
   for (int i = 0; i < sg.rows(); ++i) {
     SignalInfo s;
@@ -814,19 +807,21 @@ std::vector<InstanceInfo> Store::List(pg::Connection& c, const ListFilter& f) co
   auto r = c.Execute(list_, p);
   std::vector<InstanceInfo> out;
   out.reserve(r.rows());
+  for (int i = 0; i < r.rows(); ++i) out.push_back(ReadInfo(r, i));
+  FillChildren(c, out);
+  return out;
+}
+
+void Store::FillChildren(pg::Connection& c, std::span<InstanceInfo> infos) const {
+  if (infos.empty()) return;
   std::vector<std::int64_t> ids;
-  for (int i = 0; i < r.rows(); ++i) {
-    out.push_back(ReadInfo(r, i));
-    ids.push_back(out.back().id);
-  }
-  if (ids.empty()) return out;
+  for (const auto& info : infos) ids.push_back(info.id);
   std::map<std::int64_t, std::vector<std::int64_t>> kids;
-  auto ch = c.Execute(children_many_, pg::Params().Add(IdArray(ids)));
+  auto ch = c.Execute(children_, pg::Params().Add(IdArray(ids)));
   for (int i = 0; i < ch.rows(); ++i) kids[ch.Int64(i, 0)].push_back(ch.Int64(i, 1));
-  for (auto& info : out) {
+  for (auto& info : infos) {
     if (auto it = kids.find(info.id); it != kids.end()) info.children = std::move(it->second);
   }
-  return out;
 }
 
 StatusCounts Store::Counts(pg::Connection& c) const {

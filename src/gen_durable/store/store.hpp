@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -130,8 +131,6 @@ class Store {
   std::vector<ClaimedRow> Claim(pg::Connection& c, const std::string& queue, int limit,
                                 const std::string& node, Millis lease_ttl,
                                 const std::vector<std::string>& machines, bool promote) const;
-  // Moves due scheduled rows of `queue` to runnable; returns how many.
-  std::int64_t PromoteDue(pg::Connection& c, const std::string& queue) const;
   // Returns the ids whose outcome committed (the others were stale).
   std::vector<std::int64_t> CommitOutcomes(pg::Connection& c, const std::vector<OutcomeRow>& rows,
                                            const std::string& node, Millis lease_ttl) const;
@@ -175,13 +174,15 @@ class Store {
 
  private:
   pg::Statement Make(const char* name, const char* sql) const;
+  // Sets each instance's children ids (one query for all of them).
+  void FillChildren(pg::Connection& c, std::span<InstanceInfo> infos) const;
 
   std::string schema_;
   std::string channel_;
   std::string partition_limits_;  // JSON object prefix -> slots
   pg::Statement insert_batch_, promote_, claim_, commit_, wake_parked_, spawn_children_, heartbeat_, release_, reap_,
       reclaim_node_, reap_parked_, gc_, node_upsert_, node_heartbeat_, node_delete_, nodes_on_host_,
-      nodes_prune_, get_, children_, children_many_, list_, counts_, signal_, signals_of_;
+      nodes_prune_, get_, children_, list_, counts_, signal_, signals_of_;
 };
 
 }  // namespace gen_durable::detail
