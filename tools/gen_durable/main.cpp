@@ -10,6 +10,7 @@
 #include <exception>
 #include <string>
 
+#include "gen_durable/bench.hpp"     // tools/
 #include "gen_durable/commands.hpp"  // tools/
 #include "gen_durable/demo.hpp"      // tools/
 
@@ -154,6 +155,40 @@ int Main(int argc, char** argv) {
   demo->add_option("--timeout", demo_args.timeout_s, "Give up after S seconds")
       ->capture_default_str();
 
+  BenchArgs bench_args;
+  CLI::App* bench = app.add_subcommand(
+      "bench", "Run a benchmark scenario; print its figures as one JSON object");
+  AddCommonFlags(bench, global, verbosity);
+  bench
+      ->add_option("scenario", bench_args.scenario,
+                   "jobs, chain, insert, latency, signal, fanout or large")
+      ->required();
+  bench->add_option("--count", bench_args.count,
+                    "Instances (children for fanout); default: 100000 for jobs, insert and "
+                    "large, 10000 for chain and fanout, 1000 for signal");
+  bench->add_option("--steps", bench_args.steps, "chain: steps per instance")
+      ->capture_default_str();
+  bench->add_option("--concurrency", bench_args.concurrency, "Worker slots per node")
+      ->capture_default_str();
+  bench->add_option("--prefetch", bench_args.prefetch, "Rows claimed beyond the free slots")
+      ->capture_default_str();
+  bench->add_option("--nodes", bench_args.nodes, "Worker processes")->capture_default_str();
+  bench->add_option("--rate", bench_args.rate, "latency: inserts/s; signal: signals/s")
+      ->capture_default_str();
+  bench->add_option("--duration-s", bench_args.duration_s, "latency: seconds of load")
+      ->capture_default_str();
+  bench->add_option("--large-rows", bench_args.large_rows,
+                    "large: done rows, and as many future rows, present in the table")
+      ->capture_default_str();
+  bench->add_option("--batch", bench_args.batch, "Rows per insert statement")
+      ->capture_default_str();
+  bench->add_option("--inline-next", bench_args.inline_next,
+                    "Run a chain's next step on the same claim (true/false)")
+      ->capture_default_str();
+  bench->add_option("--synchronous-commit", bench_args.synchronous_commit,
+                    "synchronous_commit for every session (on, off, local, ...; default: the "
+                    "server's)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -177,6 +212,7 @@ int Main(int argc, char** argv) {
     if (*stats) return RunStats(global);
     if (*worker) return RunWorker(global, worker_args);
     if (*demo) return RunDemo(global, demo_args);
+    if (*bench) return RunBench(global, bench_args);
   } catch (const std::exception& e) {
     fmt::print(stderr, "gen_durable: {}\n", OneLine(e.what()));
     return ExitStatusOf(e);

@@ -1,0 +1,34 @@
+// `gen_durable bench SCENARIO`: throughput and latency figures of this engine on a database,
+// one JSON object on stdout (the format bench/compare reads; see docs/performance.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "gen_durable/commands.hpp"  // tools/
+
+namespace gen_durable::tools {
+
+struct BenchArgs {
+  // jobs, chain, insert, latency, signal, fanout, large
+  std::string scenario;
+  // Instances (jobs, chain, insert, signal, large), or children (fanout). 0: the scenario's
+  // default (100 000 jobs / insert / large, 10 000 chain / fanout, 1 000 signal).
+  std::int64_t count = 0;
+  int steps = 5;           // chain: steps per instance
+  int concurrency = 16;    // worker slots per node
+  int prefetch = 16;       // rows claimed per node beyond its free slots
+  int nodes = 1;           // worker processes
+  int rate = 1'000;        // latency: inserts/s offered; signal: signals/s sent
+  double duration_s = 10;  // latency: how long the load runs
+  std::int64_t large_rows = 1'000'000;  // large: done rows and future rows present
+  int batch = 1'000;       // rows per insert statement (setup and the insert scenario)
+  bool inline_next = true;
+  std::string synchronous_commit;  // empty: the server's setting; else on, off, local, ...
+};
+
+// Runs one scenario on a fresh database (or one only ever used by `bench`) and prints its
+// figures. Workers run in `nodes` child processes; the inserting load of `latency` in another.
+int RunBench(const GlobalOptions& global, const BenchArgs& args);
+
+}  // namespace gen_durable::tools
