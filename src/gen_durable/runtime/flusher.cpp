@@ -28,20 +28,30 @@ void Flusher::Stop(std::chrono::steady_clock::time_point deadline) {
   conn_.reset();
   std::lock_guard lock(mu_);
   closed_ = true;
-  for (auto& p : pending_) p.done.set_value(CommitResult::kAbandoned);
+  for (auto& p : pending_) p.done(CommitResult::kAbandoned);
   pending_.clear();
 }
 
 CommitResult Flusher::Commit(OutcomeRow row) {
-  std::future<CommitResult> fut;
+  std::promise<CommitResult> result;
+  auto fut = result.get_future();
+  Submit(std::move(row), [&result](CommitResult r) { result.set_value(r); });
+  return fut.get();
+}
+
+void Flusher::Submit(OutcomeRow row, std::function<void(CommitResult)> done) {
   {
     std::lock_guard lock(mu_);
-    if (closed_) return CommitResult::kAbandoned;
-    pending_.push_back(Pending{std::move(row), {}});
-    fut = pending_.back().done.get_future();
+    if (!closed_) {
+      pending_.push_back(Pending{std::move(row), std::move(done)});
+      done = nullptr;
+    }
+  }
+  if (done) {
+    done(CommitResult::kAbandoned);
+    return;
   }
   cv_.notify_one();
-  return fut.get();
 }
 
 void Flusher::Run() {
@@ -54,7 +64,7 @@ void Flusher::Run() {
       batch.swap(pending_);
     }
     if (!Flush(batch)) {
-      for (auto& p : batch) p.done.set_value(CommitResult::kAbandoned);
+      for (auto& p : batch) p.done(CommitResult::kAbandoned);
     }
     batch.clear();
   }
@@ -85,7 +95,7 @@ bool Flusher::Flush(std::vector<Pending>& batch) {
             e.metadata["status"] = p.row.status;
           });
         }
-        p.done.set_value(was ? CommitResult::kCommitted : CommitResult::kStale);
+        p.done(was ? CommitResult::kCommitted : CommitResult::kStale);
       }
       return true;
     } catch (const Error& e) {
@@ -106,10 +116,10 @@ bool Flusher::Flush(std::vector<Pending>& batch) {
           continue;
         }
         for (auto& p : batch) {
+          CommitResult result = CommitResult::kAbandoned;
           std::vector<Pending> one;
-          one.push_back(Pending{p.row, {}});
-          auto fut = one[0].done.get_future();
-          p.done.set_value(Flush(one) ? fut.get() : CommitResult::kAbandoned);
+          one.push_back(Pending{p.row, [&result](CommitResult r) { result = r; }});
+          p.done(Flush(one) ? result : CommitResult::kAbandoned);
         }
         return true;
       }

@@ -1,12 +1,14 @@
 // The group-commit flusher: coalesces the outcomes waiting at one moment into one statement.
 //
 // A worker hands its outcome to Commit() and blocks until the transaction holding it has
-// committed (the one guarantee: nothing proceeds before its state is durable). While one
-// commit is in flight, new outcomes queue up and go together in the next one.
+// committed, or to Submit() with a callback when nothing of the instance runs before that
+// commit (the one guarantee: nothing proceeds before its state is durable). While one commit
+// is in flight, new outcomes queue up and go together in the next one.
 #pragma once
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -33,11 +35,14 @@ class Flusher {
   void Stop(std::chrono::steady_clock::time_point deadline);
   // Blocks until `row` is committed or refused. Thread-safe.
   CommitResult Commit(OutcomeRow row);
+  // Queues `row` and returns at once; `done` runs on the flusher thread with the result (it
+  // must be quick and must not call back into the flusher). Thread-safe.
+  void Submit(OutcomeRow row, std::function<void(CommitResult)> done);
 
  private:
   struct Pending {
     OutcomeRow row;
-    std::promise<CommitResult> done;
+    std::function<void(CommitResult)> done;
   };
   void Run();
   // Returns false when the batch could not be committed before the stop deadline.

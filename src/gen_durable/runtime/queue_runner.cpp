@@ -70,13 +70,19 @@ std::vector<std::int64_t> QueueRunner::HeldIds() {
   ids.reserve(buffer_.size() + running_.size());
   for (const auto& r : buffer_) ids.push_back(r.id);
   for (const auto& [id, _] : running_) ids.push_back(id);
+  ids.insert(ids.end(), committing_.begin(), committing_.end());
   return ids;
 }
 
 int QueueRunner::DemandLocked() const {
   if (concurrency_ == 0) return 0;
+  // Outcomes on their way to the database occupy no worker, so they do not count against the
+  // slots (claiming while the previous batch commits keeps the workers busy); past a bound,
+  // a slow database holds the claims back instead of letting them pile up.
+  const int window = concurrency_ + core_->options.prefetch;
+  if (static_cast<int>(committing_.size()) >= kCommitWindows * window) return 0;
   const int held = static_cast<int>(running_.size() + buffer_.size());
-  return std::max(0, concurrency_ + core_->options.prefetch - held);
+  return std::max(0, window - held);
 }
 
 void QueueRunner::FeederLoop() {
@@ -495,6 +501,23 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
     } catch (const std::exception& e) {
       Fail(row, data->attempt, std::string("outcome could not be encoded: ") + e.what());
     }
+    if (!row.keep) {
+      // Nothing of this instance runs before the commit: let the worker move on.
+      {
+        std::lock_guard lock(mu_);
+        committing_.insert(row.id);
+      }
+      std::weak_ptr<QueueRunner> self = weak_from_this();
+      const std::string step = data->step;
+      const bool partitioned = data->partition_key.has_value();
+      flusher_->Submit(row, [self, row, step, partitioned](CommitResult res) {
+        if (res == CommitResult::kStale) {
+          spdlog::info("instance {}: outcome of step {} dropped (lease lost)", row.id, step);
+        }
+        if (auto runner = self.lock()) runner->Committed(row, res, partitioned);
+      });
+      return;
+    }
     const CommitResult res = flusher_->Commit(row);
     if (res != CommitResult::kCommitted) {
       if (res == CommitResult::kStale) {
@@ -502,7 +525,7 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
       }
       return;
     }
-    if (row.keep) {
+    {
       // Run ahead on the same claim: the commit above made the transition durable.
       data->step = *row.step;
       data->attempt = 0;
@@ -511,21 +534,29 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
       ++inline_steps;
       continue;
     }
-    if (data->partition_key || row.status == "awaiting_children" ||
-        row.status == "awaiting_signal") {
-      // A partition slot was freed (the key's next row may start now), or a join with nothing
-      // to wait for / a signal already there made the row runnable at once.
+  }
+}
+
+void QueueRunner::Committed(const OutcomeRow& row, CommitResult result, bool partitioned) {
+  {
+    std::lock_guard lock(mu_);
+    committing_.erase(row.id);
+    slot_freed_ = true;
+  }
+  feeder_cv_.notify_one();
+  if (result != CommitResult::kCommitted) return;
+  if (partitioned || row.status == "awaiting_children" || row.status == "awaiting_signal") {
+    // A partition slot was freed (the key's next row may start now), or a join with nothing
+    // to wait for / a signal already there made the row runnable at once.
+    Poke();
+  }
+  if (row.status == "runnable") {
+    const auto delay = row.delay_ms.value_or(0);
+    if (delay == 0) {
       Poke();
+    } else {
+      NoteDue(Clock::now() + Millis{delay});
     }
-    if (row.status == "runnable") {
-      const auto delay = row.delay_ms.value_or(0);
-      if (delay == 0) {
-        Poke();
-      } else {
-        NoteDue(Clock::now() + Millis{delay});
-      }
-    }
-    return;
   }
 }
 

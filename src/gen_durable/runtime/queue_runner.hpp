@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "gen_durable/runtime/context_data.hpp"
@@ -33,7 +34,8 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   void Poke();
   // A row of this queue becomes due at `when` (a local replay with a delay): wake then.
   void NoteDue(std::chrono::steady_clock::time_point when);
-  // Ids of every row this queue holds a claim on (buffered and running), for the heartbeat.
+  // Ids of every row this queue holds a claim on (buffered, running, and with an outcome on its
+  // way to the database), for the heartbeat.
   std::vector<std::int64_t> HeldIds();
 
   // Stops claiming and releases buffered rows back to the queue. Returns how many.
@@ -66,6 +68,12 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   // Reports a claim refused by the one-executing-per-partition-key index.
   void PartitionContended(const DatabaseError& e);
   int DemandLocked() const;
+  // After the commit of a claim's last outcome: frees the row and wakes whoever it concerns.
+  // `partitioned`: the row held a partition slot, which the commit released.
+  void Committed(const OutcomeRow& row, CommitResult result, bool partitioned);
+  // Outcomes awaiting their commit, in multiples of concurrency + prefetch, beyond which the
+  // feeder stops claiming.
+  static constexpr int kCommitWindows = 4;
 
   std::shared_ptr<EngineCore> core_;
   std::shared_ptr<Flusher> flusher_;
@@ -79,6 +87,9 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   std::condition_variable idle_cv_;    // drain waits for in_flight == 0
   std::deque<ClaimedRow> buffer_;                       // GUARDED_BY(mu_)
   std::map<std::int64_t, Running> running_;             // GUARDED_BY(mu_)
+  // Rows whose final outcome of this claim awaits its commit: no step of theirs runs until it
+  // commits, so their worker has moved on, but their claim is still held.  GUARDED_BY(mu_)
+  std::unordered_set<std::int64_t> committing_;
   bool stopping_ = false;                               // GUARDED_BY(mu_)
   bool poked_ = false;                                  // GUARDED_BY(mu_)
   bool maybe_more_ = false;  // a full pick or a poke: more may be ready   GUARDED_BY(mu_)

@@ -14,10 +14,6 @@ namespace gen_durable::detail {
 
 namespace {
 
-// The statuses a unique key is held in by default: every non-terminal one.
-constexpr const char* kDefaultScope =
-    "'{scheduled,runnable,executing,awaiting_signal,awaiting_children}'::text[]";
-
 // Decodes a JSON array of new rows ($1) into `src`, with each row's position (ord) and its
 // eligibility time (at). Shared by inserts and by children.
 constexpr const char* kInsertSource = R"SQL(
@@ -43,10 +39,12 @@ constexpr const char* kClaimReturning = R"SQL(
   i.id, i.fsm, i.fsm_version, i.step, i.state, i.attempt, COALESCE(i.max_attempts, 0),
   i.priority, i.lease_seq, i.queue, i.partition_key, i.unique_key, i.rate_limit, i.rate_key,
   i.rate_weight,
-  (SELECT jsonb_agg(jsonb_build_object('id', s.id, 'name', s.name, 'payload', s.payload)
-                    ORDER BY s.id)
-   FROM {s}.gd_signals s
-   WHERE s.instance_id = i.id AND s.consumed_at IS NULL AND s.name = ANY (i.awaiting)),
+  -- (a row that awaits nothing is shown no signals: skip the probe)
+  CASE WHEN i.awaiting IS NOT NULL THEN (
+    SELECT jsonb_agg(jsonb_build_object('id', s.id, 'name', s.name, 'payload', s.payload)
+                     ORDER BY s.id)
+    FROM {s}.gd_signals s
+    WHERE s.instance_id = i.id AND s.consumed_at IS NULL AND s.name = ANY (i.awaiting)) END,
   CASE WHEN i.join_seq > 0 THEN (
     SELECT jsonb_agg(jsonb_build_object('id', c.id, 'fsm', c.fsm, 'status', c.status,
                                         'state', c.state, 'result', c.result,
@@ -237,7 +235,7 @@ ins AS (
      partition_key, unique_key, unique_scope, rate_limit, rate_key, rate_weight)
   SELECT fsm, fsm_version, queue, step, state, priority, at, max_attempts,
          CASE WHEN at > now() THEN 'scheduled' ELSE 'runnable' END,
-         partition_key, unique_key, COALESCE(unique_scope, )SQL" + kDefaultScope + R"SQL(),
+         partition_key, unique_key, unique_scope,  -- NULL: every live status
          rate_limit, rate_key, rate_weight
   FROM src ORDER BY unique_key NULLS LAST, ord
   ON CONFLICT (unique_hold) WHERE unique_hold IS NOT NULL DO NOTHING
@@ -270,13 +268,16 @@ cand AS (
   LIMIT $2
   FOR UPDATE OF c SKIP LOCKED),
 -- no more rows per key than it has free slots; the unique index settles races between nodes
+-- (rows without a key skip the window's sort)
 picked AS (
+  SELECT id, NULL::bigint AS rn, k FROM cand WHERE partition_key IS NULL
+  UNION ALL
   SELECT id, rn, k FROM (
-    SELECT id, partition_key, k, busy,
+    SELECT id, k, busy,
            row_number() OVER (PARTITION BY partition_key
                               ORDER BY priority, eligible_at, id) AS rn
-    FROM cand) x
-  WHERE partition_key IS NULL OR rn <= k - busy)
+    FROM cand WHERE partition_key IS NOT NULL) x
+  WHERE rn <= k - busy)
 UPDATE {s}.gd_instances i
 SET status = 'executing', locked_by = $3, lease_seq = i.lease_seq + 1,
     -- the rn-th free slot of the key (snapshot of before this claim, same for every row)
@@ -340,13 +341,17 @@ UPDATE {s}.gd_instances i SET
   join_pending = CASE WHEN o.status = 'awaiting_children' THEN NULL ELSE i.join_pending END,
   updated_at = now()
 FROM o
-WHERE i.id = o.id AND i.status = 'executing' AND i.locked_by = $2 AND i.lease_seq = o.seq
+-- $4 (the same ids) steers the plan to primary-key lookups: the lease index that the guard
+-- could also use holds an entry for every row claimed since the last vacuum.
+WHERE i.id = ANY ($4::bigint[]) AND i.id = o.id AND i.status = 'executing'
+  AND i.locked_by = $2 AND i.lease_seq = o.seq
 RETURNING i.id),
 -- a progressing outcome consumes exactly the signals its step was shown
 consumed AS (
   UPDATE {s}.gd_signals s SET consumed_at = now()
   FROM o JOIN upd ON upd.id = o.id
-  WHERE s.instance_id = o.id AND s.id = ANY (o.consume) AND s.consumed_at IS NULL),
+  WHERE o.consume IS NOT NULL AND s.instance_id = o.id AND s.id = ANY (o.consume)
+    AND s.consumed_at IS NULL),
 -- a terminal outcome clears the inbox
 cleared AS (
   DELETE FROM {s}.gd_signals s USING o JOIN upd ON upd.id = o.id
@@ -389,8 +394,7 @@ ins AS (
      parent_join)
   SELECT src.fsm, src.fsm_version, src.queue, src.step, src.state, src.priority, src.at,
          src.max_attempts, CASE WHEN src.at > now() THEN 'scheduled' ELSE 'runnable' END,
-         src.partition_key, src.unique_key,
-         COALESCE(src.unique_scope, )SQL" + kDefaultScope + R"SQL(), src.rate_limit, src.rate_key,
+         src.partition_key, src.unique_key, src.unique_scope, src.rate_limit, src.rate_key,
          src.rate_weight, p.id, p.join_seq
   FROM src JOIN parents USING (ord) JOIN p ON p.id = parents.parent
   ORDER BY src.unique_key NULLS LAST, src.ord
@@ -456,7 +460,7 @@ UPDATE {s}.gd_instances i SET
 FROM due WHERE i.id = due.id
 RETURNING i.id, due.was, i.queue)SQL");
 
-  // Served by gd_instances_owner.
+  // Served by gd_instances_lease (executing rows), filtered by owner.
   reclaim_node_ = Make("gd_reclaim_node", (std::string("UPDATE {s}.gd_instances i SET ") +
                                            kReleaseLostLease +
                                            " WHERE i.status = 'executing' AND i.locked_by = $1 "
@@ -670,7 +674,10 @@ std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
   kids += ']';
   joins += ']';
   pg::Params p;
-  p.Add(arr).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count()));
+  std::vector<std::int64_t> row_ids;
+  row_ids.reserve(rows.size());
+  for (const auto& o : rows) row_ids.push_back(o.id);
+  p.Add(arr).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count())).Add(IdArray(row_ids));
   const bool parks = wake.size() > 2;
   const bool spawns = joins.size() > 2;
   pg::Result r;
