@@ -427,7 +427,7 @@ TEST_F(CliTest, UnreachableDatabaseExitsOne) {
 
 TEST_F(CliTest, HelpExitsZeroForEveryCommand) {
   for (const char* command :
-       {"migrate", "insert", "signal", "show", "list", "stats", "worker", "demo"}) {
+       {"migrate", "insert", "signal", "show", "list", "stats", "worker", "demo", "bench"}) {
     CliResult r = Run({command, "--help"});
     EXPECT_EQ(r.exit_code, 0) << command << ": " << r.err;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << command << ": " << r.out;
@@ -928,6 +928,102 @@ TEST(CliEmbedded, RunsOnTheEmbeddedDefaultAndLeavesAnotherProcesssServerRunning)
   ASSERT_TRUE(a.Wait(seconds(15))) << a.err();
   EXPECT_EQ(a.exit_code(), 0) << a.err();
   EXPECT_FALSE(home.ServerRunning()) << "worker A started the server: it stops it on exit";
+}
+
+// --- bench ---
+
+class BenchTest : public CliTest {
+ protected:
+  // Runs `bench <args>`; expects exit 0 and one JSON object on stdout, and returns it.
+  Json Bench(std::vector<std::string> args) {
+    args.insert(args.begin(), "bench");
+    CliResult r = Run(std::move(args));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const auto lines = Lines(r.out);
+    EXPECT_EQ(lines.size(), 1u) << r.out;
+    if (lines.size() != 1) return Json::object();
+    Json j = Json::parse(lines[0]);
+    EXPECT_EQ(j.value("system", ""), "gen_durable");
+    return j;
+  }
+
+  Json Totals() {
+    CliResult r = Run({"stats", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return Json::parse(r.out).at("total");
+  }
+};
+
+TEST_F(BenchTest, JobsDrainsEveryRowOnTwoNodesAndReportsItsFigures) {
+  Json j = Bench({"jobs", "--count", "300", "--nodes", "2", "--concurrency", "4"});
+  EXPECT_EQ(j.value("scenario", ""), "jobs");
+  EXPECT_EQ(j.value("count", 0), 300);
+  EXPECT_EQ(j.value("nodes", 0), 2);
+  EXPECT_GT(j.value("jobs_per_s", 0.0), 0.0);
+  EXPECT_GT(j.value("elapsed_s", 0.0), 0.0);
+  EXPECT_GT(j.value("cpu_s", 0.0), 0.0);
+  EXPECT_GT(j.value("rss_mb", 0.0), 0.0);
+  EXPECT_EQ(j["settings"].value("concurrency", 0), 4);
+  Json total = Totals();
+  EXPECT_EQ(total.value("done", 0), 300);
+  EXPECT_EQ(total.value("executing", -1), 0);
+}
+
+TEST_F(BenchTest, ChainRunsEveryStep) {
+  Json j = Bench({"chain", "--count", "40", "--steps", "3"});
+  EXPECT_EQ(j.value("steps", 0), 3);
+  EXPECT_NEAR(j.value("steps_per_s", 0.0), 3 * j.value("jobs_per_s", 0.0), 1.0);
+  EXPECT_EQ(Totals().value("done", 0), 40);
+}
+
+TEST_F(BenchTest, InsertLeavesTheRowsRunnable) {
+  Json j = Bench({"insert", "--count", "500", "--batch", "100"});
+  EXPECT_GT(j.value("inserts_per_s", 0.0), 0.0);
+  EXPECT_EQ(Totals().value("runnable", 0), 500);
+}
+
+TEST_F(BenchTest, LatencyMeasuresInsertToStartAfterTheWarmup) {
+  Json j = Bench({"latency", "--rate", "200", "--duration-s", "1.5"});
+  // 300 inserts; the first second's 200 are warm-up.
+  EXPECT_EQ(j.value("count", 0), 300);
+  EXPECT_GE(j.value("samples", 0), 90);
+  EXPECT_LE(j.value("samples", 0), 110);
+  EXPECT_GT(j.value("p50_ms", 0.0), 0.0);
+  EXPECT_LE(j.value("p50_ms", 0.0), j.value("p99_ms", 0.0));
+  EXPECT_LE(j.value("p99_ms", 0.0), j.value("max_ms", 0.0));
+  EXPECT_EQ(Totals().value("done", 0), 300);
+}
+
+TEST_F(BenchTest, SignalMeasuresEveryResumedInstance) {
+  Json j = Bench({"signal", "--count", "50", "--rate", "500"});
+  EXPECT_EQ(j.value("samples", 0), 50);
+  EXPECT_GT(j.value("p50_ms", 0.0), 0.0);
+  EXPECT_LE(j.value("p50_ms", 0.0), j.value("max_ms", 0.0));
+  EXPECT_EQ(Totals().value("done", 0), 50);
+}
+
+TEST_F(BenchTest, FanoutJoinsAllChildren) {
+  Json j = Bench({"fanout", "--count", "100"});
+  EXPECT_GT(j.value("jobs_per_s", 0.0), 0.0);
+  EXPECT_EQ(Totals().value("done", 0), 101);
+}
+
+TEST_F(BenchTest, LargeRunsBesideRetainedAndFutureRows) {
+  Json j = Bench({"large", "--count", "200", "--large-rows", "1000"});
+  EXPECT_EQ(j.value("large_rows", 0), 1000);
+  Json total = Totals();
+  EXPECT_EQ(total.value("done", 0), 1200);
+  EXPECT_EQ(total.value("scheduled", 0), 1000);
+}
+
+TEST_F(BenchTest, RefusesBadArgumentsAsUsageErrors) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"bench", "nosuch"}, {"bench", "jobs", "--nodes", "0"},
+        {"bench", "jobs", "--rate", "0"}, {"bench", "chain", "--steps", "0"}}) {
+    CliResult r = Run(args);
+    EXPECT_EQ(r.exit_code, 2) << args[1] << " " << r.err;
+    EXPECT_TRUE(StartsWith(r.err, "gen_durable: ")) << r.err;
+  }
 }
 
 }  // namespace

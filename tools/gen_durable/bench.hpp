@@ -16,8 +16,10 @@ struct BenchArgs {
   // default (100 000 jobs / insert / large, 10 000 chain / fanout, 1 000 signal).
   std::int64_t count = 0;
   int steps = 5;           // chain: steps per instance
-  int concurrency = 16;    // worker slots per node
-  int prefetch = 16;       // rows claimed per node beyond its free slots
+  // Steps here do no work, so wide slots and a deep prefetch make large claim and commit
+  // batches (docs/performance.md, "Tuning").
+  int concurrency = 64;    // worker slots per node
+  int prefetch = 64;       // rows claimed per node beyond its free slots
   int nodes = 1;           // worker processes
   int rate = 1'000;        // latency: inserts/s offered; signal: signals/s sent
   double duration_s = 10;  // latency: how long the load runs
