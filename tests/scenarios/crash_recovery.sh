@@ -18,8 +18,10 @@ gd() { "$cli" --database "$db" "$@"; }
 supervise() {
   local name=$1
   while [[ ! -e $stop_file ]]; do
-    gd worker --name "$name" --queues default:8 --lease-ttl 2000 --heartbeat-interval 400 \
-      --poll-interval 50 --reap-interval 300 --drain-timeout 1000 \
+    # The binary itself, not through the gd function: $! must be the worker's pid (a function
+    # in the background runs in a subshell, and signals sent to that would miss the worker).
+    "$cli" --database "$db" worker --name "$name" --queues default:8 --lease-ttl 2000 \
+      --heartbeat-interval 400 --poll-interval 50 --reap-interval 300 --drain-timeout 1000 \
       >>"$work/$name.log" 2>&1 &
     echo $! >"$work/$name.pid"
     wait $! || true
@@ -29,6 +31,7 @@ supervise() {
 
 cleanup() {
   touch "$stop_file"
+  sleep 0.3  # a supervisor past its stop check has started its last worker and noted its pid
   for name in a b; do
     [[ -f $work/$name.pid ]] && kill -TERM "$(cat "$work/$name.pid")" 2>/dev/null || true
   done
