@@ -341,9 +341,11 @@ UPDATE {s}.gd_instances i SET
   join_pending = CASE WHEN o.status = 'awaiting_children' THEN NULL ELSE i.join_pending END,
   updated_at = now()
 FROM o
--- $4 (the same ids) steers the plan to primary-key lookups: the lease index that the guard
--- could also use holds an entry for every row claimed since the last vacuum.
-WHERE i.id = ANY ($4::bigint[]) AND i.id = o.id AND i.status = 'executing'
+-- Primary-key lookups of the ids in $4, never a scan of gd_instances_lease: that index holds
+-- an entry for every row claimed since the last vacuum, and a plan cached while the table was
+-- small would favour it. $5 is always 'executing': as a parameter the status cannot match the
+-- lease index's predicate, so the generic plan cannot pick that index.
+WHERE i.id = ANY ($4::bigint[]) AND i.id = o.id AND i.status = $5::text
   AND i.locked_by = $2 AND i.lease_seq = o.seq
 RETURNING i.id),
 -- a progressing outcome consumes exactly the signals its step was shown
@@ -677,7 +679,7 @@ std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
   std::vector<std::int64_t> row_ids;
   row_ids.reserve(rows.size());
   for (const auto& o : rows) row_ids.push_back(o.id);
-  p.Add(arr).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count())).Add(IdArray(row_ids));
+  p.Add(arr).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count())).Add(IdArray(row_ids)).Add("executing");
   const bool parks = wake.size() > 2;
   const bool spawns = joins.size() > 2;
   pg::Result r;
