@@ -183,7 +183,9 @@ void QueueRunner::FeederLoop() {
           maybe_more_ = full;
         }
       }
-      if (count > 0) work_cv_.notify_all();
+      // One wake-up per row (at most one per worker): waking every idle worker for a small
+      // batch would send most of them back to sleep, hundreds at a time on a wide queue.
+      for (int i = 0; i < std::min(count, concurrency_); ++i) work_cv_.notify_one();
       if (!late.empty()) Release(Ids(late));  // claimed after the drain began
     }
     core_->Emit("scheduler.saturation", [&](TelemetryEvent& e) {

@@ -292,6 +292,16 @@ FROM picked WHERE i.id = picked.id
 RETURNING )SQL") + kClaimReturning)
                                     .c_str());
 
+  // Opens every claim transaction: its commit does not wait for the WAL flush. A claim lost
+  // with the server (it committed, the flush had not happened) leaves its rows as they were
+  // before it: runnable, with the previous lease_seq. The claimant's outcome then fails the
+  // ownership guard, or, should the same node claim the row again and get the same lease_seq,
+  // commits as the outcome of that same step from that same state; either way the step runs
+  // again, as after any crash. Nothing else is lost: every outcome commit is synchronous, and
+  // flushing it flushes the WAL of the claim before it.
+  claim_async_ = Make("gd_claim_async_commit",
+                      "SELECT set_config('synchronous_commit', 'off', true)");
+
   // Moves due rows of queue $1 from scheduled to runnable. Served by gd_instances_scheduled.
   promote_ = Make("gd_promote_due", R"SQL(
 WITH due AS (
@@ -552,16 +562,13 @@ std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue
   p.Add(queue).Add(limit).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count()));
   p.Add(TextArray(machines));
   p.Add(partition_limits_);
-  pg::Result r;
-  if (promote) {
-    // One round trip: promote what is due, then claim (each statement sees the one before).
-    pg::Params pp;
-    pp.Add(queue).Add(kPromoteBatch);
-    auto results = c.Pipeline({{&promote_, pp}, {&claim_, p}}, false);
-    r = std::move(results.back());
-  } else {
-    r = c.Execute(claim_, p);
-  }
+  // One round trip, one transaction: asynchronous commit, promote what is due (when asked),
+  // then claim (each statement sees the one before).
+  std::vector<std::pair<const pg::Statement*, pg::Params>> batch;
+  batch.emplace_back(&claim_async_, pg::Params());
+  if (promote) batch.emplace_back(&promote_, pg::Params().Add(queue).Add(kPromoteBatch));
+  batch.emplace_back(&claim_, p);
+  pg::Result r = std::move(c.Pipeline(batch, /*transaction=*/true).back());
   std::vector<ClaimedRow> rows;
   rows.reserve(r.rows());
   for (int i = 0; i < r.rows(); ++i) {

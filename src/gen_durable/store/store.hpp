@@ -180,7 +180,7 @@ class Store {
   std::string schema_;
   std::string channel_;
   std::string partition_limits_;  // JSON object prefix -> slots
-  pg::Statement insert_batch_, promote_, claim_, commit_, wake_parked_, spawn_children_, heartbeat_, release_, reap_,
+  pg::Statement insert_batch_, promote_, claim_async_, claim_, commit_, wake_parked_, spawn_children_, heartbeat_, release_, reap_,
       reclaim_node_, reap_parked_, gc_, node_upsert_, node_heartbeat_, node_delete_, nodes_on_host_,
       nodes_prune_, get_, children_, list_, counts_, signal_, signals_of_;
 };
