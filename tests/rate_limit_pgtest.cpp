@@ -352,15 +352,49 @@ TEST_F(RateLimitTest, ThrottledRowsLeaveTheQueueToUnrelatedWork) {
       "lease_expires_at = NULL");
 
   // The claim takes the oldest rows first: the limited ones fill it.
-  auto claimed = core->store.Claim(*conn, "default", 20, core->node_id, 60s, {"t.rl@1"}, false);
+  auto claimed = core->store.Claim(*conn, "default", 20, core->node_id, 60s, {"t.rl@1"}, false, 1);
   ASSERT_EQ(claimed.size(), 20u);
   for (auto& row : claimed) row.rate_limit = Ref("slow");
   EXPECT_EQ(limiter.Admit(*conn, claimed).size(), 1u);
 
   // The 19 throttled rows no longer stand in front of it: the next claim gets the plain row.
-  auto next = core->store.Claim(*conn, "default", 20, core->node_id, 60s, {"t.rl@1"}, true);
+  auto next = core->store.Claim(*conn, "default", 20, core->node_id, 60s, {"t.rl@1"}, true, 2);
   EXPECT_EQ(Ids(next), Ids(plain));
   EXPECT_EQ(Count("status = 'scheduled' AND eligible_at > now() + interval '50 min'"), 19);
+}
+
+// --- claims lost with the server ---
+
+using ClaimTest = RateLimitTest;
+
+// A claim commits without waiting for the WAL flush, so the server may lose it (simulated here
+// by putting the row back as it was). The node's next claim of the row must carry a larger
+// lease_seq than the lost one, so that the lost claim's late outcome is refused.
+TEST_F(ClaimTest, ALostClaimsLeaseSeqIsNeverIssuedAgainToTheSameNode) {
+  auto core = Core({});
+  auto conn = core->Connect("test");
+  Claimed(1, std::nullopt);
+  const char* kAsBefore =
+      "UPDATE gd_instances SET status = 'runnable', locked_by = NULL, lease_expires_at = NULL, "
+      "lease_seq = 1";
+  sql_->Exec(kAsBefore);
+  auto lost = core->store.Claim(*conn, "default", 1, core->node_id, 60s, {"t.rl@1"}, false, 1);
+  ASSERT_EQ(lost.size(), 1u);
+  sql_->Exec(kAsBefore);  // the server lost it
+  auto again = core->store.Claim(*conn, "default", 1, core->node_id, 60s, {"t.rl@1"}, false, 2);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_GT(again[0].lease_seq, lost[0].lease_seq);
+
+  detail::OutcomeRow late;
+  late.id = lost[0].id;
+  late.lease_seq = lost[0].lease_seq;
+  late.status = "done";
+  late.clear_inbox = true;
+  EXPECT_TRUE(core->store.CommitOutcomes(*conn, {late}, core->node_id, 60s).empty());
+  detail::OutcomeRow current = late;
+  current.lease_seq = again[0].lease_seq;
+  EXPECT_EQ(core->store.CommitOutcomes(*conn, {current}, core->node_id, 60s).size(), 1u);
+  EXPECT_EQ(Count("status = 'done'"), 1);
 }
 
 // --- pruning ---

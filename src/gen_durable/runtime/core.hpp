@@ -30,6 +30,8 @@ struct EngineCore {
   const Store store;
   Telemetry telemetry;
   Counters counters;
+  // Claim statements issued by this node, for their lease_seq increments (see Store::Claim).
+  std::atomic<std::int64_t> claims_issued{0};
   // Machines this node serves, by (name, version), and their "name@version" keys for the claim.
   std::map<std::pair<std::string, int>, std::shared_ptr<const MachineDef>> machines;
   std::vector<std::string> machine_keys;

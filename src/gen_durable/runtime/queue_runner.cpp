@@ -119,7 +119,8 @@ void QueueRunner::FeederLoop() {
       try {
         if (!conn || conn->broken()) conn = core_->Connect("feeder:" + queue_);
         rows = core_->store.Claim(*conn, queue_, demand, core_->node_id, opts.lease_ttl,
-                                  core_->machine_keys, promote);
+                                  core_->machine_keys, promote,
+                                  core_->claims_issued.fetch_add(1) + 1);
         retry = Millis{100};
         contended = 0;
         claimed = static_cast<int>(rows.size());

@@ -279,7 +279,11 @@ picked AS (
     FROM cand WHERE partition_key IS NOT NULL) x
   WHERE rn <= k - busy)
 UPDATE {s}.gd_instances i
-SET status = 'executing', locked_by = $3, lease_seq = i.lease_seq + 1,
+-- lease_seq grows by the number of this node's claim statement ($7, counting from 1), not by
+-- one: a claim lost with the server (it commits asynchronously) leaves the previous value, and
+-- any later claim of the row by this node then yields a larger one than the lost claim did, so
+-- a late outcome of the lost claim can never pass the guard.
+SET status = 'executing', locked_by = $3, lease_seq = i.lease_seq + $7::bigint,
     -- the rn-th free slot of the key (snapshot of before this claim, same for every row)
     partition_slot = CASE WHEN i.partition_key IS NULL THEN NULL ELSE (
       SELECT s FROM generate_series(0, picked.k - 1) s
@@ -295,10 +299,9 @@ RETURNING )SQL") + kClaimReturning)
   // Opens every claim transaction: its commit does not wait for the WAL flush. A claim lost
   // with the server (it committed, the flush had not happened) leaves its rows as they were
   // before it: runnable, with the previous lease_seq. The claimant's outcome then fails the
-  // ownership guard, or, should the same node claim the row again and get the same lease_seq,
-  // commits as the outcome of that same step from that same state; either way the step runs
-  // again, as after any crash. Nothing else is lost: every outcome commit is synchronous, and
-  // flushing it flushes the WAL of the claim before it.
+  // ownership guard (a later claim by the same node yields a larger lease_seq, see gd_claim),
+  // and the step runs again, as after any crash. Nothing else is lost: every outcome commit is
+  // synchronous, and flushing it flushes the WAL of the claim before it.
   claim_async_ = Make("gd_claim_async_commit",
                       "SELECT set_config('synchronous_commit', 'off', true)");
 
@@ -556,12 +559,13 @@ std::vector<std::optional<std::int64_t>> Store::InsertBatch(pg::Connection& c,
 
 std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue, int limit,
                                      const std::string& node, Millis lease_ttl,
-                                     const std::vector<std::string>& machines,
-                                     bool promote) const {
+                                     const std::vector<std::string>& machines, bool promote,
+                                     std::int64_t claim_no) const {
   pg::Params p;
   p.Add(queue).Add(limit).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count()));
   p.Add(TextArray(machines));
   p.Add(partition_limits_);
+  p.Add(claim_no);
   // One round trip, one transaction: asynchronous commit, promote what is due (when asked),
   // then claim (each statement sees the one before).
   std::vector<std::pair<const pg::Statement*, pg::Params>> batch;

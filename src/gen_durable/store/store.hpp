@@ -127,10 +127,12 @@ class Store {
 
   // --- the hot loop ---
   // Claims up to `limit` ready rows; with `promote`, first moves due scheduled rows of the
-  // queue to runnable in the same round trip.
+  // queue to runnable in the same round trip. `claim_no` numbers this node's claim statements
+  // (1, 2, ...): each claimed row's lease_seq grows by it (see gd_claim).
   std::vector<ClaimedRow> Claim(pg::Connection& c, const std::string& queue, int limit,
                                 const std::string& node, Millis lease_ttl,
-                                const std::vector<std::string>& machines, bool promote) const;
+                                const std::vector<std::string>& machines, bool promote,
+                                std::int64_t claim_no) const;
   // Returns the ids whose outcome committed (the others were stale).
   std::vector<std::int64_t> CommitOutcomes(pg::Connection& c, const std::vector<OutcomeRow>& rows,
                                            const std::string& node, Millis lease_ttl) const;
