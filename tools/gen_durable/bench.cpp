@@ -87,6 +87,9 @@ struct Shared {
   std::atomic<int> load_done;
   std::atomic<std::int64_t> nsamples;
   Sample samples[kMaxSamples];
+  // latency: how long each insert took (the part of the latency spent before the row exists)
+  std::atomic<std::int64_t> ninserts;
+  Sample inserts[kMaxSamples];
 };
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
 
@@ -98,11 +101,15 @@ std::int64_t NowMicros() {
       .count();
 }
 
-void Record(std::int64_t began_us) {
-  const std::int64_t i = g_shared->nsamples.fetch_add(1);
+void RecordIn(std::atomic<std::int64_t>& count, Sample* samples, std::int64_t began_us) {
+  const std::int64_t i = count.fetch_add(1);
   if (i < kMaxSamples) {
-    g_shared->samples[i] = {began_us, static_cast<double>(NowMicros() - began_us) / 1000.0};
+    samples[i] = {began_us, static_cast<double>(NowMicros() - began_us) / 1000.0};
   }
+}
+
+void Record(std::int64_t began_us) {
+  RecordIn(g_shared->nsamples, g_shared->samples, began_us);
 }
 
 void Finished() { g_shared->finished.fetch_add(1); }
@@ -275,8 +282,10 @@ bool WaitFlag(const std::atomic<int>& flag) {
           std::this_thread::sleep_until(start + std::chrono::microseconds(i * 1'000'000 /
                                                                           args.rate));
           InsertOptions io;
-          io.state = {{"t", NowMicros()}};
+          const std::int64_t t = NowMicros();
+          io.state = {{"t", t}};
           client->Insert("bench.latency", std::move(io)).value();
+          RecordIn(g_shared->ninserts, g_shared->inserts, t);
           g_shared->load_inserted.fetch_add(1);
         }
       });
@@ -334,13 +343,15 @@ double Percentile(const std::vector<double>& sorted, double p) {
   return sorted[std::min(rank, sorted.size() - 1)];
 }
 
-// Latency samples recorded since `from_us` (warm-up excluded), sorted.
-std::vector<double> SortedSamples(std::int64_t from_us) {
-  const std::int64_t n = std::min(g_shared->nsamples.load(), kMaxSamples);
+// Samples recorded since `from_us` (warm-up excluded), sorted.
+std::vector<double> SortedSamples(std::int64_t from_us,
+                                  const std::atomic<std::int64_t>& count = g_shared->nsamples,
+                                  const Sample* samples = g_shared->samples) {
+  const std::int64_t n = std::min(count.load(), kMaxSamples);
   std::vector<double> out;
   out.reserve(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) {
-    if (g_shared->samples[i].t_us >= from_us) out.push_back(g_shared->samples[i].ms);
+    if (samples[i].t_us >= from_us) out.push_back(samples[i].ms);
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -587,8 +598,13 @@ class Run {
     out["rate"] = args_.rate;
     out["duration_s"] = args_.duration_s;
     out["offered_per_s"] = Round(static_cast<double>(inserted) / load_s, 1);
-    AddLatency(out, SortedSamples(g_shared->load_start_us.load() +
-                                  static_cast<std::int64_t>(kLatencyWarmupS * 1e6)));
+    const std::int64_t from =
+        g_shared->load_start_us.load() + static_cast<std::int64_t>(kLatencyWarmupS * 1e6);
+    AddLatency(out, SortedSamples(from));
+    // The insert's own round trip and commit, which the latency above includes.
+    const auto inserts = SortedSamples(from, g_shared->ninserts, g_shared->inserts);
+    out["insert_p50_ms"] = Percentile(inserts, 0.50);
+    out["insert_p99_ms"] = Percentile(inserts, 0.99);
     return out;
   }
 
