@@ -111,6 +111,11 @@ class EngineImpl {
       Names().erase(core_->options.name);
       throw;
     }
+    // spdlog creates its registry on first use. Doing that here, before any engine thread
+    // exists, orders it before every thread's logging (the library's own guard of that static
+    // is invisible to ThreadSanitizer, which otherwise reports a race between two threads'
+    // first log lines).
+    spdlog::default_logger_raw();
     flusher_ = std::make_shared<Flusher>(core_);
     flusher_->Start();
     for (const auto& [q, cfg] : core_->options.queues) {
