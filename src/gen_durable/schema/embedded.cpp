@@ -412,7 +412,15 @@ int EmbeddedCluster::OtherSessions() const {
 EmbeddedCluster::~EmbeddedCluster() {
   if (options_.stop_on_exit && started_by_us_ && running_ && getpid() == owner_pid_) {
     // Leave the server up while another process uses it; the next starter attaches to it.
-    if (OtherSessions() > 0) return;
+    // A backend whose client has just disconnected (this process's own connections, or a
+    // short command that just finished) lingers for a moment: give such sessions a second to
+    // go before deciding that someone still uses the server.
+    int others = OtherSessions();
+    for (int i = 0; others > 0 && i < 20; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      others = OtherSessions();
+    }
+    if (others > 0) return;
     try {
       Stop();
     } catch (...) {
