@@ -17,7 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <csignal>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "gen_durable/demo_machines.hpp"  // tools/
 #include "gen_durable/engine.hpp"
 #include "gen_durable/gen_durable.hpp"
 #include "gen_durable/pg/connection.hpp"
@@ -44,11 +45,12 @@ constexpr int kMaxNodes = 64;
 constexpr std::int64_t kMaxSamples = 1 << 21;
 constexpr Millis kChildPoll{2};
 constexpr double kLatencyWarmupS = 1.0;
+// Threads (and client connections) sending a paced load: inserts for latency, signals.
+constexpr int kPacedThreads = 4;
 
 // The statements the bench runs besides the engine's own (setup and measurement only).
 const pg::Statement kClock{"bench_clock", "SELECT extract(epoch FROM clock_timestamp())::float8"};
-const pg::Statement kMaxId{"bench_max_id",
-                           "SELECT COALESCE(max(id), 0) FROM {s}.gd_instances"};
+const pg::Statement kMaxId{"bench_max_id", "SELECT COALESCE(max(id), 0) FROM {s}.gd_instances"};
 // Rows of this run (id above the mark) not yet terminal, and the last completion among them.
 const pg::Statement kProgress{"bench_progress", R"SQL(
 SELECT count(*) FILTER (WHERE status NOT IN ('done', 'failed', 'cancelled')),
@@ -72,53 +74,54 @@ struct Sample {
   double ms;          // its length
 };
 
+// Intervals recorded by any process (the first kMaxSamples are kept).
+struct SampleLog {
+  std::atomic<std::int64_t> count;
+  Sample samples[kMaxSamples];
+
+  // Records the interval from `began_us` to now.
+  void Record(std::int64_t began_us) {
+    const std::int64_t i = count.fetch_add(1);
+    if (i < kMaxSamples) {
+      samples[i] = {began_us, static_cast<double>(NowMicros() - began_us) / 1000.0};
+    }
+  }
+
+  // The lengths of the intervals begun since `from_us` (warm-up excluded), sorted.
+  std::vector<double> Sorted(std::int64_t from_us) const {
+    const std::int64_t n = std::min(count.load(), kMaxSamples);
+    std::vector<double> out;
+    out.reserve(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (samples[i].t_us >= from_us) out.push_back(samples[i].ms);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+};
+
 // Lives in a MAP_SHARED anonymous mapping made before the fork; only lock-free atomics.
 struct Shared {
   std::atomic<int> go_nodes;
   std::atomic<int> go_load;
   std::atomic<int> stop;
-  std::atomic<int> started;  // nodes whose engine runs
-  std::atomic<int> failed;   // a child failed (its message went to stderr)
+  std::atomic<int> started;            // nodes whose engine runs
+  std::atomic<int> failed;             // a child failed (its message went to stderr)
   std::atomic<std::int64_t> finished;  // final steps run (before their commit)
   std::atomic<std::int64_t> rss_kb[kMaxNodes];
   std::atomic<std::int64_t> load_start_us;
   std::atomic<std::int64_t> load_end_us;
-  std::atomic<std::int64_t> load_inserted;
   std::atomic<int> load_done;
-  std::atomic<std::int64_t> nsamples;
-  Sample samples[kMaxSamples];
-  // latency: how long each insert took (the part of the latency spent before the row exists)
-  std::atomic<std::int64_t> ninserts;
-  Sample inserts[kMaxSamples];
+  SampleLog latencies;  // insert or signal -> start of the step
+  SampleLog inserts;    // latency: each insert's own round trip and commit (counts the inserts)
 };
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
 
 Shared* g_shared = nullptr;
 
-std::int64_t NowMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-void RecordIn(std::atomic<std::int64_t>& count, Sample* samples, std::int64_t began_us) {
-  const std::int64_t i = count.fetch_add(1);
-  if (i < kMaxSamples) {
-    samples[i] = {began_us, static_cast<double>(NowMicros() - began_us) / 1000.0};
-  }
-}
-
-void Record(std::int64_t began_us) {
-  RecordIn(g_shared->nsamples, g_shared->samples, began_us);
-}
+void Record(std::int64_t began_us) { g_shared->latencies.Record(began_us); }
 
 void Finished() { g_shared->finished.fetch_add(1); }
-
-struct ChainState {
-  int steps = 1;
-  int ran = 0;
-};
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ChainState, steps, ran)
 
 struct FanoutState {
   int n = 0;
@@ -221,6 +224,41 @@ std::int64_t RssKb() {
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+// Ends a child process that failed: its reason on stderr, the parent told.
+[[noreturn]] void ChildFailed(const std::string& who, const std::exception& e) {
+  fmt::print(stderr, "gen_durable bench: {}: {}\n", who, OneLine(e.what()));
+  g_shared->failed.store(1);
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
+// Calls send(i) for i in [0, total), call i due at start + i / rate whatever the earlier ones
+// took (open loop), from a few threads so that one slow call does not hold back the rest.
+// Rethrows the first failure once every thread has stopped.
+void Paced(std::int64_t total, int rate, const std::function<void(std::int64_t)>& send) {
+  std::atomic<std::int64_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mu;
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kPacedThreads; ++t) {
+    threads.emplace_back([&] {
+      try {
+        for (std::int64_t i; (i = next.fetch_add(1)) < total;) {
+          std::this_thread::sleep_until(start + std::chrono::microseconds(i * 1'000'000 / rate));
+          send(i);
+        }
+      } catch (...) {
+        std::lock_guard lock(error_mu);
+        if (!error) error = std::current_exception();
+        next.store(total);  // the others stop too
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
 bool WaitFlag(const std::atomic<int>& flag) {
   while (flag.load() == 0) {
     if (g_shared->stop.load() != 0) return false;
@@ -250,54 +288,34 @@ bool WaitFlag(const std::atomic<int>& flag) {
     }
     engine->Stop();
   } catch (const std::exception& e) {
-    fmt::print(stderr, "gen_durable bench: node {}: {}\n", index, OneLine(e.what()));
-    g_shared->failed.store(1);
-    std::fflush(stderr);
-    std::_Exit(1);
+    ChildFailed(fmt::format("node {}", index), e);
   }
   std::_Exit(0);
 }
 
-// The latency load: `rate` single-row inserts per second for `duration_s`, each carrying the
-// time just before its insert. Open loop: insert i is due at start + i / rate, whatever the
-// previous ones took, spread over a few connections so a slow commit does not stall the rest.
+// The latency load: `rate` single-row inserts per second for `duration_s`, paced open loop,
+// each carrying the time just before its insert.
 [[noreturn]] void LoadMain(const BenchArgs& args, const std::string& conninfo,
                            const std::string& schema) {
   if (!WaitFlag(g_shared->go_load)) std::_Exit(0);
   try {
-    constexpr int kThreads = 4;
     ClientOptions co;
     co.database = conninfo;
     co.schema = schema;
-    co.pool_size = kThreads;
+    co.pool_size = kPacedThreads;
     auto client = Client::Connect(co);
-    const auto total = static_cast<std::int64_t>(args.rate * args.duration_s);
-    std::atomic<std::int64_t> next{0};
-    const auto start = Clock::now();
     g_shared->load_start_us.store(NowMicros());
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&] {
-        for (std::int64_t i; (i = next.fetch_add(1)) < total;) {
-          std::this_thread::sleep_until(start + std::chrono::microseconds(i * 1'000'000 /
-                                                                          args.rate));
-          InsertOptions io;
-          const std::int64_t t = NowMicros();
-          io.state = {{"t", t}};
-          client->Insert("bench.latency", std::move(io)).value();
-          RecordIn(g_shared->ninserts, g_shared->inserts, t);
-          g_shared->load_inserted.fetch_add(1);
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
+    Paced(static_cast<std::int64_t>(args.rate * args.duration_s), args.rate, [&](std::int64_t) {
+      InsertOptions io;
+      const std::int64_t t = NowMicros();
+      io.state = {{"t", t}};
+      client->Insert("bench.latency", std::move(io)).value();
+      g_shared->inserts.Record(t);
+    });
     g_shared->load_end_us.store(NowMicros());
     g_shared->load_done.store(1);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "gen_durable bench: load: {}\n", OneLine(e.what()));
-    g_shared->failed.store(1);
-    std::fflush(stderr);
-    std::_Exit(1);
+    ChildFailed("load", e);
   }
   std::_Exit(0);
 }
@@ -305,7 +323,7 @@ bool WaitFlag(const std::atomic<int>& flag) {
 struct Children {
   std::vector<pid_t> nodes;
   pid_t load = -1;
-  rusage node_usage{};  // summed over nodes
+  double node_cpu_s = 0;  // user + system, summed over nodes
   long max_rss_kb = 0;
 
   // Stops every child and collects their resource use. Idempotent.
@@ -324,37 +342,16 @@ struct Children {
     while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
     }
     if (!node) return;
-    node_usage.ru_utime.tv_sec += ru.ru_utime.tv_sec;
-    node_usage.ru_utime.tv_usec += ru.ru_utime.tv_usec;
-    node_usage.ru_stime.tv_sec += ru.ru_stime.tv_sec;
-    node_usage.ru_stime.tv_usec += ru.ru_stime.tv_usec;
+    node_cpu_s += static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                  static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
     max_rss_kb = std::max(max_rss_kb, ru.ru_maxrss);
   }
 };
-
-double CpuSeconds(const rusage& ru) {
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 double Percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
   const auto rank = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
   return sorted[std::min(rank, sorted.size() - 1)];
-}
-
-// Samples recorded since `from_us` (warm-up excluded), sorted.
-std::vector<double> SortedSamples(std::int64_t from_us,
-                                  const std::atomic<std::int64_t>& count = g_shared->nsamples,
-                                  const Sample* samples = g_shared->samples) {
-  const std::int64_t n = std::min(count.load(), kMaxSamples);
-  std::vector<double> out;
-  out.reserve(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) {
-    if (samples[i].t_us >= from_us) out.push_back(samples[i].ms);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 void AddLatency(Json& out, const std::vector<double>& sorted) {
@@ -366,9 +363,8 @@ void AddLatency(Json& out, const std::vector<double>& sorted) {
 }
 
 double Round(double v, int digits) {
-  double scale = 1;
-  for (int i = 0; i < digits; ++i) scale *= 10;
-  return static_cast<double>(static_cast<std::int64_t>(v * scale + (v < 0 ? -0.5 : 0.5))) / scale;
+  const double scale = std::pow(10.0, digits);
+  return std::round(v * scale) / scale;
 }
 
 class Run {
@@ -382,18 +378,16 @@ class Run {
     std::fflush(stdout);
     std::fflush(stderr);
     if (workers) {
-      for (int i = 0; i < args_.nodes; ++i) children_.nodes.push_back(Fork([&] {
-        NodeMain(i, args_, conninfo_, schema_);
-      }));
+      for (int i = 0; i < args_.nodes; ++i)
+        children_.nodes.push_back(Fork([&] { NodeMain(i, args_, conninfo_, schema_); }));
     }
-    if (args_.scenario == "latency") children_.load = Fork([&] {
-      LoadMain(args_, conninfo_, schema_);
-    });
+    if (args_.scenario == "latency")
+      children_.load = Fork([&] { LoadMain(args_, conninfo_, schema_); });
     try {
       Json out = Scenario();
       children_.StopAll();
       if (workers) {
-        out["cpu_s"] = Round(CpuSeconds(children_.node_usage), 3);
+        out["cpu_s"] = Round(children_.node_cpu_s, 3);
         out["rss_mb"] = Round(static_cast<double>(children_.max_rss_kb) / 1024.0, 1);
       }
       return out;
@@ -416,7 +410,7 @@ class Run {
     ClientOptions co;
     co.database = conninfo_;
     co.schema = schema_;
-    co.pool_size = 4;
+    co.pool_size = kPacedThreads;
     client_ = Client::Connect(co);
     client_->Migrate();
     conn_ = pg::Connection::Open(conninfo_, "gen_durable bench");
@@ -435,18 +429,27 @@ class Run {
 
   double DbClock() { return conn_->Execute(q_.clock).Double(0, 0); }
 
-  void InsertMany(const std::string& fsm, std::int64_t n, const std::function<Json()>& state) {
+  // Inserts `n` instances of `fsm` in statements of --batch rows; returns their ids.
+  std::vector<std::int64_t> InsertMany(const std::string& fsm, std::int64_t n,
+                                       const std::function<Json()>& state) {
+    std::vector<std::int64_t> ids;
+    ids.reserve(static_cast<std::size_t>(n));
     std::vector<InsertRequest> batch;
     for (std::int64_t i = 0; i < n; ++i) {
       InsertRequest r{fsm, {}, {}};
       r.options.state = state();
       batch.push_back(std::move(r));
       if (static_cast<int>(batch.size()) == args_.batch || i + 1 == n) {
-        client_->InsertAll(batch);
+        const auto inserted = client_->InsertAll(batch);
+        ids.insert(ids.end(), inserted.begin(), inserted.end());
         batch.clear();
       }
     }
+    return ids;
   }
+
+  // The highest id so far: the rows of this run are the ones above it.
+  std::int64_t Mark() { return conn_->Execute(q_.max_id).Int64(0, 0); }
 
   void Check() const {
     if (g_shared->failed.load() != 0) throw std::runtime_error("a benchmark process failed");
@@ -540,7 +543,7 @@ class Run {
       conn_->Exec(WithSchema("VACUUM ANALYZE {s}.gd_instances", schema_));
       out["large_rows"] = args_.large_rows;
     }
-    const std::int64_t mark = conn_->Execute(q_.max_id).Int64(0, 0);
+    const std::int64_t mark = Mark();
     fmt::print(stderr, "bench: inserting {} jobs\n", n);
     InsertMany("bench.noop", n, [] { return Json::object(); });
     const double t0 = Go();
@@ -555,7 +558,7 @@ class Run {
 
   Json Chain() {
     const std::int64_t n = count();
-    const std::int64_t mark = conn_->Execute(q_.max_id).Int64(0, 0);
+    const std::int64_t mark = Mark();
     InsertMany("bench.chain", n, [&] { return Json{{"steps", args_.steps}}; });
     const double t0 = Go();
     const double elapsed = WaitDone(mark, n) - t0;
@@ -580,7 +583,7 @@ class Run {
   }
 
   Json Latency() {
-    const std::int64_t mark = conn_->Execute(q_.max_id).Int64(0, 0);
+    const std::int64_t mark = Mark();
     Go();
     WaitStarted();
     std::this_thread::sleep_for(Millis{200});  // the engines' first idle poll is behind them
@@ -589,7 +592,7 @@ class Run {
       Check();
       std::this_thread::sleep_for(Millis{10});
     }
-    const std::int64_t inserted = g_shared->load_inserted.load();
+    const std::int64_t inserted = g_shared->inserts.count.load();
     WaitDone(mark, inserted);
     const double load_s =
         static_cast<double>(g_shared->load_end_us.load() - g_shared->load_start_us.load()) / 1e6;
@@ -600,9 +603,9 @@ class Run {
     out["offered_per_s"] = Round(static_cast<double>(inserted) / load_s, 1);
     const std::int64_t from =
         g_shared->load_start_us.load() + static_cast<std::int64_t>(kLatencyWarmupS * 1e6);
-    AddLatency(out, SortedSamples(from));
+    AddLatency(out, g_shared->latencies.Sorted(from));
     // The insert's own round trip and commit, which the latency above includes.
-    const auto inserts = SortedSamples(from, g_shared->ninserts, g_shared->inserts);
+    const auto inserts = g_shared->inserts.Sorted(from);
     out["insert_p50_ms"] = Percentile(inserts, 0.50);
     out["insert_p99_ms"] = Percentile(inserts, 0.99);
     return out;
@@ -610,8 +613,9 @@ class Run {
 
   Json SignalLatency() {
     const std::int64_t n = count();
-    const std::int64_t mark = conn_->Execute(q_.max_id).Int64(0, 0);
-    InsertMany("bench.signal", n, [] { return Json::object(); });
+    const std::int64_t mark = Mark();
+    const std::vector<std::int64_t> ids =
+        InsertMany("bench.signal", n, [] { return Json::object(); });
     Go();
     const auto deadline = Clock::now() + std::chrono::minutes(5);
     while (conn_->Execute(q_.awaiting, pg::Params().Add(mark)).Int64(0, 0) < n) {
@@ -619,39 +623,19 @@ class Run {
       if (Clock::now() > deadline) throw std::runtime_error("instances did not all park");
       std::this_thread::sleep_for(Millis{20});
     }
-    // Paced like the latency load: signal i is due at start + i / rate.
-    constexpr int kThreads = 4;
-    std::atomic<std::int64_t> next{0};
-    const auto start = Clock::now();
-    std::vector<std::thread> threads;
-    std::exception_ptr error;
-    std::mutex error_mu;
-    for (int t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&] {
-        try {
-          for (std::int64_t i; (i = next.fetch_add(1)) < n;) {
-            std::this_thread::sleep_until(start +
-                                          std::chrono::microseconds(i * 1'000'000 / args_.rate));
-            client_->Signal(mark + 1 + i, "go", Json{{"t", NowMicros()}}).value();
-          }
-        } catch (...) {
-          std::lock_guard lock(error_mu);
-          error = std::current_exception();
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-    if (error) std::rethrow_exception(error);
+    Paced(n, args_.rate, [&](std::int64_t i) {
+      client_->Signal(ids[static_cast<std::size_t>(i)], "go", Json{{"t", NowMicros()}}).value();
+    });
     WaitDone(mark, n);
     Json out = Base();
     out["rate"] = args_.rate;
-    AddLatency(out, SortedSamples(0));
+    AddLatency(out, g_shared->latencies.Sorted(0));
     return out;
   }
 
   Json Fanout() {
     const std::int64_t n = count();
-    const std::int64_t mark = conn_->Execute(q_.max_id).Int64(0, 0);
+    const std::int64_t mark = Mark();
     InsertOptions io;
     io.state = {{"n", n}};
     client_->Insert("bench.fanout", std::move(io)).value();

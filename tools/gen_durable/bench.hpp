@@ -15,16 +15,16 @@ struct BenchArgs {
   // Instances (jobs, chain, insert, signal, large), or children (fanout). 0: the scenario's
   // default (100 000 jobs / insert / large, 10 000 chain / fanout, 1 000 signal).
   std::int64_t count = 0;
-  int steps = 5;           // chain: steps per instance
+  int steps = 5;  // chain: steps per instance
   // Steps here do no work, so wide slots and a deep prefetch make large claim and commit
   // batches (docs/performance.md, "Tuning").
-  int concurrency = 64;    // worker slots per node
-  int prefetch = 64;       // rows claimed per node beyond its free slots
-  int nodes = 1;           // worker processes
-  int rate = 1'000;        // latency: inserts/s offered; signal: signals/s sent
-  double duration_s = 10;  // latency: how long the load runs
+  int concurrency = 64;                 // worker slots per node
+  int prefetch = 64;                    // rows claimed per node beyond its free slots
+  int nodes = 1;                        // worker processes
+  int rate = 1'000;                     // latency: inserts/s offered; signal: signals/s sent
+  double duration_s = 10;               // latency: how long the load runs
   std::int64_t large_rows = 1'000'000;  // large: done rows and future rows present
-  int batch = 1'000;       // rows per insert statement (setup and the insert scenario)
+  int batch = 1'000;                    // rows per insert statement (setup and the insert scenario)
   bool inline_next = true;
   std::string synchronous_commit;  // empty: the server's setting; else on, off, local, ...
 };

@@ -17,12 +17,6 @@ namespace gen_durable::tools {
 
 namespace {
 
-std::int64_t NowMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Identifies the process that ran a step: host and pid.
 std::string WorkerName() {
   char host[256] = {0};
@@ -36,12 +30,6 @@ struct SleepArgs {
   std::int64_t ms = 0;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SleepArgs, ms)
-
-struct ChainState {
-  int steps = 1;
-  int ran = 0;
-};
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ChainState, steps, ran)
 
 struct FlakyArgs {
   int fail_times = 0;
@@ -202,6 +190,12 @@ void RegisterAll() {
 }
 
 }  // namespace
+
+std::int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 void RegisterDemoMachines() {
   static std::once_flag once;
