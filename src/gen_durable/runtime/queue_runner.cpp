@@ -456,6 +456,16 @@ OutcomeRow QueueRunner::Encode(const MachineDef& def, const ContextData& data,
   return row;
 }
 
+namespace {
+
+void NoteStale(CommitResult res, std::int64_t id, const std::string& step) {
+  if (res == CommitResult::kStale) {
+    spdlog::info("instance {}: outcome of step {} dropped (lease lost)", id, step);
+  }
+}
+
+}  // namespace
+
 void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease_seq) {
   auto def = core_->FindMachine(data->fsm, data->fsm_version);
   int inline_steps = 0;
@@ -514,29 +524,20 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
       const std::string step = data->step;
       const bool partitioned = data->partition_key.has_value();
       flusher_->Submit(row, [self, row, step, partitioned](CommitResult res) {
-        if (res == CommitResult::kStale) {
-          spdlog::info("instance {}: outcome of step {} dropped (lease lost)", row.id, step);
-        }
+        NoteStale(res, row.id, step);
         if (auto runner = self.lock()) runner->Committed(row, res, partitioned);
       });
       return;
     }
     const CommitResult res = flusher_->Commit(row);
-    if (res != CommitResult::kCommitted) {
-      if (res == CommitResult::kStale) {
-        spdlog::info("instance {}: outcome of step {} dropped (lease lost)", data->id, data->step);
-      }
-      return;
-    }
-    {
-      // Run ahead on the same claim: the commit above made the transition durable.
-      data->step = *row.step;
-      data->attempt = 0;
-      data->state = out.state();
-      data->signals.clear();  // consumed by this commit; later ones wake a later await
-      ++inline_steps;
-      continue;
-    }
+    NoteStale(res, data->id, data->step);
+    if (res != CommitResult::kCommitted) return;
+    // Run ahead on the same claim: the commit above made the transition durable.
+    data->step = *row.step;
+    data->attempt = 0;
+    data->state = out.state();
+    data->signals.clear();  // consumed by this commit; later ones wake a later await
+    ++inline_steps;
   }
 }
 

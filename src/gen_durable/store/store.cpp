@@ -690,7 +690,8 @@ std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
   std::vector<std::int64_t> row_ids;
   row_ids.reserve(rows.size());
   for (const auto& o : rows) row_ids.push_back(o.id);
-  p.Add(arr).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count())).Add(IdArray(row_ids)).Add("executing");
+  p.Add(arr).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count()));
+  p.Add(IdArray(row_ids)).Add("executing");  // $4, $5: see gd_commit_outcomes
   const bool parks = wake.size() > 2;
   const bool spawns = joins.size() > 2;
   pg::Result r;
