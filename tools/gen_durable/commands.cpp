@@ -4,12 +4,14 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -441,6 +443,50 @@ sigset_t BlockTerminationSignals() {
   return set;
 }
 
+namespace {
+
+// --step-log: appends one JSON line per event to `path`. Each line goes out in one write(2) on
+// an O_APPEND descriptor, so lines from several workers sharing the file never interleave and a
+// line written before a SIGKILL is kept (it is in the kernel, not in a user-space buffer).
+// Lines: {"ev":"step",id,fsm,step,attempt,kind,start_us,end_us,pid} when a step returns (before
+// its outcome commits), {"ev":"stale",id,pid} when an outcome was dropped as stale, and
+// {"ev":"reaped",ids,pid} when this node's reaper took expired leases back.
+void AttachStepLog(Engine& engine, const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw ConfigError(fmt::format("--step-log {}: {}", path, std::strerror(errno)));
+  }
+  const int pid = static_cast<int>(getpid());
+  auto write_line = [fd](Json line) {
+    std::string text = line.dump();
+    text += '\n';
+    // A short write to a local file only happens when the disk is full; the log is best effort.
+    [[maybe_unused]] const ssize_t n = ::write(fd, text.data(), text.size());
+  };
+  engine.telemetry().Attach("step.stop", [write_line, pid](const TelemetryEvent& e) {
+    const std::int64_t end_us = NowMicros();
+    const auto duration_us =
+        static_cast<std::int64_t>(e.measurements.at("duration") * 1e6);
+    write_line({{"ev", "step"},
+                {"id", e.metadata.at("id")},
+                {"fsm", e.metadata.at("fsm")},
+                {"step", e.metadata.at("step")},
+                {"attempt", e.metadata.at("attempt")},
+                {"kind", e.metadata.at("kind")},
+                {"start_us", end_us - duration_us},
+                {"end_us", end_us},
+                {"pid", pid}});
+  });
+  engine.telemetry().Attach("outcome.stale", [write_line, pid](const TelemetryEvent& e) {
+    write_line({{"ev", "stale"}, {"id", e.metadata.at("id")}, {"pid", pid}});
+  });
+  engine.telemetry().Attach("reaper.reaped", [write_line, pid](const TelemetryEvent& e) {
+    write_line({{"ev", "reaped"}, {"ids", e.metadata.at("ids")}, {"pid", pid}});
+  });
+}
+
+}  // namespace
+
 int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   EngineOptions options;
   options.name = args.name;
@@ -469,9 +515,30 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   // Validates every option (ConfigError: exit 2) before anything runs.
   std::unique_ptr<Engine> engine = Engine::Create(options);
 
+  if (!args.step_log.empty()) AttachStepLog(*engine, args.step_log);
+
   // Engine threads inherit the mask, so only the sigwait below ever sees these signals.
   const sigset_t signals = BlockTerminationSignals();
-  engine->Start();
+  // A worker started while the database is down (a restart, a failover) waits for it instead of
+  // exiting, as the engine's own threads do once it runs. Only a retryable failure is waited
+  // out; a wrong password or a missing database still exits at once.
+  for (std::int64_t backoff_ms = 100;; backoff_ms = std::min<std::int64_t>(backoff_ms * 2, 5000)) {
+    try {
+      engine->Start();
+      break;
+    } catch (const Error& e) {
+      if (e.retry() == Retry::kFatal) throw;
+      fmt::print(stderr, "gen_durable worker: database unavailable ({}); retrying in {} ms\n",
+                 e.what(), backoff_ms);
+      const timespec wait{static_cast<time_t>(backoff_ms / 1000),
+                          static_cast<long>(backoff_ms % 1000) * 1'000'000};
+      if (sigtimedwait(&signals, nullptr, &wait) > 0) {
+        fmt::print(stderr, "gen_durable worker: stopped before the database was reachable\n");
+        std::fflush(nullptr);
+        std::_Exit(kExitOk);
+      }
+    }
+  }
   std::string queues;
   for (const auto& [name, cfg] : options.queues) {
     queues += fmt::format("{}{}:{}", queues.empty() ? "" : ",", name, cfg.concurrency);

@@ -143,6 +143,9 @@ struct WorkerArgs {
   int prefetch = 0;
   std::int64_t drain_timeout_ms = 5'000;
   std::vector<std::string> rate_limits;  // each "NAME:ALLOWED:PERIOD_MS[:BURST]"
+  // When set, one JSON line per finished step, stale outcome and reaped row is appended here
+  // (an audit trail for fault-injection runs; see tests/chaos/).
+  std::string step_log;
 };
 // `worker`: runs an engine with the demo machines until SIGINT/SIGTERM, then drains and
 // exits 0. Never returns normally: it leaves with std::_Exit so that step threads abandoned

@@ -146,6 +146,9 @@ int Main(int argc, char** argv) {
                    "defaults to ALLOWED)")
       ->expected(1)
       ->take_all();
+  worker->add_option("--step-log", worker_args.step_log,
+                     "Append one JSON line per finished step, stale outcome and reaped row to "
+                     "FILE (an audit trail)");
 
   DemoArgs demo_args;
   CLI::App* demo = app.add_subcommand("demo", "Run a mix of demo machines and show the progress");

@@ -627,9 +627,10 @@ void EmbeddedCluster::CreateDatabase(const std::string& name) {
                       Retry::kFatal, sqlstate, "create_database");
 }
 
-void EmbeddedCluster::Stop() {
+void EmbeddedCluster::Stop(StopMode mode) {
   if (!running_) return;
-  ToolResult stop = RunServerTool("pg_ctl", {"stop", "-D", options_.data_dir, "-m", "fast", "-w",
+  const char* mode_name = mode == StopMode::kImmediate ? "immediate" : "fast";
+  ToolResult stop = RunServerTool("pg_ctl", {"stop", "-D", options_.data_dir, "-m", mode_name, "-w",
                                              "-t", std::to_string(kPgCtlTimeoutSeconds)});
   if (stop.exit_code != 0 && ServerRunning()) {
     throw Error("embedded postgres: failed to stop the server in " + options_.data_dir + ": " +

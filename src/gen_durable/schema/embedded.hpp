@@ -40,9 +40,12 @@ class EmbeddedCluster {
   std::string ConnInfo(const std::string& dbname = "postgres") const;
   // Creates database `name` if it does not exist.
   void CreateDatabase(const std::string& name);
-  // Stops the server (fast mode) and waits for it, even when this object only attached to a
-  // running server and other clients are connected. Idempotent.
-  void Stop();
+  // How Stop shuts the server down: kFast rolls back sessions and checkpoints; kImmediate quits
+  // at once, like a crash, and the next start runs crash recovery from the WAL.
+  enum class StopMode { kFast, kImmediate };
+  // Stops the server and waits for it, even when this object only attached to a running server
+  // and other clients are connected. Idempotent.
+  void Stop(StopMode mode = StopMode::kFast);
   // Starts a stopped server again (for restart tests).
   void Restart();
   const std::string& data_dir() const { return options_.data_dir; }

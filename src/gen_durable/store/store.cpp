@@ -49,7 +49,9 @@ constexpr const char* kClaimReturning = R"SQL(
     SELECT jsonb_agg(jsonb_build_object('id', c.id, 'fsm', c.fsm, 'status', c.status,
                                         'state', c.state, 'result', c.result,
                                         'last_error', c.last_error) ORDER BY c.id)
-    FROM {s}.gd_instances c WHERE c.parent_id = i.id AND c.parent_join = i.join_seq) END)SQL";
+    FROM {s}.gd_instances c WHERE c.parent_id = i.id AND c.parent_join = i.join_seq) END,
+  -- (not read) a keyed row's claim waits for the WAL flush after all: see claim_async_
+  CASE WHEN i.partition_key IS NOT NULL THEN set_config('synchronous_commit', 'on', true) END)SQL";
 
 // Columns of InstanceInfo, in the order ReadInfo expects.
 constexpr const char* kInfoColumns =
@@ -302,6 +304,10 @@ RETURNING )SQL") + kClaimReturning)
   // ownership guard (a later claim by the same node yields a larger lease_seq, see gd_claim),
   // and the step runs again, as after any crash. Nothing else is lost: every outcome commit is
   // synchronous, and flushing it flushes the WAL of the claim before it.
+  // Except for a claim of a row with a partition key: that claim is what keeps the key's other
+  // steps from starting, and losing it would let one start beside the claimant's step, still
+  // running. The claim statement switches such a transaction back to a synchronous commit
+  // (kClaimReturning); a rate-limited row's claim is flushed by the admission's own commit.
   claim_async_ = Make("gd_claim_async_commit",
                       "SELECT set_config('synchronous_commit', 'off', true)");
 
