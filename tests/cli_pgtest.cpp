@@ -1029,5 +1029,25 @@ TEST_F(BenchTest, RefusesBadArgumentsAsUsageErrors) {
   }
 }
 
+// A worker started while its database is down waits for it, noting each attempt, and a stop
+// signal ends the wait with status 0. A database that does not exist is not waited for.
+TEST_F(CliTest, WorkerWaitsForAnUnreachableServerButNotForAMissingDatabase) {
+  CliProcess waiting({"worker", "--database",
+                      "host=/nonexistent/gd_socket dbname=x connect_timeout=2"});
+  ASSERT_TRUE(WaitForStderr(waiting, "database unavailable", seconds(30))) << waiting.err();
+  EXPECT_FALSE(waiting.Wait(milliseconds(500))) << "exited instead of waiting: " << waiting.err();
+  waiting.Signal(SIGTERM);
+  ASSERT_TRUE(waiting.Wait(seconds(30)));
+  EXPECT_EQ(waiting.exit_code(), 0) << waiting.err();
+  EXPECT_NE(waiting.err().find("stopped before the database was reachable"), std::string::npos)
+      << waiting.err();
+
+  const std::string missing = db_.substr(0, db_.find("dbname=")) + "dbname=gd_no_such_database";
+  CliProcess refused({"worker", "--database", missing});
+  ASSERT_TRUE(refused.Wait(seconds(30))) << "waited for a database that does not exist";
+  EXPECT_EQ(refused.exit_code(), 1);
+  EXPECT_NE(refused.err().find("does not exist"), std::string::npos) << refused.err();
+}
+
 }  // namespace
 }  // namespace gen_durable

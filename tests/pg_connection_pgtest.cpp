@@ -485,6 +485,32 @@ TEST(PgConnection, OpenSetsApplicationNameAndFailsRetryably) {
   }
 }
 
+// A database that does not exist, or a malformed connection string, will not come back by
+// waiting: callers that wait out a down server (the CLI worker at start) must not wait on these.
+TEST(PgConnection, ConnectFailuresThatWaitingCannotCureAreFatal) {
+  const std::string db = gen_durable::testing::FreshDatabase();
+  const std::string missing = db.substr(0, db.find("dbname=")) + "dbname=gd_no_such_database";
+  ASSERT_NE(db.find("dbname="), std::string::npos) << db;
+  for (const std::string& conninfo : {missing, std::string("host=/tmp nonsense_option=1"),
+                                      std::string("postgresql://[bad")}) {
+    try {
+      Connection::Open(conninfo);
+      ADD_FAILURE() << "expected DatabaseError for " << conninfo;
+    } catch (const DatabaseError& e) {
+      EXPECT_EQ(e.retry(), Retry::kFatal) << conninfo << ": " << e.what();
+    }
+  }
+  EXPECT_EQ(ClassifyConnectFailure("connection to server on socket \"/x/.s.PGSQL.5432\" failed: "
+                                   "No such file or directory"),
+            Retry::kRetryable);
+  EXPECT_EQ(ClassifyConnectFailure("connection to server failed: FATAL:  the database system is "
+                                   "starting up"),
+            Retry::kRetryable);
+  EXPECT_EQ(ClassifyConnectFailure("FATAL:  sorry, too many clients already"), Retry::kRetryable);
+  EXPECT_EQ(ClassifyConnectFailure("FATAL:  password authentication failed for user \"x\""),
+            Retry::kFatal);
+}
+
 TEST(PgConnection, ClassifySqlState) {
   for (const char* retryable : {"", "08000", "08006", "57P01", "57P02", "57P03", "53100", "53300",
                                 "40001", "40P01", "55P03"}) {

@@ -323,6 +323,28 @@ Connection::~Connection() {
   if (owned_ && conn_ != nullptr) PQfinish(conn_);
 }
 
+Retry ClassifyConnectFailure(std::string_view message) {
+  // Causes that waiting does not cure; everything else (no server on the socket, a refused or
+  // reset connection, "the database system is starting up", "too many clients") may pass.
+  constexpr std::string_view kFatal[] = {
+      "does not exist",                // database or role (3D000, 28000)
+      "authentication failed",         // 28P01
+      "no pg_hba.conf entry",          // 28000
+      "invalid connection option",     // a malformed connection string
+      "missing \"=\" after",
+      "invalid URI",
+      "in URI:",
+      "invalid percent-encoded token",
+      "invalid integer value",
+      "is not a valid",
+      "permission denied for database",  // 42501: CONNECT privilege
+  };
+  for (std::string_view fatal : kFatal) {
+    if (message.find(fatal) != std::string_view::npos) return Retry::kFatal;
+  }
+  return Retry::kRetryable;
+}
+
 std::unique_ptr<Connection> Connection::Open(const std::string& conninfo,
                                              const std::string& application_name) {
   // expand_dbname makes libpq parse `conninfo` (a "key=value" string or a URI, or a bare
@@ -342,7 +364,7 @@ std::unique_ptr<Connection> Connection::Open(const std::string& conninfo,
   if (PQstatus(raw) != CONNECTION_OK) {
     std::string message = OneLine(PQerrorMessage(raw));
     PQfinish(raw);
-    throw DatabaseError("connect: " + message, Retry::kRetryable, "", "");
+    throw DatabaseError("connect: " + message, ClassifyConnectFailure(message), "", "");
   }
   PQsetNoticeProcessor(raw, IgnoreNotice, nullptr);
   std::unique_ptr<Connection> conn(new Connection(raw, /*owned=*/true));

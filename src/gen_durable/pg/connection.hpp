@@ -180,6 +180,12 @@ class Connection {
 // server) are retryable; everything else is fatal.
 Retry ClassifySqlState(std::string_view sqlstate);
 
+// How a failed connection attempt (libpq's message) can be retried: a server that is down,
+// starting up or out of connection slots may be back soon (kRetryable); an unknown database or
+// role, a refused password or an invalid connection string will not be (kFatal). libpq gives no
+// SQLSTATE for a failed connection, so this reads the server's (English) message.
+Retry ClassifyConnectFailure(std::string_view message);
+
 // Quotes an identifier for SQL ("my schema" -> "\"my schema\""). Throws InvalidArgument on NUL.
 std::string QuoteIdent(std::string_view ident);
 
