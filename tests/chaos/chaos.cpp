@@ -600,7 +600,9 @@ void Run::InjectFaults(Clock::time_point until) {
   enum class Fault { kKill, kKillRename, kTerminate, kRestartFast, kRestartImmediate };
   std::vector<Fault> schedule = {Fault::kRestartFast, Fault::kRestartFast,
                                  Fault::kRestartImmediate, Fault::kRestartImmediate};
-  const int rest = std::max(config_.min_faults + 2 - static_cast<int>(schedule.size()), 0);
+  // A few more than asked for: a fault may find nothing to strike (every worker restarting).
+  const int planned = config_.min_faults + std::max(2, config_.min_faults / 20);
+  const int rest = std::max(planned - static_cast<int>(schedule.size()), 0);
   for (int i = 0; i < rest; ++i) {
     switch (i % 9) {
       case 0: case 3: case 6: schedule.push_back(Fault::kKill); break;
@@ -620,26 +622,37 @@ void Run::InjectFaults(Clock::time_point until) {
     switch (schedule[i]) {
       case Fault::kKill:
       case Fault::kKillRename: {
-        const int s = slot(rng_);
-        if (workers_[static_cast<std::size_t>(s)]->Kill(schedule[i] == Fault::kKillRename)) {
-          counters_.kills += 1;
-          Log(Fmt("fault %zu: SIGKILL worker %d", i + 1, s));
+        // A random worker; the next one when that one is between lives.
+        const int first = slot(rng_);
+        for (int k = 0; k < config_.workers; ++k) {
+          const int s = (first + k) % config_.workers;
+          if (workers_[static_cast<std::size_t>(s)]->Kill(schedule[i] == Fault::kKillRename)) {
+            counters_.kills += 1;
+            Log(Fmt("fault %zu: SIGKILL worker %d", i + 1, s));
+            break;
+          }
         }
         break;
       }
       case Fault::kTerminate: {
-        try {
-          const std::int64_t n = Sql(conninfo_).Int(
-              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-              "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-              "AND backend_type = 'client backend' AND random() < 0.5");
+        // About half the database's sessions; tried again shortly when none was open.
+        for (int tries = 0; tries < 10; ++tries) {
+          std::int64_t n = 0;
+          try {
+            n = Sql(conninfo_).Int(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend' AND random() < 0.5");
+          } catch (const std::exception& e) {
+            Log(std::string("fault: terminating backends failed: ") + e.what());
+          }
           if (n > 0) {
             counters_.terminations += 1;
             counters_.backends_terminated += static_cast<int>(n);
+            Log(Fmt("fault %zu: terminated %lld backends", i + 1, static_cast<long long>(n)));
+            break;
           }
-          Log(Fmt("fault %zu: terminated %lld backends", i + 1, static_cast<long long>(n)));
-        } catch (const std::exception& e) {
-          Log(std::string("fault: terminating backends failed: ") + e.what());
+          std::this_thread::sleep_for(milliseconds(50));
         }
         break;
       }
