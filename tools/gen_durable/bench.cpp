@@ -25,16 +25,16 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gen_durable/demo_machines.hpp"  // tools/
 #include "gen_durable/engine.hpp"
-#include "gen_durable/levelling.hpp"  // tools/
 #include "gen_durable/gen_durable.hpp"
+#include "gen_durable/levelling.hpp"  // tools/
 #include "gen_durable/pg/connection.hpp"
 #include "gen_durable/schema/migrations.hpp"
 
@@ -98,6 +98,7 @@ SELECT (SELECT count(*) FROM pg_stat_activity
        COALESCE(max(pg_total_relation_size(relid)) FILTER (WHERE relname = 'gd_signals'), 0)
 FROM pg_stat_user_tables
 WHERE schemaname = $1 AND relname IN ('gd_instances', 'gd_signals'))SQL"};
+const pg::Statement kBackendPid{"bench_backend_pid", "SELECT pg_backend_pid()"};
 const pg::Statement kBackendPids{"bench_backend_pids", R"SQL(
 SELECT pid FROM pg_stat_activity
 WHERE datname = current_database() AND backend_type = 'client backend')SQL"};
@@ -120,14 +121,12 @@ struct Histogram {
   std::atomic<std::int64_t> counts[kBuckets];
 
   static int Bucket(std::int64_t us) {
-    const double b = std::floor(std::log2(1.0 + static_cast<double>(std::max<std::int64_t>(us, 0))) *
-                                kPerOctave);
+    const double b = std::floor(
+        std::log2(1.0 + static_cast<double>(std::max<std::int64_t>(us, 0))) * kPerOctave);
     return std::min(kBuckets - 1, static_cast<int>(b));
   }
   // A bucket's middle, in milliseconds.
-  static double Ms(int bucket) {
-    return (std::exp2((bucket + 0.5) / kPerOctave) - 1.0) / 1000.0;
-  }
+  static double Ms(int bucket) { return (std::exp2((bucket + 0.5) / kPerOctave) - 1.0) / 1000.0; }
   void Add(std::int64_t us) { counts[Bucket(us)].fetch_add(1, std::memory_order_relaxed); }
   std::vector<std::int64_t> Snapshot() const {
     std::vector<std::int64_t> out(kBuckets);
@@ -983,9 +982,9 @@ class Run {
   }
 
   Json Soak() {
-    const int pid = static_cast<int>(conn_->Execute(pg::Statement{
-        "bench_backend_pid", "SELECT pg_backend_pid()"}).Int64(0, 0));
     {
+      // Our own session's server process: is it a postgres process of this machine?
+      const auto pid = conn_->Execute(kBackendPid).Int64(0, 0);
       std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
       std::string head;
       std::getline(cmdline, head, '\0');
@@ -997,8 +996,8 @@ class Run {
     const SoakReading first = ReadCounters();
     const auto start = first.at;
     g_shared->go_load.store(1);
-    const auto sample = std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(args_.sample_s));
+    const auto sample =
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(args_.sample_s));
     const auto n_samples = static_cast<int>(std::floor(args_.duration_s / args_.sample_s + 1e-9));
     std::vector<Json> samples;
     SoakReading prev = first;
@@ -1035,8 +1034,8 @@ class Run {
     // finished at the start must have passed the retention and met a sweep.
     double from_s = args_.duration_s / 3;
     if (args_.gc_interval_ms > 0) {
-      from_s = std::max(from_s,
-                        static_cast<double>(args_.gc_retention_ms + args_.gc_interval_ms) / 1e3);
+      from_s =
+          std::max(from_s, static_cast<double>(args_.gc_retention_ms + args_.gc_interval_ms) / 1e3);
     }
     Json out = Base();
     out["type"] = "summary";
@@ -1046,8 +1045,12 @@ class Run {
     out["settings"]["gc_retention_ms"] = args_.gc_retention_ms;
     out["settings"]["gc_interval_ms"] = args_.gc_interval_ms;
     out["settings"]["reap_interval_ms"] = kSoakReapInterval.count();
-    out["mix"] = {{"job", kSoakMix - 3}, {"chain", 1}, {"signalled_wait", 1}, {"fanout", 1},
-                  {"chain_steps", kSoakChainSteps}, {"fanout_children", kSoakFanoutChildren}};
+    out["mix"] = {{"job", kSoakMix - 3},
+                  {"chain", 1},
+                  {"signalled_wait", 1},
+                  {"fanout", 1},
+                  {"chain_steps", kSoakChainSteps},
+                  {"fanout_children", kSoakFanoutChildren}};
     out["samples"] = samples.size();
     out["sent"] = sent;
     out["offered_per_s"] = Round(static_cast<double>(sent) / load_s, 1);

@@ -24,8 +24,8 @@ LevelVerdict Judge(const std::vector<double>& values, const LevelRule& rule) {
   v.judged = true;
   v.earlier = Summarize({values.begin(), values.begin() + static_cast<std::ptrdiff_t>(half)},
                         rule.statistic);
-  v.later = Summarize({values.end() - static_cast<std::ptrdiff_t>(half), values.end()},
-                      rule.statistic);
+  v.later =
+      Summarize({values.end() - static_cast<std::ptrdiff_t>(half), values.end()}, rule.statistic);
   v.change = v.later - v.earlier;
   v.allowed = std::max(rule.floor, rule.tolerance * std::abs(v.earlier));
   const double worsening = rule.direction == LevelRule::kMustNotGrow ? v.change : -v.change;

@@ -25,8 +25,8 @@ struct LevelRule {
   std::string series;
   Direction direction = kMustNotGrow;
   Statistic statistic = kMedian;
-  double floor = 0;           // a change up to this much passes whatever its ratio
-  double tolerance = 0.10;    // a change up to this fraction of the earlier figure passes
+  double floor = 0;         // a change up to this much passes whatever its ratio
+  double tolerance = 0.10;  // a change up to this fraction of the earlier figure passes
 };
 
 struct LevelVerdict {
