@@ -1075,7 +1075,7 @@ TEST_F(BenchTest, SoakSamplesEveryIntervalAndSummarizes) {
     for (const char* field :
          {"offered_per_s", "completed_per_s", "steps_per_s", "backlog", "parked", "p50_ms",
           "p99_ms", "load_rss_mb", "live_tuples", "dead_tuples", "autovacuum_count",
-          "table_mb", "signals_mb", "signals_dead_tuples"}) {
+          "table_mb", "indexes_mb", "signals_mb", "signals_dead_tuples"}) {
       EXPECT_TRUE(s.contains(field) && s.at(field).is_number()) << field << " " << s.dump();
     }
     EXPECT_GT(s.at("rss_mb").get<double>(), 0.0) << s.dump();

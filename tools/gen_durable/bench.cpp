@@ -95,7 +95,8 @@ SELECT (SELECT count(*) FROM pg_stat_activity
        COALESCE(max(autovacuum_count) FILTER (WHERE relname = 'gd_instances'), 0),
        COALESCE(max(pg_total_relation_size(relid)) FILTER (WHERE relname = 'gd_instances'), 0),
        COALESCE(max(n_dead_tup) FILTER (WHERE relname = 'gd_signals'), 0),
-       COALESCE(max(pg_total_relation_size(relid)) FILTER (WHERE relname = 'gd_signals'), 0)
+       COALESCE(max(pg_total_relation_size(relid)) FILTER (WHERE relname = 'gd_signals'), 0),
+       COALESCE(max(pg_indexes_size(relid)) FILTER (WHERE relname = 'gd_instances'), 0)
 FROM pg_stat_user_tables
 WHERE schemaname = $1 AND relname IN ('gd_instances', 'gd_signals'))SQL"};
 const pg::Statement kBackendPid{"bench_backend_pid", "SELECT pg_backend_pid()"};
@@ -911,6 +912,7 @@ class Run {
     j["dead_tuples"] = db.Int64(0, 2);
     j["autovacuum_count"] = db.Int64(0, 3);
     j["table_mb"] = Round(static_cast<double>(db.Int64(0, 4)) / 1048576.0, 2);
+    j["indexes_mb"] = Round(static_cast<double>(db.Int64(0, 7)) / 1048576.0, 2);  // of table_mb
     j["signals_dead_tuples"] = db.Int64(0, 5);
     j["signals_mb"] = Round(static_cast<double>(db.Int64(0, 6)) / 1048576.0, 2);
     j["gc_deleted"] = now.gc_deleted - prev.gc_deleted;
