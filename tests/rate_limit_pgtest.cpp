@@ -397,6 +397,33 @@ TEST_F(ClaimTest, ALostClaimsLeaseSeqIsNeverIssuedAgainToTheSameNode) {
   EXPECT_EQ(Count("status = 'done'"), 1);
 }
 
+// --- heartbeat ---
+
+using HeartbeatTest = RateLimitTest;
+
+// The flusher's commit locks many held rows at once; a heartbeat that waited for them while
+// holding others deadlocked with it (seen under a steady load). It skips a locked row instead
+// and extends the rest; the next beat takes the skipped one.
+TEST_F(HeartbeatTest, SkipsARowLockedByACommitInsteadOfWaitingForIt) {
+  auto core = Core({});
+  auto conn = core->Connect("test");
+  conn->Exec("SET statement_timeout = '5s'");  // a heartbeat that waited fails, not hangs
+  const auto ids = Ids(Claimed(2, std::nullopt));
+  sql_->Exec("UPDATE gd_instances SET lease_expires_at = now() + interval '1 second'");
+  auto locker = detail::pg::Connection::Open(db_, "locker");
+  locker->Exec("BEGIN");
+  locker->Exec("SELECT 1 FROM gd_instances WHERE id = " + std::to_string(ids[0]) + " FOR UPDATE");
+
+  EXPECT_EQ(core->store.Heartbeat(*conn, core->node_id, ids, 60s), 1);
+  const std::string renewed = "lease_expires_at > now() + interval '30 seconds'";
+  EXPECT_EQ(Count("id = " + std::to_string(ids[1]) + " AND " + renewed), 1);
+  EXPECT_EQ(Count("id = " + std::to_string(ids[0]) + " AND " + renewed), 0);
+
+  locker->Exec("ROLLBACK");
+  EXPECT_EQ(core->store.Heartbeat(*conn, core->node_id, ids, 60s), 2);
+  EXPECT_EQ(Count(renewed), 2);
+}
+
 // --- pruning ---
 
 TEST_F(RateLimitTest, PruneIdleDeletesRefilledBucketsAndKeepsRecentOnes) {

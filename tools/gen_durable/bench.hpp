@@ -10,7 +10,7 @@
 namespace gen_durable::tools {
 
 struct BenchArgs {
-  // jobs, chain, insert, latency, signal, fanout, large
+  // jobs, chain, insert, latency, signal, fanout, large, soak
   std::string scenario;
   // Instances (jobs, chain, insert, signal, large), or children (fanout). 0: the scenario's
   // default (100 000 jobs / insert / large, 10 000 chain / fanout, 1 000 signal).
@@ -21,8 +21,11 @@ struct BenchArgs {
   int concurrency = 64;                 // worker slots per node
   int prefetch = 64;                    // rows claimed per node beyond its free slots
   int nodes = 1;                        // worker processes
-  int rate = 1'000;                     // latency: inserts/s offered; signal: signals/s sent
-  double duration_s = 10;               // latency: how long the load runs
+  int rate = 1'000;        // latency: inserts/s offered; signal: signals/s sent; soak: instances/s
+  double duration_s = 10;  // latency, soak: how long the load runs
+  double sample_s = 10;    // soak: seconds between two samples
+  std::int64_t gc_retention_ms = 30'000;  // soak: terminal rows kept this long before GC
+  std::int64_t gc_interval_ms = 5'000;    // soak: GC sweep period; 0: no GC
   std::int64_t large_rows = 1'000'000;  // large: done rows and future rows present
   int batch = 1'000;                    // rows per insert statement (setup and the insert scenario)
   bool inline_next = true;
@@ -30,7 +33,10 @@ struct BenchArgs {
 };
 
 // Runs one scenario on a fresh database (or one only ever used by `bench`) and prints its
-// figures. Workers run in `nodes` child processes; the inserting load of `latency` in another.
+// figures. Workers run in `nodes` child processes; the inserting load of `latency` and `soak` in
+// another. `soak` prints a sample line every `sample_s` and a summary line with a levelling
+// verdict, and returns kExitFailure when a series did not level off (or could not be judged) or
+// the load did not drain.
 int RunBench(const GlobalOptions& global, const BenchArgs& args);
 
 }  // namespace gen_durable::tools

@@ -164,7 +164,7 @@ int Main(int argc, char** argv) {
   AddCommonFlags(bench, global, verbosity);
   bench
       ->add_option("scenario", bench_args.scenario,
-                   "jobs, chain, insert, latency, signal, fanout or large")
+                   "jobs, chain, insert, latency, signal, fanout, large or soak")
       ->required();
   bench->add_option("--count", bench_args.count,
                     "Instances (children for fanout); default: 100000 for jobs, insert and "
@@ -176,9 +176,21 @@ int Main(int argc, char** argv) {
   bench->add_option("--prefetch", bench_args.prefetch, "Rows claimed beyond the free slots")
       ->capture_default_str();
   bench->add_option("--nodes", bench_args.nodes, "Worker processes")->capture_default_str();
-  bench->add_option("--rate", bench_args.rate, "latency: inserts/s; signal: signals/s")
+  bench
+      ->add_option("--rate", bench_args.rate,
+                   "latency: inserts/s; signal: signals/s; soak: instances/s")
       ->capture_default_str();
-  bench->add_option("--duration-s", bench_args.duration_s, "latency: seconds of load")
+  bench->add_option("--duration-s", bench_args.duration_s, "latency, soak: seconds of load")
+      ->capture_default_str();
+  bench->add_option("--sample-s", bench_args.sample_s, "soak: seconds between samples")
+      ->capture_default_str();
+  bench
+      ->add_option("--gc-retention-ms", bench_args.gc_retention_ms,
+                   "soak: keep finished rows this long before GC")
+      ->capture_default_str();
+  bench
+      ->add_option("--gc-interval-ms", bench_args.gc_interval_ms,
+                   "soak: GC sweep period; 0 disables GC")
       ->capture_default_str();
   bench->add_option("--large-rows", bench_args.large_rows,
                     "large: done rows, and as many future rows, present in the table")

@@ -439,11 +439,20 @@ n AS (SELECT pg_notify($2, queue) FROM ins WHERE eligible_at <= now() GROUP BY q
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd), (SELECT count(*) FROM n))SQL")
                                                .c_str());
 
-  // Served by the primary key (ids) with the owner guard.
+  // Served by the primary key (ids) with the owner guard. SKIP LOCKED: the flusher's commit
+  // locks many of these rows too, in an order of its plan's choosing, and the two waiting on
+  // each other deadlocked (seen in the soak: a second's stall of every commit). A row skipped
+  // is being committed (which ends or renews its lease) or briefly locked by a signal or a
+  // cancel; the next beat extends it, well within the lease when it spans 3 beats (the
+  // engine warns when it does not).
   heartbeat_ = Make("gd_heartbeat", R"SQL(
-UPDATE {s}.gd_instances
+WITH held AS (
+  SELECT id FROM {s}.gd_instances
+  WHERE id = ANY($2::bigint[]) AND status = 'executing' AND locked_by = $1
+  FOR UPDATE SKIP LOCKED)
+UPDATE {s}.gd_instances i
 SET lease_expires_at = now() + $3::bigint * interval '1 millisecond'
-WHERE id = ANY($2::bigint[]) AND status = 'executing' AND locked_by = $1)SQL");
+FROM held WHERE i.id = held.id)SQL");
 
   release_ = Make("gd_release_claims", R"SQL(
 UPDATE {s}.gd_instances
