@@ -25,14 +25,22 @@ namespace gen_durable::detail {
 inline constexpr int kCrashExitCode = 86;
 
 // Every crash point, in the order an instance meets them. The test that walks them
-// (tests/crash_points_pgtest.cpp) runs each one, so a point added here is tested too.
+// (tests/crash_points_pgtest.cpp) runs each one and fails for a point its workload never
+// reaches, so a point added here is tested too (or the workload must grow to reach it).
 inline constexpr std::array<std::string_view, 6> kCrashPoints = {
-    "after_claim",          // queue_runner.cpp: claim committed, the step not started
-    "mid_step",             // queue_runner.cpp: step returned, its outcome not yet handed over
-    "before_flush_commit",  // flusher.cpp: batch assembled, nothing of it sent
-    "after_flush_commit",   // flusher.cpp: batch committed, no worker told
-    "mid_child_insert",     // store.cpp: children inserted, the transaction still open
-    "mid_signal_delivery",  // store.cpp: signal committed, the caller not yet told its id
+    // QueueRunner::WorkerLoop: a worker took a claimed row; the step has not started.
+    "after_claim",
+    // QueueRunner::RunClaim: the step returned; its outcome is not yet encoded or handed over.
+    "mid_step",
+    // Flusher::Flush: the batch is about to be sent; nothing of it has reached the database.
+    "before_flush_commit",
+    // Flusher::Flush: the batch committed; no worker has been told.
+    "after_flush_commit",
+    // Store::CommitOutcomes, a batch with ScheduleChildren: its statements executed in a
+    // transaction left open (children inserted, not committed).
+    "mid_child_insert",
+    // Store::Signal: the signal committed; the caller has not learnt its id.
+    "mid_signal_delivery",
 };
 
 // The index of `name` in kCrashPoints; a name not in the list does not compile.
