@@ -1,6 +1,8 @@
 // Group commit of step outcomes, with the ownership guard and reconnect on failure.
 #include "gen_durable/runtime/flusher.hpp"
 
+#include "gen_durable/runtime/crash_point.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -78,9 +80,11 @@ bool Flusher::Flush(std::vector<Pending>& batch) {
   for (;;) {
     try {
       if (!conn_ || conn_->broken()) conn_ = core_->Connect("flusher");
+      GD_CRASH_POINT("before_flush_commit");
       // Values are absolute and guarded by lease_seq: re-running an in-doubt commit is safe.
       auto committed = core_->store.CommitOutcomes(*conn_, rows, core_->node_id,
                                                    core_->options.lease_ttl);
+      GD_CRASH_POINT("after_flush_commit");
       std::unordered_set<std::int64_t> ok(committed.begin(), committed.end());
       core_->counters.flushes.fetch_add(1, std::memory_order_relaxed);
       for (auto& p : batch) {

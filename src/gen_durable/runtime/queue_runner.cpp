@@ -2,6 +2,7 @@
 #include "gen_durable/runtime/queue_runner.hpp"
 
 #include "gen_durable/resolve.hpp"
+#include "gen_durable/runtime/crash_point.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -275,6 +276,7 @@ void QueueRunner::WorkerLoop() {
       lease_seq = row.lease_seq;
       running_[data->id] = Running{data};
     }
+    GD_CRASH_POINT("after_claim");
     RunClaim(data, lease_seq);
     {
       std::lock_guard lock(mu_);
@@ -496,6 +498,7 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
       e.metadata["attempt"] = data->attempt;
       e.metadata["kind"] = OutcomeKindName(out.kind());
     });
+    GD_CRASH_POINT("mid_step");  // the step has returned; nothing of its outcome has left
 
     bool keep = false;
     if (def && MayInline(out)) {

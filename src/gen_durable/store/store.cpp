@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "gen_durable/runtime/crash_point.hpp"
 #include "gen_durable/schema/migrations.hpp"
 
 namespace gen_durable::detail {
@@ -717,6 +718,13 @@ std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
     batch.emplace_back(&commit_, p);
     if (parks) batch.emplace_back(&wake_parked_, pg::Params().Add(wake));
     if (spawns) batch.emplace_back(&spawn_children_, pg::Params().Add(kids).Add(channel_).Add(joins));
+    if (spawns && GD_CRASH_POINT_DUE("mid_child_insert")) {
+      // The statements run in a transaction left open, so the process ends with the children
+      // inserted and uncommitted (the server rolls them back).
+      c.Exec("BEGIN");
+      c.Pipeline(batch, /*transaction=*/false);
+      GD_CRASH_NOW("mid_child_insert");
+    }
     auto results = c.Pipeline(batch, /*transaction=*/true);
     r = std::move(results.front());
   }
@@ -834,7 +842,9 @@ std::int64_t Store::Signal(pg::Connection& c, std::optional<std::int64_t> id,
                            const std::optional<std::string>& dedup) const {
   pg::Params p;
   p.Add(id).Add(key).Add(name).Add(payload).Add(dedup);
-  return c.Execute(signal_, p).Int64(0, 0);
+  const std::int64_t signal_id = c.Execute(signal_, p).Int64(0, 0);
+  GD_CRASH_POINT("mid_signal_delivery");  // committed; the caller has not learnt the id
+  return signal_id;
 }
 
 std::vector<InstanceInfo> Store::List(pg::Connection& c, const ListFilter& f) const {
