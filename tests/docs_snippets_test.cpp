@@ -19,12 +19,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The repository root: this file is <root>/tests/docs_snippets_test.cpp.
-fs::path RepoRoot() {
-  fs::path file(__FILE__);
-  if (file.is_relative()) file = fs::current_path() / file;
-  return file.parent_path().parent_path();
-}
+// The repository root, the parent of tests/ (GEN_DURABLE_TESTS_DIR, set by tests/CMakeLists.txt).
+fs::path RepoRoot() { return fs::path(GEN_DURABLE_TESTS_DIR).parent_path(); }
 
 std::string RightTrimmed(std::string line) {
   while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) {

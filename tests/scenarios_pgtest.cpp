@@ -9,9 +9,10 @@
 namespace gen_durable::testing {
 namespace {
 
+// GEN_DURABLE_TESTS_DIR is the absolute tests/ directory (tests/CMakeLists.txt); __FILE__ would
+// do, but a compiler cache may rewrite it to a path relative to the build directory.
 std::string ScenarioPath(const std::string& name) {
-  std::string here = __FILE__;
-  return here.substr(0, here.rfind('/')) + "/scenarios/" + name;
+  return std::string(GEN_DURABLE_TESTS_DIR) + "/scenarios/" + name;
 }
 
 // The acceptance run: chains, flaky jobs and self-killing jobs on two supervised
