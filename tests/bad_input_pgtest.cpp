@@ -260,6 +260,33 @@ TEST_F(BadInput, RowsOfUnknownMachinesOrVersionsWaitForANodeThatHasThem) {
   EXPECT_EQ(client_->Get(newer)->fsm_version, 7);
 }
 
+TEST_F(BadInput, AnAwaitOnANameNoSignalCanCarryFailsTheInstance) {
+  auto m = Machine<Json>("t.await_name")
+               .Step("start",
+                     [](StepContext<Json>& c) {
+                       return Await({c.state().at("name").get<std::string>()}, c.state());
+                     })
+               .Build();
+  auto engine = Engine::Start(Options({m}));
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "await: signal name must not be empty"},
+      {std::string(256, 'n'), "over the limit of 255 bytes"},
+      {"line\nbreak", "control character"}};
+  for (const auto& [name, mentions] : cases) {
+    InsertOptions o;
+    o.state = {{"name", name}};
+    auto info = WaitTerminal(*client_->Insert(m, o));
+    EXPECT_EQ(info.status, "failed");
+    ASSERT_TRUE(info.last_error.has_value());
+    EXPECT_NE(info.last_error->find(mentions), std::string::npos) << *info.last_error;
+  }
+  // The longest name a signal may carry still parks and wakes.
+  InsertOptions o;
+  o.state = {{"name", std::string(255, 'n')}};
+  auto id = *client_->Insert(m, o);
+  ASSERT_TRUE(WaitUntil([&] { return client_->Get(id)->status == "awaiting_signal"; }));
+}
+
 // --- payloads ---
 
 TEST_F(BadInput, OversizedResultFailsTheInstanceNamingTheLimit) {

@@ -177,6 +177,45 @@ TEST(BadInput, AnOversizedStateIsRefusedAtInsertNamingTheLimit) {
   ExpectInvalid([&] { (void)client->InsertAll(batch); }, {"max_payload_bytes (1000)"});
 }
 
+TEST(BadInput, InvalidInsertOptionsAreRefusedNamingTheOption) {
+  auto client = Unreachable();
+  auto m = Machine<Json>("t.opts").Step("start", [](StepContext<Json>&) { return Done(); }).Build();
+  auto refused = [&](InsertOptions o, const std::string& mentions) {
+    ExpectInvalid([&] { (void)client->Insert(m, o); }, {mentions});
+  };
+  InsertOptions o;
+  o.schedule_in = Millis{-1};
+  refused(o, "schedule_in must be >= 0");
+  o = {};
+  o.schedule_in = Millis{10};
+  o.schedule_at = std::chrono::system_clock::now();
+  refused(o, "at most one of eligible_at, schedule_at, schedule_in");
+  o = {};
+  o.max_attempts = -1;
+  refused(o, "max_attempts must be >= 0");
+  o = {};
+  o.step = "nope";
+  refused(o, "'nope' is not a step of machine 't.opts'");
+  o = {};
+  o.rate_limit = RateLimitRef{"api", "", 0};
+  refused(o, "rate_limit weight must be >= 1");
+  o = {};
+  o.rate_limit = RateLimitRef{"", "", 1};
+  refused(o, "rate_limit needs a name");
+  o = {};
+  o.unique_scope = {"done"};
+  refused(o, "unique_scope needs a unique_key");
+  o.unique_key = "k";
+  refused(o, "unique_scope must include every live status");
+  o.unique_scope = {"sleeping"};
+  refused(o, "'sleeping' is not a status");
+  ExpectInvalid([&] { (void)client->Insert(AnyMachine(), {}); }, {"insert: empty machine"});
+  ExpectInvalid([&] { (void)client->InsertWith(nullptr, m, {}); }, {"null connection"});
+  ListFilter list;
+  list.limit = -1;
+  ExpectInvalid([&] { (void)client->List(list); }, {"limit must be >= 0"});
+}
+
 TEST(BadInput, MachineDefinitionsOutsideTheLimitsAreRefused) {
   auto done = [](StepContext<Json>&) { return Done(); };
   auto refused = [](const std::function<void()>& build, const std::string& mentions) {
@@ -194,7 +233,11 @@ TEST(BadInput, MachineDefinitionsOutsideTheLimitsAreRefused) {
   refused([&] { (void)Machine<Json>("m").Step("start", done).Step("a\tb", done).Build(); },
           "control character");
   refused([&] { (void)Machine<Json>("m\xff").Step("start", done).Build(); }, "not valid UTF-8");
-  (void)Machine<Json>(std::string(255, 'm')).Queue(std::string(63, 'q')).Step("start", done).Build();
+  // At the limits, accepted.
+  (void)Machine<Json>(std::string(255, 'm'))
+      .Queue(std::string(63, 'q'))
+      .Step("start", done)
+      .Build();
 }
 
 TEST(BadInput, InvalidClientOptionsAreRefusedNamingTheOption) {
