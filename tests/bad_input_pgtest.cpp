@@ -516,15 +516,19 @@ TEST_F(BadInput, AKilledFlusherConnectionMidCommitLosesNoOutcome) {
       "WHERE application_name = 'gen_durable:" + o.name + ":flusher' AND state = 'active' "
       "AND datname = current_database() AND pid <> pg_backend_pid()) k WHERE t";
   int kills = 0;
-  const auto until = Clock::now() + 30s;
-  while (kills < 25 && Clock::now() < until &&
-         Sql64("SELECT count(*) FROM gd_instances WHERE status = 'done'") < 150) {
+  const auto until = Clock::now() + 60s;
+  while (kills < 20 && Clock::now() < until) {
+    // Keep commits coming until enough of them were cut.
+    if (Sql64("SELECT count(*) FROM gd_instances WHERE status <> 'done'") < 50) {
+      auto more = client_->InsertAll(reqs);
+      ids.insert(ids.end(), more.begin(), more.end());
+    }
     const auto killed = Sql64(kill);
     kills += static_cast<int>(killed);
     // After a hit, let the flusher reconnect and commit some batches before the next one.
     std::this_thread::sleep_for(killed > 0 ? 100ms : 2ms);
   }
-  EXPECT_GE(kills, 5);
+  EXPECT_EQ(kills, 20);
   for (auto id : ids) {
     auto info = WaitTerminal(id, 60s);
     EXPECT_EQ(info.status, "done");
