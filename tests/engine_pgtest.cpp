@@ -130,10 +130,12 @@ TEST_F(EngineTest, UndecodableStateIsRoutedToTheHandlerNotACrash) {
                  return Stop("rejected: " + e.message);
                })
                .Build();
+  // An insert refuses such a state, so it is written behind the client's back.
+  auto id = *client_->Insert(m, Counter{});
+  sql_->Exec("UPDATE gd_instances SET state = '{\"n\": \"not a number\"}' WHERE id = " +
+             std::to_string(id));
   auto engine = Engine::Start(Options({m}));
-  InsertOptions o;
-  o.state = Json{{"n", "not a number"}};
-  auto info = WaitTerminal(*client_->Insert(m, o));
+  auto info = WaitTerminal(id);
   EXPECT_TRUE(saw_decode.load());
   EXPECT_EQ(info.status, "failed");
   EXPECT_NE(info.last_error->find("state decode failed"), std::string::npos);
@@ -256,10 +258,12 @@ TEST_F(EngineTest, JobWithUndecodableArgsFailsAtOnce) {
                  return JobResult::Ok();
                })
                .Build();
+  // An insert refuses such args, so they are written behind the client's back.
+  auto id = *client_->Insert(j, Counter{});
+  sql_->Exec("UPDATE gd_instances SET state = '{\"n\": [1, 2]}' WHERE id = " +
+             std::to_string(id));
   auto engine = Engine::Start(Options({j}));
-  InsertOptions o;
-  o.state = Json{{"n", {1, 2}}};
-  auto info = WaitTerminal(*client_->Insert(j, o));
+  auto info = WaitTerminal(id);
   EXPECT_EQ(info.status, "failed");
   EXPECT_EQ(runs.load(), 0);
   EXPECT_NE(info.last_error->find("state decode failed"), std::string::npos);

@@ -71,6 +71,8 @@ struct MachineDef {
   // Runs the step named by the context: decodes the state, dispatches, routes exceptions.
   // Never throws.
   std::function<Outcome(ContextData*)> run;
+  // Throws when a state does not decode into the machine's State (checked at insert).
+  std::function<void(const Json&)> check_state;
 };
 
 std::string DecodeErrorMessage(const std::exception& e);
@@ -179,6 +181,7 @@ class Machine {
         return HandleError(on_error, StepError{"unknown exception", false}, ctx);
       }
     };
+    def->check_state = [](const Json& j) { (void)j.template get<State>(); };
     detail::Validate(*def);
     return MachineRef<State>(AnyMachine(std::move(def)));
   }
@@ -294,6 +297,7 @@ class Job {
                                       "unknown exception");
       }
     };
+    def->check_state = [](const Json& j) { (void)j.template get<Args>(); };
     if (!perform_) throw ConfigError("job '" + def_.name + "' has no Perform function");
     detail::Validate(*def);
     return MachineRef<Args>(AnyMachine(std::move(def)));

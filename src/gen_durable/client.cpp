@@ -74,8 +74,12 @@ class ClientImpl {
   Result<std::int64_t> Signal(std::optional<std::int64_t> id, std::optional<std::string> key,
                               const std::string& name, const Json& payload,
                               const SignalOptions& options) {
-    if (name.empty()) throw InvalidArgument("signal: name must not be empty");
-    if (key && key->empty()) throw InvalidArgument("signal: unique key must not be empty");
+    auto require = [](const std::string& problem) {
+      if (!problem.empty()) throw InvalidArgument(problem);
+    };
+    require(NameProblem("signal: name", name, kMaxNameBytes));
+    if (key) require(KeyProblem("signal: unique key", *key));
+    if (options.dedup_key) require(KeyProblem("signal: dedup_key", *options.dedup_key));
     std::string encoded;
     try {
       encoded = payload.dump(-1, ' ', false, Json::error_handler_t::strict);
@@ -83,7 +87,7 @@ class ClientImpl {
       throw InvalidArgument(std::string("signal: payload is not valid JSON text: ") + e.what());
     }
     if (encoded.size() > options_.max_payload_bytes) {
-      throw InvalidArgument(fmt::format("signal: payload is {} bytes, over the {} byte limit",
+      throw InvalidArgument(fmt::format("signal: payload is {} bytes, over max_payload_bytes ({})",
                                         encoded.size(), options_.max_payload_bytes));
     }
     auto c = Acquire();

@@ -9,6 +9,7 @@
 
 #include "gen_durable/error.hpp"
 #include "gen_durable/runtime/context_data.hpp"
+#include "gen_durable/validate.hpp"
 
 namespace gen_durable {
 
@@ -202,6 +203,22 @@ Outcome RouteJobResult(ContextData* data, const MachineDef& def, int kind, Json 
 
 void Validate(const MachineDef& def) {
   if (def.name.empty()) throw ConfigError("a machine needs a non-empty name");
+  // The limits every insert checks: a machine nobody can insert is refused when defined.
+  if (auto problem = NameProblem("machine name", def.name, kMaxNameBytes); !problem.empty()) {
+    throw ConfigError(problem);
+  }
+  if (auto problem = NameProblem(fmt::format("machine '{}': queue", def.name), def.queue,
+                                 kMaxIdentifierBytes);
+      !problem.empty()) {
+    throw ConfigError(problem);
+  }
+  for (const auto& step : def.steps) {
+    if (auto problem = NameProblem(fmt::format("machine '{}': step name", def.name), step,
+                                   kMaxNameBytes);
+        !problem.empty()) {
+      throw ConfigError(problem);
+    }
+  }
   if (def.version < 1) {
     throw ConfigError(fmt::format("machine '{}': version must be >= 1", def.name));
   }

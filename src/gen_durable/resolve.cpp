@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "gen_durable/error.hpp"
+#include "gen_durable/validate.hpp"
 
 namespace gen_durable::detail {
 
@@ -33,19 +34,23 @@ constexpr std::array<const char*, 8> kStatuses = {
     "scheduled", "runnable", "executing", "awaiting_signal", "awaiting_children",
     "done",      "failed",   "cancelled"};
 
+void Require(const std::string& problem) {
+  if (!problem.empty()) throw InvalidArgument(problem);
+}
+
 }  // namespace
 
 NewInstance ResolveInsert(const std::string& fsm, std::optional<int> version,
                           const MachineDef* def, const InsertOptions& o, std::size_t max_payload) {
-  if (fsm.empty()) throw InvalidArgument("insert: machine name must not be empty");
+  Require(NameProblem("insert: machine name", fsm, kMaxNameBytes));
   NewInstance n;
   n.fsm = fsm;
   n.fsm_version = def ? def->version : version.value_or(1);
   if (n.fsm_version < 1) throw InvalidArgument("insert: fsm_version must be >= 1");
   n.queue = o.queue.value_or(def ? def->queue : std::string("default"));
-  if (n.queue.empty()) throw InvalidArgument("insert: queue must not be empty");
+  Require(NameProblem("insert: queue", n.queue, kMaxIdentifierBytes));
   n.step = o.step.value_or(def ? def->initial_step : std::string("start"));
-  if (n.step.empty()) throw InvalidArgument("insert: step must not be empty");
+  Require(NameProblem("insert: step", n.step, kMaxNameBytes));
   if (def && std::find(def->steps.begin(), def->steps.end(), n.step) == def->steps.end()) {
     throw InvalidArgument(fmt::format("insert: '{}' is not a step of machine '{}' version {}",
                                       n.step, fsm, n.fsm_version));
@@ -57,8 +62,17 @@ NewInstance ResolveInsert(const std::string& fsm, std::optional<int> version,
     throw InvalidArgument(std::string("insert: state is not valid JSON text: ") + e.what());
   }
   if (n.state.size() > max_payload) {
-    throw InvalidArgument(fmt::format("insert: state is {} bytes, over the {} byte limit",
+    throw InvalidArgument(fmt::format("insert: state is {} bytes, over max_payload_bytes ({})",
                                       n.state.size(), max_payload));
+  }
+  if (def && def->check_state) {
+    // A state the machine cannot decode would only fail its first step: refuse it here.
+    try {
+      def->check_state(o.state.is_null() ? Json::object() : o.state);
+    } catch (const std::exception& e) {
+      throw InvalidArgument(fmt::format("insert: state does not fit machine '{}' version {}: {}",
+                                        fsm, n.fsm_version, e.what()));
+    }
   }
   n.priority = o.priority;
   const int schedules =
@@ -79,11 +93,11 @@ NewInstance ResolveInsert(const std::string& fsm, std::optional<int> version,
     n.max_attempts = def->max_attempts;
   }
   if (o.partition_key) {
-    if (o.partition_key->empty()) throw InvalidArgument("insert: partition_key must not be empty");
+    Require(KeyProblem("insert: partition_key", *o.partition_key));
     n.partition_key = o.partition_key;
   }
   if (o.unique_key) {
-    if (o.unique_key->empty()) throw InvalidArgument("insert: unique_key must not be empty");
+    Require(KeyProblem("insert: unique_key", *o.unique_key));
     n.unique_key = o.unique_key;
   }
   for (const auto& status : o.unique_scope) {
@@ -113,6 +127,10 @@ NewInstance ResolveInsert(const std::string& fsm, std::optional<int> version,
   n.unique_scope = o.unique_scope;
   if (o.rate_limit) {
     if (o.rate_limit->name.empty()) throw InvalidArgument("insert: rate_limit needs a name");
+    Require(NameProblem("insert: rate_limit name", o.rate_limit->name, kMaxNameBytes));
+    if (!o.rate_limit->key.empty()) {
+      Require(KeyProblem("insert: rate_limit key", o.rate_limit->key));
+    }
     if (o.rate_limit->weight < 1) throw InvalidArgument("insert: rate_limit weight must be >= 1");
     n.rate_limit = o.rate_limit;
   }

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "gen_durable/error.hpp"
 
 namespace gen_durable::detail {
@@ -16,7 +18,88 @@ void RequirePositive(const char* name, Millis v) {
   }
 }
 
+// True iff `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past
+// U+10FFFF). Postgres refuses anything else in a text value, and JSON encoding would replace it.
+bool ValidUtf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xbf;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= n) return false;  // truncated sequence
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xbf)) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+// The start of an oversized `value` for a message, control characters masked: an oversized
+// name must not make an oversized or garbled error.
+std::string Excerpt(std::string_view value) {
+  constexpr std::size_t kShown = 40;
+  std::size_t cut = std::min(kShown, value.size());
+  while (cut < value.size() && cut > 0 &&
+         (static_cast<unsigned char>(value[cut]) & 0xc0) == 0x80) {
+    --cut;
+  }
+  std::string out(value.substr(0, cut));
+  for (char& ch : out) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  }
+  return out + "...";
+}
+
 }  // namespace
+
+std::string NameProblem(std::string_view what, std::string_view value, std::size_t max_bytes) {
+  if (value.empty()) return fmt::format("{} must not be empty", what);
+  if (value.size() > max_bytes) {
+    return fmt::format("{} '{}' is {} bytes, over the limit of {} bytes", what, Excerpt(value),
+                       value.size(), max_bytes);
+  }
+  if (!ValidUtf8(value)) return fmt::format("{} is not valid UTF-8", what);
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const auto ch = static_cast<unsigned char>(value[i]);
+    // The value itself is left out: its control characters would garble the message.
+    if (ch < 0x20 || ch == 0x7f) {
+      return fmt::format("{} contains a control character (byte {} is 0x{:02x})", what, i, ch);
+    }
+  }
+  return {};
+}
+
+std::string KeyProblem(std::string_view what, std::string_view value) {
+  if (value.empty()) return fmt::format("{} must not be empty", what);
+  if (value.size() > kMaxKeyBytes) {
+    return fmt::format("{} '{}' is {} bytes, over the limit of {} bytes", what, Excerpt(value),
+                       value.size(), kMaxKeyBytes);
+  }
+  if (!ValidUtf8(value)) return fmt::format("{} is not valid UTF-8", what);
+  if (value.find('\0') != std::string_view::npos) {
+    return fmt::format("{} contains a NUL byte", what);
+  }
+  return {};
+}
 
 void ValidateIdentifier(const std::string& what, const std::string& value) {
   if (value.empty()) throw ConfigError(fmt::format("{} must not be empty", what));

@@ -1,5 +1,9 @@
-// Validation of engine and insert options.
+// Validation of engine and insert options, and the limits on names and keys.
 #pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
 
 #include "gen_durable/options.hpp"
 
@@ -10,5 +14,21 @@ namespace gen_durable::detail {
 void ValidateEngineOptions(const EngineOptions& o);
 // Throws ConfigError for an invalid schema or queue name.
 void ValidateIdentifier(const std::string& what, const std::string& value);
+
+// Queue and schema names: what Postgres keeps of an identifier. An engine serves no longer
+// queue name, so an insert into one would never run.
+inline constexpr std::size_t kMaxIdentifierBytes = 63;
+// Machine, step, signal and rate limit names.
+inline constexpr std::size_t kMaxNameBytes = 255;
+// Unique, partition, dedup and rate limit keys: well inside a b-tree index entry (2704 bytes),
+// since each of them is indexed.
+inline constexpr std::size_t kMaxKeyBytes = 2048;
+
+// What is wrong with `value` as a name of at most `max_bytes` (not empty, valid UTF-8, no
+// control characters), or "" when nothing is. `what` names the value in the message.
+std::string NameProblem(std::string_view what, std::string_view value, std::size_t max_bytes);
+// The same for a key (not empty, at most kMaxKeyBytes, valid UTF-8, no NUL byte: a text
+// column cannot hold one). Control characters are allowed in keys.
+std::string KeyProblem(std::string_view what, std::string_view value);
 
 }  // namespace gen_durable::detail

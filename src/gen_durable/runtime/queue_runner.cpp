@@ -3,6 +3,7 @@
 
 #include "gen_durable/resolve.hpp"
 #include "gen_durable/runtime/crash_point.hpp"
+#include "gen_durable/validate.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -386,7 +387,9 @@ OutcomeRow QueueRunner::Encode(const MachineDef& def, const ContextData& data,
         return Fail(row, data.attempt, fmt::format("step '{}' awaited no signal name", data.step));
       }
       for (const auto& n : out.await_names()) {
-        if (n.empty()) return Fail(row, data.attempt, "await: signal names must not be empty");
+        // A name no signal can carry would park the instance for good.
+        auto problem = NameProblem("await: signal name", n, kMaxNameBytes);
+        if (!problem.empty()) return Fail(row, data.attempt, std::move(problem));
       }
       if (opts.next_step && !HasStep(def, *opts.next_step)) {
         return Fail(row, data.attempt,
