@@ -706,7 +706,9 @@ CommitPayload EncodeCommit(const std::vector<OutcomeRow>& rows) {
         o.rate_limit && !o.rate_limit->key.empty() ? JsonText(o.rate_limit->key) : "null",
         o.rate_limit ? std::to_string(o.rate_limit->weight) : "null", ids_json(o.consume),
         o.clear_inbox ? "true" : "false",
-        o.awaiting.empty() ? std::string("null") : Json(o.awaiting).dump(),
+        // (repaired like every other string: a throw here would fail the whole group commit)
+        o.awaiting.empty() ? std::string("null")
+                           : Json(o.awaiting).dump(-1, ' ', false, Json::error_handler_t::replace),
         str(o.await_next_step), JsonOpt(o.park_ms), str(o.join_next_step),
         o.keep_awaiting ? "true" : "false");
     if (o.status == "awaiting_signal") {
