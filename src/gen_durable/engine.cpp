@@ -156,10 +156,12 @@ class EngineImpl {
     for (auto& [q, r] : runners_) {
       const int left = r->WaitIdle(deadline);
       abandoned += left;
+      // (a named reference: clang 14 cannot capture a structured binding)
+      const std::string& queue = q;
       core_->Emit("scheduler.drain", [&](TelemetryEvent& e) {
-        e.measurements["released"] = static_cast<double>(released[q]);
+        e.measurements["released"] = static_cast<double>(released[queue]);
         e.measurements["in_flight"] = left;
-        e.metadata["queue"] = q;
+        e.metadata["queue"] = queue;
       });
     }
     // Outcomes already handed over still commit (retrying a lost connection until the

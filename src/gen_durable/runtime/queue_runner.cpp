@@ -324,20 +324,31 @@ bool QueueRunner::MayInline(const Outcome& out) const {
 
 OutcomeRow QueueRunner::Encode(const MachineDef& def, const ContextData& data,
                                std::int64_t lease_seq, const Outcome& out, bool keep) const {
+  if (out.rate_limit() && !core_->options.rate_limits.count(out.rate_limit()->name)) {
+    core_->Emit("rate_limit.unknown", [&](TelemetryEvent& e) {
+      e.measurements["count"] = 1;
+      e.metadata["id"] = data.id;
+      e.metadata["fsm"] = data.fsm;
+      e.metadata["limit"] = out.rate_limit()->name;
+    });
+  }
+  return EncodeOutcome(def, data, lease_seq, out, keep, core_->options,
+                       [this](const std::string& name, std::optional<int> version) {
+                         return core_->FindMachineVersion(name, version);
+                       });
+}
+
+OutcomeRow EncodeOutcome(const MachineDef& def, const ContextData& data, std::int64_t lease_seq,
+                         const Outcome& out, bool keep, const EngineOptions& options,
+                         const MachineLookup& find) {
   OutcomeRow row;
   row.id = data.id;
   row.lease_seq = lease_seq;
   if (!out.reason().empty() && out.kind() != OutcomeKind::kStop) row.last_error = out.reason();
   if (out.rate_limit()) {
     const auto& rl = *out.rate_limit();
-    if (!core_->options.rate_limits.count(rl.name)) {
-      // The next step does not run under a limit nobody defined: report and fail.
-      core_->Emit("rate_limit.unknown", [&](TelemetryEvent& e) {
-        e.measurements["count"] = 1;
-        e.metadata["id"] = data.id;
-        e.metadata["fsm"] = data.fsm;
-        e.metadata["limit"] = rl.name;
-      });
+    if (!options.rate_limits.count(rl.name)) {
+      // The next step does not run under a limit nobody defined: fail (reported by the caller).
       return Fail(row, data.attempt,
                   fmt::format("step '{}' named rate limit '{}', which this engine does not "
                               "define (EngineOptions::rate_limits)",
@@ -417,11 +428,7 @@ OutcomeRow QueueRunner::Encode(const MachineDef& def, const ContextData& data,
       }
       try {
         for (const auto& child : out.children()) {
-          row.children.push_back(ResolveRegistered(
-              child, core_->options.max_payload_bytes,
-              [this](const std::string& name, std::optional<int> version) {
-                return core_->FindMachineVersion(name, version);
-              }));
+          row.children.push_back(ResolveRegistered(child, options.max_payload_bytes, find));
         }
       } catch (const std::exception& e) {
         return Fail(row, data.attempt,
@@ -449,7 +456,7 @@ OutcomeRow QueueRunner::Encode(const MachineDef& def, const ContextData& data,
       row.last_error = out.reason().empty() ? std::string("stopped") : out.reason();
       break;
   }
-  const std::size_t limit = core_->options.max_payload_bytes;
+  const std::size_t limit = options.max_payload_bytes;
   const std::size_t size = std::max(row.state ? row.state->size() : 0,
                                     row.result ? row.result->size() : 0);
   if (size > limit) {

@@ -16,12 +16,22 @@
 #include <unordered_set>
 #include <vector>
 
+#include "gen_durable/resolve.hpp"
 #include "gen_durable/runtime/context_data.hpp"
 #include "gen_durable/runtime/core.hpp"
 #include "gen_durable/runtime/flusher.hpp"
 #include "gen_durable/runtime/rate_limiter.hpp"
 
 namespace gen_durable::detail {
+
+// Turns a step's outcome into the row to commit: checks it against `def` and `options` (steps,
+// rate limits, payload size; children resolved with `find`) and makes anything invalid a failed
+// row naming the error. `keep` asks to hold the claim (inline run-ahead). Reads nothing but its
+// arguments (and the machine registry, for children `find` does not know); never throws (but
+// std::bad_alloc).
+OutcomeRow EncodeOutcome(const MachineDef& def, const ContextData& data, std::int64_t lease_seq,
+                         const Outcome& out, bool keep, const EngineOptions& options,
+                         const MachineLookup& find);
 
 class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
  public:
@@ -55,10 +65,10 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   void FeederLoop();
   void WorkerLoop();
   void RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease_seq);
-  // Turns a step's outcome into the row to commit; `keep` asks to hold the claim (inline).
   // True when `out` may run its next step on the same claim: a plain `next` with no rate limit
   // (that start must be admitted) and no partition change (the key may be busy).
   bool MayInline(const Outcome& out) const;
+  // EncodeOutcome with this engine's options and machines; reports an unknown rate limit.
   OutcomeRow Encode(const MachineDef& def, const ContextData& data, std::int64_t lease_seq,
                     const Outcome& out, bool keep) const;
   // Hands un-started claims back to the queue (on a fresh connection; a failure is logged and

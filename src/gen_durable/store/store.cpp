@@ -2,8 +2,10 @@
 #include "gen_durable/store/store.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <span>
+#include <stdexcept>
 #include <type_traits>
 
 #include <fmt/format.h>
@@ -221,6 +223,75 @@ std::vector<ReapedRow> ReadReaped(const pg::Result& r) {
 }
 
 }  // namespace
+
+namespace {
+
+// A bigint written by Postgres; anything else (say 1.5, or 1e300, which a plain get<> would
+// convert with undefined behaviour) is refused.
+std::int64_t BigintOf(const Json& j) {
+  if (!j.is_number_integer() ||
+      (j.is_number_unsigned() &&
+       j.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))) {
+    throw std::out_of_range("not a bigint: " + j.dump(-1, ' ', false,
+                                                      Json::error_handler_t::replace));
+  }
+  return j.get<std::int64_t>();
+}
+
+}  // namespace
+
+void DecodeClaimJson(std::string_view state, std::optional<std::string_view> signals,
+                     std::optional<std::string_view> children, ClaimedRow& row) {
+  // The first column that fails names the error: the instance fails either way.
+  auto fail = [&row](const char* what, const std::string& error) {
+    if (row.state_error.empty()) row.state_error = std::string(what) + error;
+  };
+  std::string error;
+  if (auto j = ParseStored(state, &error)) {
+    row.state = std::move(*j);
+  } else {
+    fail("stored state cannot be decoded: ", error);
+  }
+  // The inbox and the children are built by gd_claim (jsonb_agg of jsonb_build_object), so
+  // their shape is known; a value of the wrong type still fails the row, not the whole claim.
+  if (signals) {
+    if (auto sigs = ParseStored(*signals, &error)) {
+      try {
+        for (const auto& s : *sigs) {
+          row.signals.push_back(gen_durable::Signal{BigintOf(s.at("id")),
+                                                    s.at("name").get<std::string>(),
+                                                    s.at("payload")});
+        }
+      } catch (const std::exception& e) {
+        row.signals.clear();
+        fail("stored signals have an unexpected shape: ", e.what());
+      }
+    } else {
+      fail("stored signal payload cannot be decoded: ", error);
+    }
+  }
+  if (children) {
+    if (auto kids = ParseStored(*children, &error)) {
+      try {
+        for (const auto& k : *kids) {
+          ChildResult c;
+          c.id = BigintOf(k.at("id"));
+          c.fsm = k.at("fsm").get<std::string>();
+          c.status = k.at("status").get<std::string>();
+          c.state = k.at("state");
+          c.result = k.at("result");
+          if (k.at("last_error").is_string()) c.last_error = k.at("last_error").get<std::string>();
+          row.children.push_back(std::move(c));
+        }
+      } catch (const std::exception& e) {
+        row.children.clear();
+        fail("stored children have an unexpected shape: ", e.what());
+      }
+    } else {
+      fail("stored child state cannot be decoded: ", error);
+    }
+  }
+}
 
 Store::Store(std::string schema) : schema_(std::move(schema)) {
   channel_ = ChannelFor(schema_);
@@ -597,13 +668,6 @@ std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue
     row.fsm = r.String(i, 1);
     row.fsm_version = r.Int(i, 2);
     row.step = r.String(i, 3);
-    std::string error;
-    auto state = ParseStored(r.Text(i, 4), &error);
-    if (state) {
-      row.state = std::move(*state);
-    } else {
-      row.state_error = "stored state cannot be decoded: " + error;
-    }
     row.attempt = r.Int(i, 5);
     row.max_attempts = r.Int(i, 6);
     row.priority = r.Int(i, 7);
@@ -615,32 +679,10 @@ std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue
       row.rate_limit = RateLimitRef{r.String(i, 12), r.String(i, 13),
                                     r.IsNull(i, 14) ? 1 : r.Int(i, 14)};
     }
-    if (!r.IsNull(i, 15)) {
-      if (auto sigs = ParseStored(r.Text(i, 15), &error)) {
-        for (const auto& s : *sigs) {
-          row.signals.push_back(gen_durable::Signal{s.at("id").get<std::int64_t>(),
-                                       s.at("name").get<std::string>(), s.at("payload")});
-        }
-      } else {
-        row.state_error = "stored signal payload cannot be decoded: " + error;
-      }
-    }
-    if (!r.IsNull(i, 16)) {
-      if (auto kids = ParseStored(r.Text(i, 16), &error)) {
-        for (const auto& k : *kids) {
-          ChildResult c;
-          c.id = k.at("id").get<std::int64_t>();
-          c.fsm = k.at("fsm").get<std::string>();
-          c.status = k.at("status").get<std::string>();
-          c.state = k.at("state");
-          c.result = k.at("result");
-          if (k.at("last_error").is_string()) c.last_error = k.at("last_error").get<std::string>();
-          row.children.push_back(std::move(c));
-        }
-      } else {
-        row.state_error = "stored child state cannot be decoded: " + error;
-      }
-    }
+    auto opt_text = [&](int col) {
+      return r.IsNull(i, col) ? std::nullopt : std::optional<std::string_view>(r.Text(i, col));
+    };
+    DecodeClaimJson(r.Text(i, 4), opt_text(15), opt_text(16), row);
     rows.push_back(std::move(row));
   }
   // UPDATE ... RETURNING does not keep the picker's order; restore it.
@@ -650,19 +692,19 @@ std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue
   return rows;
 }
 
-std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
-                                                const std::vector<OutcomeRow>& rows,
-                                                const std::string& node, Millis lease_ttl) const {
+CommitPayload EncodeCommit(const std::vector<OutcomeRow>& rows) {
   // The arrays are assembled as text: states and results are already encoded JSON, and
   // re-parsing them only to print them again would cost more than the commit.
   auto str = [](const std::optional<std::string>& s) { return JsonOpt(s); };
   auto ids_json = [](const std::vector<std::int64_t>& ids) {
     return ids.empty() ? std::string("null") : Json(ids).dump();
   };
-  std::string arr = "[";
-  std::string wake = "[";
-  std::string kids = "[";
-  std::string joins = "[";
+  CommitPayload out;
+  std::string& arr = out.outcomes;
+  std::string& wake = out.wakes;
+  std::string& kids = out.children;
+  std::string& joins = out.joins;
+  arr = wake = kids = joins = "[";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& o = rows[i];
     if (i) arr += ',';
@@ -680,7 +722,9 @@ std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
         o.rate_limit && !o.rate_limit->key.empty() ? JsonText(o.rate_limit->key) : "null",
         o.rate_limit ? std::to_string(o.rate_limit->weight) : "null", ids_json(o.consume),
         o.clear_inbox ? "true" : "false",
-        o.awaiting.empty() ? std::string("null") : Json(o.awaiting).dump(),
+        // (repaired like every other string: a throw here would fail the whole group commit)
+        o.awaiting.empty() ? std::string("null")
+                           : Json(o.awaiting).dump(-1, ' ', false, Json::error_handler_t::replace),
         str(o.await_next_step), JsonOpt(o.park_ms), str(o.join_next_step),
         o.keep_awaiting ? "true" : "false");
     if (o.status == "awaiting_signal") {
@@ -702,22 +746,32 @@ std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
   wake += ']';
   kids += ']';
   joins += ']';
+  return out;
+}
+
+std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
+                                                const std::vector<OutcomeRow>& rows,
+                                                const std::string& node, Millis lease_ttl) const {
+  const CommitPayload payload = EncodeCommit(rows);
   pg::Params p;
   std::vector<std::int64_t> row_ids;
   row_ids.reserve(rows.size());
   for (const auto& o : rows) row_ids.push_back(o.id);
-  p.Add(arr).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count()));
+  p.Add(payload.outcomes).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count()));
   p.Add(IdArray(row_ids)).Add("executing");  // $4, $5: see gd_commit_outcomes
-  const bool parks = wake.size() > 2;
-  const bool spawns = joins.size() > 2;
+  const bool parks = payload.wakes.size() > 2;
+  const bool spawns = payload.joins.size() > 2;
   pg::Result r;
   if (!parks && !spawns) {
     r = c.Execute(commit_, p);  // one statement: atomic by itself
   } else {
     std::vector<std::pair<const pg::Statement*, pg::Params>> batch;
     batch.emplace_back(&commit_, p);
-    if (parks) batch.emplace_back(&wake_parked_, pg::Params().Add(wake));
-    if (spawns) batch.emplace_back(&spawn_children_, pg::Params().Add(kids).Add(channel_).Add(joins));
+    if (parks) batch.emplace_back(&wake_parked_, pg::Params().Add(payload.wakes));
+    if (spawns) {
+      batch.emplace_back(&spawn_children_,
+                         pg::Params().Add(payload.children).Add(channel_).Add(payload.joins));
+    }
     if (spawns && GD_CRASH_POINT_DUE("mid_child_insert")) {
       // The statements run in a transaction left open, so the process ends with the children
       // inserted and uncommitted (the server rolls them back).

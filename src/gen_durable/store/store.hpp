@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gen_durable/client.hpp"
@@ -38,6 +39,13 @@ struct ClaimedRow {
   // Set when the stored state cannot be decoded at all; the instance fails with this error.
   std::string state_error;
 };
+
+// Decodes the JSON columns of a claimed row as gd_claim returns them: the state, and (unless
+// NULL) the unconsumed inbox and the children of the last join. A column that cannot be decoded
+// (jsonb stores numbers nlohmann cannot represent, e.g. 1e1000) sets row.state_error, and the
+// instance fails without running its step. Never throws (but std::bad_alloc).
+void DecodeClaimJson(std::string_view state, std::optional<std::string_view> signals,
+                     std::optional<std::string_view> children, ClaimedRow& row);
 
 // A fully resolved insert (defaults applied by the client).
 struct NewInstance {
@@ -84,6 +92,19 @@ struct OutcomeRow {
   std::vector<NewInstance> children;
   std::optional<int> wait_for;
 };
+
+// The parameters of one group commit, each a JSON array as text: the outcomes
+// (gd_commit_outcomes $1), the parked rows to wake at once (gd_wake_parked $1), the children
+// with their parent (gd_spawn_children $1) and the new join barriers (gd_spawn_children $3).
+struct CommitPayload {
+  std::string outcomes;
+  std::string wakes;
+  std::string children;
+  std::string joins;
+};
+// Encodes `rows` for CommitOutcomes. Strings that are not valid UTF-8 are repaired (U+FFFD);
+// states and results are written as they are (already encoded JSON).
+CommitPayload EncodeCommit(const std::vector<OutcomeRow>& rows);
 
 struct ReapedRow {
   std::int64_t id;
