@@ -199,6 +199,12 @@ class Supervisor {
     return starts_;
   }
 
+  // Exits not caused by a fault's SIGKILL (a worker must never die by itself).
+  int unexpected_exits() const {
+    std::lock_guard lock(mu_);
+    return unexpected_exits_;
+  }
+
  private:
   void Run() {
     std::unique_lock lock(mu_);
@@ -230,13 +236,6 @@ class Supervisor {
     }
   }
 
- public:
-  int unexpected_exits() const {
-    std::lock_guard lock(mu_);
-    return unexpected_exits_;
-  }
-
- private:
   const int slot_;
   const std::function<std::vector<std::string>(const std::string&)> command_;
   const std::string log_path_;
