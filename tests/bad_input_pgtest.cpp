@@ -555,6 +555,12 @@ TEST_F(BadInput, NodesWithSkewedClocksRunNothingEarlyAndReapNoLeaseEarlyOrLate) 
   if (system("command -v faketime >/dev/null 2>&1") != 0) {
     GTEST_SKIP() << "faketime is not installed (scripts/deps installs it)";
   }
+  // faketime preloads a library, which a sanitizer build's runtime refuses to follow ("ASan
+  // runtime does not come first"): there the skewed workers could not even start.
+  const std::string probe = "faketime -f '+3h' '" + CliPath() + "' --help >/dev/null 2>&1";
+  if (system(probe.c_str()) != 0) {
+    GTEST_SKIP() << "the CLI does not run under faketime here (a sanitizer build?)";
+  }
   const std::vector<std::string> timings = {
       "--database", db_, "--lease-ttl", "4000", "--heartbeat-interval", "1000",
       "--reap-interval", "300", "--poll-interval", "100", "--gc-interval", "0"};
