@@ -81,7 +81,73 @@ struct ListFilter {
   std::optional<std::string> status;
   std::optional<std::string> queue;
   std::optional<std::string> fsm;
+  // Instances whose unique_key or partition_key equals this.
+  std::optional<std::string> key;
+  // Only instances with an id below this (paging through a long list, newest first).
+  std::optional<std::int64_t> before_id;
   int limit = 100;
+};
+
+// Which instances a bulk operation (cancel, retry, delete) acts on: every instance matching
+// all the fields set. An empty filter matches every instance (each operation still only
+// touches the statuses it applies to).
+struct InstanceFilter {
+  std::vector<std::int64_t> ids;
+  std::optional<std::string> status;
+  std::optional<std::string> queue;
+  std::optional<std::string> fsm;
+  // Only instances last updated longer ago than this.
+  std::optional<Millis> older_than;
+};
+
+struct CancelOptions {
+  // Also cancel every descendant (children, their children, ...) that is not terminal.
+  bool cascade = false;
+  // Recorded as the instances' last_error.
+  std::string reason = "cancelled";
+};
+
+// What a cancel did. Queued and parked instances are cancelled at once; a running one is asked
+// to stop (its step sees ctx.cancelled()) and its next outcome becomes `cancelled`.
+struct CancelReport {
+  std::vector<std::int64_t> cancelled;  // now terminal `cancelled`
+  std::vector<std::int64_t> requested;  // running: cancelled when their step returns
+};
+
+// One entry of an instance's history.
+struct HistoryEntry {
+  std::int64_t id = 0;
+  std::string step;                  // the step that ran (or the step when an operator acted)
+  std::string event;                 // "step", "cancel", "retry", "reap"
+  std::string status;                // the instance's status after it
+  int attempt = 0;
+  std::optional<double> duration_ms; // of the step
+  std::optional<std::string> error;
+  std::string node;                  // node id, or "client" for an operator action
+  std::string at;                    // ISO-8601
+};
+
+// A queue as the cluster sees it.
+struct QueueInfo {
+  std::string name;
+  bool paused = false;
+  std::map<std::string, std::int64_t> counts;  // status -> instances
+  // Age of the oldest ready (runnable and due) instance, in ms; nullopt when none is ready.
+  std::optional<double> oldest_ready_ms;
+  // Concurrency of the queue on each live node that serves it (node id -> slots).
+  std::map<std::string, int> concurrency;
+};
+
+// A live engine, from its heartbeated row.
+struct NodeInfo {
+  std::string id;      // host:pid:token
+  std::string engine;  // the engine's name
+  std::string host;
+  int pid = 0;
+  std::map<std::string, int> queues;  // queue -> concurrency now
+  std::string started_at;
+  std::string heartbeat_at;
+  std::int64_t running = 0;  // instances it holds executing now
 };
 
 // Counts by queue x status, and totals by status.
@@ -140,6 +206,33 @@ class Client {
   std::vector<InstanceInfo> List(const ListFilter& filter);
   // Counts instances by queue and status.
   StatusCounts Counts();
+
+  // --- operating it (SPEC §9) ---
+  // Pauses `queue` cluster-wide: no node claims its rows until Resume (persisted; every node
+  // sees it at its next claim). Steps already running finish.
+  void PauseQueue(const std::string& queue);
+  void ResumeQueue(const std::string& queue);
+  // Per queue: paused, counts by status, oldest ready age, concurrency per live node. Every
+  // queue that has instances, is paused, or is served by a live node.
+  std::vector<QueueInfo> Queues();
+  // Live nodes (rows heartbeated by running engines) with what each runs now.
+  std::vector<NodeInfo> Nodes();
+
+  // Cancels instance `id` (see CancelReport). Terminal instances are left alone (empty report).
+  CancelReport Cancel(std::int64_t id, const CancelOptions& options = {});
+  // Cancels every non-terminal instance matching `filter`.
+  CancelReport CancelWhere(const InstanceFilter& filter, const CancelOptions& options = {});
+  // Puts a failed or cancelled instance back to runnable (attempt 0, result and completion
+  // cleared, last_error kept). Returns false when `id` is not failed or cancelled, when its
+  // unique key is held by another live instance, or when its parent still waits on its join.
+  bool Retry(std::int64_t id);
+  // Retries every failed or cancelled instance matching `filter`; returns the ids retried.
+  std::vector<std::int64_t> RetryWhere(const InstanceFilter& filter);
+  // Deletes the instances matching `filter` (with their signals and history), except
+  // executing ones (cancel them first). Returns how many were deleted.
+  std::int64_t DeleteWhere(const InstanceFilter& filter);
+  // The history of instance `id`, oldest first (at most `limit` newest entries).
+  std::vector<HistoryEntry> History(std::int64_t id, int limit = 200);
 
   const std::string& schema() const;
 

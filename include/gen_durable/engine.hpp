@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -40,6 +41,15 @@ struct EngineStats {
   std::int64_t released = 0;        // buffered rows released on stop
 };
 
+// One queue as this node runs it.
+struct LocalQueueState {
+  int concurrency = 0;  // slots now
+  int min = 0, max = 0; // autoscaling bounds (min == max: fixed)
+  int in_flight = 0;    // steps running
+  int buffered = 0;     // claimed rows waiting for a slot
+  bool draining = false;  // removed by Reconfigure or stopping: claims nothing more
+};
+
 class Engine {
  public:
   // Validates `options` (throws ConfigError naming the bad option) without starting.
@@ -56,6 +66,24 @@ class Engine {
   // in-flight steps, then leave what still runs to the reaper. Idempotent.
   void Stop();
   bool running() const;
+
+  // --- runtime queue control (SPEC §9) ---
+  // Pauses / resumes `queue` cluster-wide (persisted: every node stops claiming it at its next
+  // claim; running steps finish). The same as client().PauseQueue / ResumeQueue, and wakes
+  // this node's picker at once on resume.
+  void Pause(const std::string& queue);
+  void Resume(const std::string& queue);
+  // Sets the concurrency of `queue` on this node (fixed from now on). Lowering it lets running
+  // steps finish. Throws InvalidArgument for a queue this node does not run or n < 1.
+  void Scale(const std::string& queue, int concurrency);
+  // Makes `queues` the complete list this node runs: new ones start, changed ones scale, and
+  // queues not named stop claiming (their buffered rows go back, their running steps finish).
+  void Reconfigure(std::map<std::string, QueueConfig> queues);
+  // Stops claiming on every queue, releases buffered rows, waits for every running step to
+  // finish (however long it takes), then stops the engine.
+  void SafeStop();
+  // This node's queues now.
+  std::map<std::string, LocalQueueState> Queues() const;
 
   // The running engine named `name` in this process, or nullptr.
   static Engine* Find(const std::string& name);

@@ -43,9 +43,12 @@ struct RateLimitRef {
   int weight = 1;
 };
 
-// Concurrency of one queue on this node: a fixed number of slots.
+// Concurrency of one queue on this node: `{10}` is a fixed 10 slots; `{2, 20}` autoscales
+// between 2 and 20 slots from the queue's backlog and in-flight count (SPEC §9).
 struct QueueConfig {
-  int concurrency = 10;
+  int concurrency = 10;  // fixed slots; when autoscaled, the least (and starting) count
+  int max = 0;           // > concurrency: autoscale up to this many slots
+  bool autoscaled() const { return max > concurrency; }
 };
 
 // Where to find the database. `schema` places every table in that Postgres schema.
@@ -89,6 +92,17 @@ struct EngineOptions : ConnectionOptions {
   // Partition keys starting with a prefix may run this many steps at once (default 1 per
   // key); the longest matching prefix wins. E.g. {{"stripe:", 100}}.
   std::map<std::string, int> partition_limits;
+
+  // Autoscaled queues ({min, max}) re-evaluate their concurrency this often...
+  Millis autoscale_interval{1'000};
+  // ...and lower it only when no change happened for this long (growth is immediate).
+  Millis autoscale_cooldown{5'000};
+  // Record every step's outcome in the instance's history (step, outcome, duration, error,
+  // node), shown by `gen_durable show` and the dashboard. Operator actions (cancel, retry)
+  // are always recorded.
+  bool history = false;
+  // History entries older than this are deleted by GC.
+  Millis history_retention{7 * 86'400'000LL};
 };
 
 struct ClientOptions : ConnectionOptions {
