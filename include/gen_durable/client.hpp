@@ -136,6 +136,8 @@ struct QueueInfo {
   std::optional<double> oldest_ready_ms;
   // Concurrency of the queue on each live node that serves it (node id -> slots).
   std::map<std::string, int> concurrency;
+  // Instances of the queue that ended (done, failed, cancelled) in the last minute.
+  std::int64_t completed_last_minute = 0;
 };
 
 // A live engine, from its heartbeated row.
@@ -212,6 +214,11 @@ class Client {
   // sees it at its next claim). Steps already running finish.
   void PauseQueue(const std::string& queue);
   void ResumeQueue(const std::string& queue);
+  // Asks the live engines serving `queue` (all of them, or only node `node`) to run it with
+  // `concurrency` slots, like Engine::Scale on each (not persisted: a restarted engine starts
+  // with its configured concurrency). Throws InvalidArgument when concurrency < 1.
+  void ScaleQueue(const std::string& queue, int concurrency,
+                  const std::optional<std::string>& node = std::nullopt);
   // Per queue: paused, counts by status, oldest ready age, concurrency per live node. Every
   // queue that has instances, is paused, or is served by a live node.
   std::vector<QueueInfo> Queues();
