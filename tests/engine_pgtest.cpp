@@ -696,9 +696,9 @@ TEST_F(EngineTest, OversizedStateFailsTheInstanceWithAClearError) {
 // --- schema ---
 
 TEST_F(EngineTest, MigrateAppliesOnlyWhatIsMissingAndHonoursTheSchema) {
-  EXPECT_EQ(client_->SchemaVersion(), 3);
+  EXPECT_EQ(client_->SchemaVersion(), 4);
   client_->Migrate();  // nothing left to apply
-  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_schema_migrations"), 3);
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_schema_migrations"), 4);
 
   auto m = Machine<Counter>("t.schema").Step("start", [](StepContext<Counter>&) { return Done(); }).Build();
   auto o = Options({m});

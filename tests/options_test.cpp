@@ -43,6 +43,9 @@ TEST(EngineOptions, DefaultsMatchTheSpec) {
   EXPECT_EQ(o.drain_timeout, 5'000ms);
   EXPECT_TRUE(o.reaper);
   EXPECT_TRUE(o.gc);
+  EXPECT_FALSE(o.history);
+  EXPECT_EQ(o.autoscale_interval, 1'000ms);
+  EXPECT_EQ(o.autoscale_cooldown, 5'000ms);
   EXPECT_NO_THROW(Engine::Create(Valid()));
 }
 
@@ -53,6 +56,18 @@ TEST(EngineOptions, BadValuesAreRefusedNamingTheOption) {
   o = Valid();
   o.queues = {{"default", QueueConfig{-1}}};
   ExpectRefused(o, "concurrency");
+  o = Valid();
+  o.queues = {{"default", QueueConfig{4, 4}}};  // autoscaling needs max above min
+  ExpectRefused(o, "max of 'default'");
+  o = Valid();
+  o.queues = {{"default", QueueConfig{1, 20'000}}};
+  ExpectRefused(o, "max of 'default'");
+  o = Valid();
+  o.autoscale_interval = 0ms;
+  ExpectRefused(o, "autoscale_interval");
+  o = Valid();
+  o.history_retention = 0ms;
+  ExpectRefused(o, "history_retention");
   o = Valid();
   o.queues.clear();
   ExpectRefused(o, "queues");

@@ -390,10 +390,10 @@ TEST_F(ClaimTest, ALostClaimsLeaseSeqIsNeverIssuedAgainToTheSameNode) {
   late.lease_seq = lost[0].lease_seq;
   late.status = "done";
   late.clear_inbox = true;
-  EXPECT_TRUE(core->store.CommitOutcomes(*conn, {late}, core->node_id, 60s).empty());
+  EXPECT_TRUE(core->store.CommitOutcomes(*conn, {late}, core->node_id, 60s, false).empty());
   detail::OutcomeRow current = late;
   current.lease_seq = again[0].lease_seq;
-  EXPECT_EQ(core->store.CommitOutcomes(*conn, {current}, core->node_id, 60s).size(), 1u);
+  EXPECT_EQ(core->store.CommitOutcomes(*conn, {current}, core->node_id, 60s, false).size(), 1u);
   EXPECT_EQ(Count("status = 'done'"), 1);
 }
 

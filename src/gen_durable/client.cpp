@@ -3,11 +3,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 
 #include "gen_durable/pg/connection.hpp"
 #include "gen_durable/schema/migrations.hpp"
+#include "gen_durable/store/ops_store.hpp"
 #include "gen_durable/store/store.hpp"
 #include "gen_durable/resolve.hpp"
 #include "gen_durable/validate.hpp"
@@ -18,7 +20,22 @@ namespace detail {
 
 class ClientImpl {
  public:
-  explicit ClientImpl(ClientOptions options) : options_(std::move(options)), store_(options_.schema) {}
+  explicit ClientImpl(ClientOptions options)
+      : options_(std::move(options)), store_(options_.schema), ops_(options_.schema) {}
+
+  // Runs `op` on a pooled connection, again (up to 3 times) when it fails in a retryable way
+  // before anything was written: a deadlock with a concurrent commit, a lost connection.
+  template <typename Op>
+  auto Retrying(Op&& op) {
+    for (int attempt = 1;; ++attempt) {
+      try {
+        auto c = Acquire();
+        return op(*c);
+      } catch (const DatabaseError& e) {
+        if (attempt >= 3 || e.retry() != Retry::kRetryable) throw;
+      }
+    }
+  }
 
   // A pooled connection, returned on destruction unless broken.
   class Lease {
@@ -105,6 +122,7 @@ class ClientImpl {
 
   ClientOptions options_;
   Store store_;
+  OpsStore ops_;
   std::mutex mu_;
   std::vector<std::unique_ptr<pg::Connection>> free_;  // GUARDED_BY(mu_)
 };
@@ -240,6 +258,100 @@ std::vector<InstanceInfo> Client::List(const ListFilter& filter) {
 StatusCounts Client::Counts() {
   auto c = impl_->Acquire();
   return impl_->store_.Counts(*c);
+}
+
+namespace {
+
+void RequireQueueName(const std::string& queue) {
+  if (auto problem = detail::NameProblem("queue", queue, detail::kMaxNameBytes); !problem.empty()) {
+    throw InvalidArgument(problem);
+  }
+}
+
+InstanceFilter OneId(std::int64_t id) {
+  InstanceFilter f;
+  f.ids = {id};
+  return f;
+}
+
+}  // namespace
+
+void Client::PauseQueue(const std::string& queue) {
+  RequireQueueName(queue);
+  impl_->Retrying([&](detail::pg::Connection& c) { impl_->ops_.SetPaused(c, queue, true); });
+}
+
+void Client::ResumeQueue(const std::string& queue) {
+  RequireQueueName(queue);
+  impl_->Retrying([&](detail::pg::Connection& c) { impl_->ops_.SetPaused(c, queue, false); });
+}
+
+void Client::ScaleQueue(const std::string& queue, int concurrency,
+                        const std::optional<std::string>& node) {
+  RequireQueueName(queue);
+  if (concurrency < 1 || concurrency > 10'000) {
+    throw InvalidArgument(fmt::format("scale: concurrency must be in 1..10000 (got {})",
+                                      concurrency));
+  }
+  impl_->Retrying([&](detail::pg::Connection& c) {
+    impl_->ops_.RequestScale(c, queue, concurrency, node);
+  });
+}
+
+std::vector<QueueInfo> Client::Queues() {
+  return impl_->Retrying([&](detail::pg::Connection& c) { return impl_->ops_.Queues(c); });
+}
+
+std::vector<NodeInfo> Client::Nodes() {
+  return impl_->Retrying([&](detail::pg::Connection& c) { return impl_->ops_.Nodes(c); });
+}
+
+CancelReport Client::Cancel(std::int64_t id, const CancelOptions& options) {
+  return CancelWhere(OneId(id), options);
+}
+
+CancelReport Client::CancelWhere(const InstanceFilter& filter, const CancelOptions& options) {
+  if (options.reason.empty()) throw InvalidArgument("cancel: reason must not be empty");
+  return impl_->Retrying(
+      [&](detail::pg::Connection& c) { return impl_->ops_.Cancel(c, filter, options); });
+}
+
+bool Client::Retry(std::int64_t id) { return !RetryWhere(OneId(id)).empty(); }
+
+std::vector<std::int64_t> Client::RetryWhere(const InstanceFilter& filter) {
+  try {
+    return impl_->Retrying([&](detail::pg::Connection& c) {
+      return impl_->ops_.Retry(c, filter, std::nullopt);
+    });
+  } catch (const DatabaseError& e) {
+    if (e.sqlstate() != "23505") throw;
+  }
+  // Two of them wanted the same unique key back: one at a time, the first takes it and the
+  // others are skipped.
+  std::vector<std::int64_t> retried;
+  for (;;) {
+    auto ids = impl_->Retrying(
+        [&](detail::pg::Connection& c) { return impl_->ops_.Retry(c, filter, 1); });
+    if (ids.empty()) return retried;
+    retried.insert(retried.end(), ids.begin(), ids.end());
+  }
+}
+
+std::int64_t Client::DeleteWhere(const InstanceFilter& filter) {
+  constexpr int kBatch = 10'000;
+  std::int64_t total = 0;
+  for (;;) {
+    const auto n = impl_->Retrying(
+        [&](detail::pg::Connection& c) { return impl_->ops_.Delete(c, filter, kBatch); });
+    total += n;
+    if (n < kBatch) return total;
+  }
+}
+
+std::vector<HistoryEntry> Client::History(std::int64_t id, int limit) {
+  if (limit < 1) throw InvalidArgument("history: limit must be >= 1");
+  return impl_->Retrying(
+      [&](detail::pg::Connection& c) { return impl_->ops_.History(c, id, limit); });
 }
 
 }  // namespace gen_durable

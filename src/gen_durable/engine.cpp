@@ -4,9 +4,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
+#include <thread>
 
+#include "gen_durable/runtime/autoscaler.hpp"
 #include "gen_durable/runtime/flusher.hpp"
 #include "gen_durable/runtime/maintenance.hpp"
 #include "gen_durable/runtime/node.hpp"
@@ -27,7 +30,10 @@ Store MakeStore(const EngineOptions& o) {
 }  // namespace
 
 EngineCore::EngineCore(EngineOptions opts, std::string node)
-    : options(std::move(opts)), node_id(std::move(node)), store(MakeStore(options)) {
+    : options(std::move(opts)),
+      node_id(std::move(node)),
+      store(MakeStore(options)),
+      ops(options.schema) {
   auto add = [&](const AnyMachine& m) {
     machines[{m.name(), m.version()}] = m.shared();
   };
@@ -79,8 +85,7 @@ class EngineImpl {
  public:
   explicit EngineImpl(EngineOptions options) {
     ValidateEngineOptions(options);
-    const auto self = SelfIdentity();
-    core_ = std::make_shared<EngineCore>(std::move(options), NewNodeId(self));
+    core_ = std::make_shared<EngineCore>(std::move(options), NewNodeId(self_));
     ClientOptions co;
     co.database = core_->options.database;
     co.schema = core_->options.schema;
@@ -100,12 +105,12 @@ class EngineImpl {
     try {
       auto conn = core_->Connect("control");
       Migrate(*conn, core_->options.schema);
-      const auto self = SelfIdentity();
       ReclaimDeadPredecessors(*core_, *conn);
+      configs_ = core_->options.queues;
       Json queues = Json::object();
-      for (const auto& [q, cfg] : core_->options.queues) queues[q] = cfg.concurrency;
-      core_->store.NodeUpsert(*conn, core_->node_id, core_->options.name, self.host, self.pid,
-                              self.proc_start, queues.dump());
+      for (const auto& [q, cfg] : configs_) queues[q] = cfg.concurrency;
+      core_->store.NodeUpsert(*conn, core_->node_id, core_->options.name, self_.host, self_.pid,
+                              self_.proc_start, queues.dump());
     } catch (...) {
       std::lock_guard lock(g_names_mu);
       Names().erase(core_->options.name);
@@ -118,27 +123,236 @@ class EngineImpl {
     spdlog::default_logger_raw();
     flusher_ = std::make_shared<Flusher>(core_);
     flusher_->Start();
-    for (const auto& [q, cfg] : core_->options.queues) {
-      auto runner = std::make_shared<QueueRunner>(core_, flusher_, q, cfg.concurrency);
-      runners_[q] = runner;
-      runner->Start();
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [q, cfg] : configs_) StartRunnerLocked(q, cfg.concurrency);
     }
-    heartbeat_ = std::make_unique<Heartbeat>(core_, [this] {
-      std::vector<std::int64_t> ids;
-      for (auto& [_, r] : runners_) {
-        auto held = r->HeldIds();
-        ids.insert(ids.end(), held.begin(), held.end());
-      }
-      return ids;
-    });
+    heartbeat_ = std::make_unique<Heartbeat>(
+        core_,
+        [this] {
+          std::vector<std::int64_t> ids;
+          for (auto& r : AllRunners()) {
+            auto held = r->HeldIds();
+            ids.insert(ids.end(), held.begin(), held.end());
+          }
+          return ids;
+        },
+        [this](std::int64_t id) { CancelLocal(id); });
     heartbeat_->Start();
     maintenance_ =
         std::make_unique<Maintenance>(core_, [this](const std::string& q) { PokeQueue(q); });
     maintenance_->Start();
-    listener_ = std::make_unique<Listener>(core_, [this](const std::string& q) { PokeQueue(q); });
+    listener_ = std::make_unique<Listener>(
+        core_, [this](const std::string& q) { PokeQueue(q); },
+        [this](const Json& message) { OnControl(message); });
     listener_->Start();
+    autoscaler_ = std::thread([this] { AutoscaleLoop(); });
     std::lock_guard lock(g_names_mu);
     running_ = true;
+  }
+
+  // --- runtime queue control ---
+
+  void StartRunnerLocked(const std::string& queue, int concurrency) {
+    auto runner = std::make_shared<QueueRunner>(core_, flusher_, queue, concurrency);
+    runners_[queue] = runner;
+    runner->Start();
+  }
+
+  std::vector<std::shared_ptr<QueueRunner>> AllRunners() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::shared_ptr<QueueRunner>> out;
+    for (const auto& [_, r] : runners_) out.push_back(r);
+    for (const auto& r : retiring_) out.push_back(r);
+    return out;
+  }
+
+  std::shared_ptr<QueueRunner> Runner(const std::string& queue) const {
+    std::lock_guard lock(mu_);
+    auto it = runners_.find(queue);
+    return it == runners_.end() ? nullptr : it->second;
+  }
+
+  void RequireRunning(const char* what) const {
+    if (!running()) throw InvalidArgument(fmt::format("{}: the engine is not running", what));
+  }
+
+  // Sets the slots of `queue` on this node; `fixed` ends its autoscaling (a manual scale).
+  void ScaleLocal(const std::string& queue, int concurrency, const char* reason, bool fixed) {
+    std::shared_ptr<QueueRunner> runner;
+    {
+      std::lock_guard lock(mu_);
+      auto it = runners_.find(queue);
+      if (it == runners_.end()) {
+        throw InvalidArgument(fmt::format("scale: this node does not run queue '{}'", queue));
+      }
+      runner = it->second;
+      if (fixed) configs_[queue] = QueueConfig{concurrency};
+    }
+    const int before = runner->Scale(concurrency);
+    if (before != concurrency) {
+      core_->Emit("queue.scaled", [&](TelemetryEvent& e) {
+        e.measurements["from"] = before;
+        e.measurements["to"] = concurrency;
+        e.metadata["queue"] = queue;
+        e.metadata["reason"] = reason;
+      });
+      spdlog::info("queue {}: concurrency {} -> {} ({})", queue, before, concurrency, reason);
+    }
+    PublishQueues();
+  }
+
+  // Writes this node's queues and their concurrency to its row (what `nodes` shows).
+  void PublishQueues() {
+    Json queues = Json::object();
+    for (const auto& [q, state] : LocalQueues()) {
+      if (!state.draining) queues[q] = state.concurrency;
+    }
+    try {
+      auto conn = core_->Connect("control");
+      core_->store.NodeUpsert(*conn, core_->node_id, core_->options.name, self_.host, self_.pid,
+                              self_.proc_start, queues.dump());
+    } catch (const Error& e) {
+      spdlog::warn("could not publish this node's queues: {}", e.what());
+    }
+  }
+
+  std::map<std::string, LocalQueueState> LocalQueues() const {
+    std::lock_guard lock(mu_);
+    std::map<std::string, LocalQueueState> out;
+    for (const auto& r : retiring_) out[r->queue()] = r->State();
+    for (const auto& [q, r] : runners_) {
+      auto state = r->State();
+      if (auto it = configs_.find(q); it != configs_.end() && it->second.autoscaled()) {
+        state.min = it->second.concurrency;
+        state.max = it->second.max;
+      }
+      out[q] = state;
+    }
+    return out;
+  }
+
+  void Reconfigure(std::map<std::string, QueueConfig> queues) {
+    RequireRunning("reconfigure");
+    EngineOptions check = core_->options;
+    check.queues = queues;
+    ValidateEngineOptions(check);
+    std::vector<std::pair<std::string, int>> rescale;
+    {
+      std::lock_guard lock(mu_);
+      for (auto it = runners_.begin(); it != runners_.end();) {
+        if (queues.count(it->first)) {
+          ++it;
+          continue;
+        }
+        // Not named any more: claim nothing, hand back the buffer, let running steps finish.
+        const auto released = it->second->BeginDrain();
+        core_->counters.released.fetch_add(released);
+        retiring_.push_back(it->second);
+        it = runners_.erase(it);
+      }
+      for (const auto& [q, cfg] : queues) {
+        auto it = runners_.find(q);
+        if (it == runners_.end()) {
+          StartRunnerLocked(q, cfg.concurrency);
+          continue;
+        }
+        const int now = it->second->State().concurrency;
+        const int want = cfg.autoscaled() ? std::clamp(now, cfg.concurrency, cfg.max)
+                                          : cfg.concurrency;
+        if (want != now) rescale.emplace_back(q, want);
+      }
+      configs_ = queues;
+    }
+    for (const auto& [q, n] : rescale) ScaleLocal(q, n, "reconfigure", false);
+    PublishQueues();
+  }
+
+  void SafeStop() {
+    if (!running()) return;
+    for (auto& r : AllRunners()) core_->counters.released.fetch_add(r->BeginDrain());
+    for (auto& r : AllRunners()) r->WaitIdle(std::chrono::steady_clock::time_point::max());
+    Stop();
+  }
+
+  // A running instance was cancelled: tell the queue that holds it.
+  void CancelLocal(std::int64_t id) {
+    for (auto& r : AllRunners()) {
+      if (r->Cancel(id)) return;
+    }
+  }
+
+  // A control message from any node or client (see OpsStore).
+  void OnControl(const Json& m) {
+    try {
+      const std::string op = m.value("op", "");
+      if (op == "cancel") {
+        CancelLocal(m.at("id").get<std::int64_t>());
+      } else if (op == "pause" || op == "resume") {
+        if (auto r = Runner(m.at("queue").get<std::string>())) r->SetPaused(op == "pause");
+      } else if (op == "scale") {
+        const auto& node = m.at("node");
+        if (!node.is_null() && node.get<std::string>() != core_->node_id) return;
+        const auto queue = m.at("queue").get<std::string>();
+        if (!Runner(queue)) return;  // a queue this node does not run
+        ScaleLocal(queue, m.at("concurrency").get<int>(), "requested", true);
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("control message {} not applied: {}", m.dump(), e.what());
+    }
+  }
+
+  // Every autoscale_interval: each autoscaled queue's concurrency from its backlog.
+  void AutoscaleLoop() {
+    using Clock = std::chrono::steady_clock;
+    std::unique_ptr<pg::Connection> conn;
+    std::map<std::string, Clock::time_point> changed;  // last change per queue
+    while (autoscale_wake_.WaitFor(core_->options.autoscale_interval)) {
+      std::vector<std::pair<std::string, QueueConfig>> scaled;
+      {
+        std::lock_guard lock(mu_);
+        for (const auto& [q, cfg] : configs_) {
+          if (cfg.autoscaled() && runners_.count(q)) scaled.emplace_back(q, cfg);
+        }
+      }
+      for (const auto& [q, cfg] : scaled) {
+        auto runner = Runner(q);
+        if (!runner) continue;
+        try {
+          if (!conn || conn->broken()) conn = core_->Connect("autoscaler");
+          const auto state = runner->State();
+          AutoscaleInput in;
+          in.current = state.concurrency;
+          in.min = cfg.concurrency;
+          in.max = cfg.max;
+          in.in_flight = state.in_flight + state.buffered;
+          in.backlog = core_->ops.ReadyCount(*conn, q, cfg.max);
+          const auto last = changed.find(q);
+          in.cooled = last == changed.end() ||
+                      Clock::now() - last->second >= core_->options.autoscale_cooldown;
+          const int target = AutoscaleTarget(in);
+          if (target == in.current) continue;
+          {
+            // A manual scale or a reconfigure since the snapshot wins.
+            std::lock_guard lock(mu_);
+            auto it = configs_.find(q);
+            if (it == configs_.end() || !it->second.autoscaled()) continue;
+          }
+          core_->Emit("queue.autoscale", [&](TelemetryEvent& e) {
+            e.measurements["backlog"] = static_cast<double>(in.backlog);
+            e.measurements["in_flight"] = in.in_flight;
+            e.measurements["from"] = in.current;
+            e.measurements["to"] = target;
+            e.metadata["queue"] = q;
+          });
+          ScaleLocal(q, target, target > in.current ? "autoscale up" : "autoscale down", false);
+          changed[q] = Clock::now();
+        } catch (const std::exception& e) {
+          spdlog::warn("autoscaler: queue {}: {}", q, e.what());
+          if (conn && conn->broken()) conn.reset();
+        }
+      }
+    }
   }
 
   void Stop() {
@@ -149,25 +363,26 @@ class EngineImpl {
     }
     using Clock = std::chrono::steady_clock;
     const auto deadline = Clock::now() + core_->options.drain_timeout;
+    autoscale_wake_.Stop();
+    if (autoscaler_.joinable()) autoscaler_.join();
     listener_->Stop();
-    std::map<std::string, std::int64_t> released;
-    for (auto& [q, r] : runners_) released[q] = r->BeginDrain();
+    const auto runners = AllRunners();
+    std::vector<std::int64_t> released;
+    for (auto& r : runners) released.push_back(r->BeginDrain());
     int abandoned = 0;
-    for (auto& [q, r] : runners_) {
-      const int left = r->WaitIdle(deadline);
+    for (std::size_t i = 0; i < runners.size(); ++i) {
+      const int left = runners[i]->WaitIdle(deadline);
       abandoned += left;
-      // (a named reference: clang 14 cannot capture a structured binding)
-      const std::string& queue = q;
       core_->Emit("scheduler.drain", [&](TelemetryEvent& e) {
-        e.measurements["released"] = static_cast<double>(released[queue]);
+        e.measurements["released"] = static_cast<double>(released[i]);
         e.measurements["in_flight"] = left;
-        e.metadata["queue"] = queue;
+        e.metadata["queue"] = runners[i]->queue();
       });
     }
     // Outcomes already handed over still commit (retrying a lost connection until the
     // deadline); later ones are refused and their rows left to the reaper.
     flusher_->Stop(deadline);
-    for (auto& [_, r] : runners_) r->Finish();
+    for (auto& r : runners) r->Finish();
     heartbeat_->Stop();
     maintenance_->Stop();
     if (abandoned == 0) {
@@ -182,7 +397,11 @@ class EngineImpl {
                    "to the queue when their leases expire",
                    core_->options.name, abandoned);
     }
-    runners_.clear();
+    {
+      std::lock_guard lock(mu_);
+      runners_.clear();
+      retiring_.clear();
+    }
     // Close every connection of the background threads (an abandoned step keeps only the
     // flusher object, whose connection is closed by its Stop).
     heartbeat_.reset();
@@ -195,8 +414,7 @@ class EngineImpl {
 
   // New work may be ready on `queue` (a NOTIFY, a parked row woken at its deadline).
   void PokeQueue(const std::string& queue) {
-    auto it = runners_.find(queue);
-    if (it != runners_.end()) it->second->Poke();
+    if (auto r = Runner(queue)) r->Poke();
   }
 
   bool running() const {
@@ -205,9 +423,16 @@ class EngineImpl {
   }
 
   std::shared_ptr<EngineCore> core_;
+  const ProcessIdentity self_ = SelfIdentity();
   std::unique_ptr<Client> client_;
   std::shared_ptr<Flusher> flusher_;
-  std::map<std::string, std::shared_ptr<QueueRunner>> runners_;
+  mutable std::mutex mu_;
+  std::map<std::string, QueueConfig> configs_;                   // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_ptr<QueueRunner>> runners_;  // GUARDED_BY(mu_)
+  // Queues removed by Reconfigure, finishing their running steps.  GUARDED_BY(mu_)
+  std::vector<std::shared_ptr<QueueRunner>> retiring_;
+  Wakeup autoscale_wake_;
+  std::thread autoscaler_;
   std::unique_ptr<Heartbeat> heartbeat_;
   std::unique_ptr<Maintenance> maintenance_;
   std::unique_ptr<Listener> listener_;
@@ -245,6 +470,33 @@ const std::string& Engine::node_id() const { return impl_->core_->node_id; }
 const EngineOptions& Engine::options() const { return impl_->core_->options; }
 Client& Engine::client() { return *impl_->client_; }
 Telemetry& Engine::telemetry() { return impl_->core_->telemetry; }
+
+void Engine::Pause(const std::string& queue) {
+  impl_->client_->PauseQueue(queue);
+  if (auto r = impl_->Runner(queue)) r->SetPaused(true);
+}
+
+void Engine::Resume(const std::string& queue) {
+  impl_->client_->ResumeQueue(queue);
+  if (auto r = impl_->Runner(queue)) r->SetPaused(false);
+}
+
+void Engine::Scale(const std::string& queue, int concurrency) {
+  impl_->RequireRunning("scale");
+  if (concurrency < 1 || concurrency > 10'000) {
+    throw InvalidArgument(
+        fmt::format("scale: concurrency must be in 1..10000 (got {})", concurrency));
+  }
+  impl_->ScaleLocal(queue, concurrency, "manual", true);
+}
+
+void Engine::Reconfigure(std::map<std::string, QueueConfig> queues) {
+  impl_->Reconfigure(std::move(queues));
+}
+
+void Engine::SafeStop() { impl_->SafeStop(); }
+
+std::map<std::string, LocalQueueState> Engine::Queues() const { return impl_->LocalQueues(); }
 
 EngineStats Engine::stats() const {
   const auto& c = impl_->core_->counters;

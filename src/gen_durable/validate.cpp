@@ -128,7 +128,18 @@ void ValidateEngineOptions(const EngineOptions& o) {
       throw ConfigError(fmt::format("queues: concurrency of '{}' must be <= 10000 (got {})", queue,
                                     cfg.concurrency));
     }
+    if (cfg.max != 0 && (cfg.max <= cfg.concurrency || cfg.max > 10'000)) {
+      throw ConfigError(fmt::format(
+          "queues: max of '{}' must be above its concurrency ({}) and <= 10000 (got {})", queue,
+          cfg.concurrency, cfg.max));
+    }
   }
+  RequirePositive("autoscale_interval", o.autoscale_interval);
+  if (o.autoscale_cooldown.count() < 0) {
+    throw ConfigError(fmt::format("autoscale_cooldown must be >= 0 ms (got {})",
+                                  o.autoscale_cooldown.count()));
+  }
+  RequirePositive("history_retention", o.history_retention);
   RequirePositive("lease_ttl", o.lease_ttl);
   RequirePositive("heartbeat_interval", o.heartbeat_interval);
   RequirePositive("poll_interval", o.poll_interval);

@@ -96,7 +96,7 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
   CLI::App* worker = app.add_subcommand(
       "worker", "Run the demo machines until SIGINT/SIGTERM, then drain and exit");
   AddCommonFlags(worker, cmd.global, cmd.verbosity);
-  worker->add_option("--queues", cmd.worker.queues, "Queues to serve: NAME:CONCURRENCY,...")
+  worker->add_option("--queues", cmd.worker.queues, "Queues to serve: NAME:CONCURRENCY or NAME:MIN-MAX (autoscaled), comma-separated")
       ->capture_default_str();
   worker->add_option("--name", cmd.worker.name, "Engine name")->capture_default_str();
   worker->add_option("--lease-ttl", cmd.worker.lease_ttl_ms, "Lease of a claimed row (ms)")
@@ -123,6 +123,20 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
   worker
       ->add_option("--drain-timeout", cmd.worker.drain_timeout_ms,
                    "On stop, wait this long for running steps (ms)")
+      ->capture_default_str();
+  worker
+      ->add_option("--autoscale-interval", cmd.worker.autoscale_interval_ms,
+                   "How often autoscaled queues (--queues NAME:MIN-MAX) re-evaluate (ms)")
+      ->capture_default_str();
+  worker
+      ->add_option("--autoscale-cooldown", cmd.worker.autoscale_cooldown_ms,
+                   "An autoscaled queue shrinks only after this long without a change (ms)")
+      ->capture_default_str();
+  worker->add_flag("--history", cmd.worker.history,
+                   "Record each step's outcome in the instance's history (shown by `show`)");
+  worker
+      ->add_option("--history-retention", cmd.worker.history_retention_ms,
+                   "GC deletes history entries older than this (ms)")
       ->capture_default_str();
   worker
       ->add_option("--rate-limit", cmd.worker.rate_limits,

@@ -373,10 +373,22 @@ std::map<std::string, QueueConfig> ParseQueues(const std::string& spec) {
     if (const auto colon = item.rfind(':'); colon != std::string_view::npos) {
       name = item.substr(0, colon);
       const std::string_view number = item.substr(colon + 1);
-      const auto [end, ec] =
-          std::from_chars(number.data(), number.data() + number.size(), cfg.concurrency);
-      if (ec != std::errc() || end != number.data() + number.size()) {
-        throw UsageError(fmt::format("--queues: '{}' is not NAME:CONCURRENCY", item));
+      // NAME:N (fixed) or NAME:MIN-MAX (autoscaled)
+      auto parse = [&](std::string_view digits, int& out) {
+        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+        if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) {
+          throw UsageError(
+              fmt::format("--queues: '{}' is not NAME:CONCURRENCY or NAME:MIN-MAX", item));
+        }
+      };
+      if (const auto dash = number.find('-'); dash != std::string_view::npos && dash > 0) {
+        parse(number.substr(0, dash), cfg.concurrency);
+        parse(number.substr(dash + 1), cfg.max);
+        if (cfg.max <= cfg.concurrency) {
+          throw UsageError(fmt::format("--queues: '{}': MAX must be above MIN", item));
+        }
+      } else {
+        parse(number, cfg.concurrency);
       }
     }
     if (name.empty()) throw UsageError(fmt::format("--queues: '{}' has no queue name", item));
@@ -507,6 +519,10 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   options.gc_retention = Millis{args.gc_retention_ms};
   options.prefetch = args.prefetch;
   options.drain_timeout = Millis{args.drain_timeout_ms};
+  options.autoscale_interval = Millis{args.autoscale_interval_ms};
+  options.autoscale_cooldown = Millis{args.autoscale_cooldown_ms};
+  options.history = args.history;
+  options.history_retention = Millis{args.history_retention_ms};
   options.rate_limits = ParseRateLimits(args.rate_limits);
 
   RegisterDemoMachines();
@@ -541,7 +557,9 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   }
   std::string queues;
   for (const auto& [name, cfg] : options.queues) {
-    queues += fmt::format("{}{}:{}", queues.empty() ? "" : ",", name, cfg.concurrency);
+    queues += fmt::format("{}{}:{}", queues.empty() ? "" : ",", name,
+                          cfg.autoscaled() ? fmt::format("{}-{}", cfg.concurrency, cfg.max)
+                                           : std::to_string(cfg.concurrency));
   }
   std::string limits;
   for (const auto& [name, limit] : options.rate_limits) {

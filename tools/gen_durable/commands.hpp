@@ -143,6 +143,10 @@ struct WorkerArgs {
   int prefetch = 0;
   std::int64_t drain_timeout_ms = 5'000;
   std::vector<std::string> rate_limits;  // each "NAME:ALLOWED:PERIOD_MS[:BURST]"
+  std::int64_t autoscale_interval_ms = 1'000;
+  std::int64_t autoscale_cooldown_ms = 5'000;
+  bool history = false;
+  std::int64_t history_retention_ms = 7 * 86'400'000LL;
   // When set, one JSON line per finished step, stale outcome and reaped row is appended here
   // (an audit trail for fault-injection runs; see tests/chaos/).
   std::string step_log;
@@ -152,7 +156,7 @@ struct WorkerArgs {
 // after the drain cannot hold the process open.
 int RunWorker(const GlobalOptions& global, const WorkerArgs& args);
 
-// Parses "name:concurrency,..." ("name" alone takes 10). Throws UsageError when malformed;
+// Parses "name:concurrency,..." ("name" alone takes 10; "name:min-max" autoscales). Throws UsageError when malformed;
 // out-of-range numbers are left for the engine's validation to refuse by option name.
 std::map<std::string, QueueConfig> ParseQueues(const std::string& spec);
 

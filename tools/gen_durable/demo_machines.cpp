@@ -86,10 +86,16 @@ void RegisterAll() {
   // demo.sleep {ms}: sleeps, then reports when and where it ran.
   Job<SleepArgs>("demo.sleep")
       .Backoff(ShortBackoff)
-      .Perform([](const SleepArgs& a, JobContext&) {
+      .Perform([](const SleepArgs& a, JobContext& ctx) {
         const auto start = NowMicros();
         if (a.ms < 0) return JobResult::Cancel("ms must be >= 0");
-        std::this_thread::sleep_for(Millis{a.ms});
+        // Sleeps in short slices so a cancel is noticed within 10 ms.
+        const auto until = std::chrono::steady_clock::now() + Millis{a.ms};
+        while (std::chrono::steady_clock::now() < until) {
+          if (ctx.cancelled()) return JobResult::Cancel("cancelled while sleeping");
+          std::this_thread::sleep_until(
+              std::min(until, std::chrono::steady_clock::now() + Millis{10}));
+        }
         return JobResult::Ok(
             {{"start_us", start}, {"end_us", NowMicros()}, {"worker", WorkerName()}});
       })

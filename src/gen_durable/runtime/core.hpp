@@ -12,6 +12,7 @@
 #include "gen_durable/engine.hpp"
 #include "gen_durable/machine.hpp"
 #include "gen_durable/pg/connection.hpp"
+#include "gen_durable/store/ops_store.hpp"
 #include "gen_durable/store/store.hpp"
 #include "gen_durable/telemetry.hpp"
 
@@ -28,6 +29,7 @@ struct EngineCore {
   const EngineOptions options;
   const std::string node_id;
   const Store store;
+  const OpsStore ops;
   Telemetry telemetry;
   Counters counters;
   // Claim statements issued by this node, for their lease_seq increments (see Store::Claim).

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace gen_durable::detail {
@@ -83,12 +84,15 @@ bool Flusher::Flush(std::vector<Pending>& batch) {
       GD_CRASH_POINT("before_flush_commit");
       // Values are absolute and guarded by lease_seq: re-running an in-doubt commit is safe.
       auto committed = core_->store.CommitOutcomes(*conn_, rows, core_->node_id,
-                                                   core_->options.lease_ttl);
+                                                   core_->options.lease_ttl,
+                                                   core_->options.history);
       GD_CRASH_POINT("after_flush_commit");
-      std::unordered_set<std::int64_t> ok(committed.begin(), committed.end());
+      std::unordered_map<std::int64_t, bool> ok;  // id -> cancelled
+      for (const auto& c : committed) ok[c.id] = c.cancelled;
       core_->counters.flushes.fetch_add(1, std::memory_order_relaxed);
       for (auto& p : batch) {
-        const bool was = ok.count(p.row.id) > 0;
+        const auto it = ok.find(p.row.id);
+        const bool was = it != ok.end();
         if (was) {
           core_->counters.committed.fetch_add(1, std::memory_order_relaxed);
         } else {
@@ -99,7 +103,9 @@ bool Flusher::Flush(std::vector<Pending>& batch) {
             e.metadata["status"] = p.row.status;
           });
         }
-        p.done(was ? CommitResult::kCommitted : CommitResult::kStale);
+        p.done(!was         ? CommitResult::kStale
+               : it->second ? CommitResult::kCancelled
+                            : CommitResult::kCommitted);
       }
       return true;
     } catch (const Error& e) {

@@ -21,6 +21,7 @@ namespace gen_durable::detail {
 
 enum class CommitResult {
   kCommitted,  // the outcome is durable
+  kCancelled,  // committed, but as `cancelled`: the instance was cancelled while its step ran
   kStale,      // the ownership guard refused it: the lease was lost, nothing was written
   kAbandoned,  // the flusher stopped before it could commit (the reaper will recover the row)
 };

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "gen_durable/runtime/node.hpp"
+#include "gen_durable/schema/migrations.hpp"
 
 namespace gen_durable::detail {
 
@@ -29,8 +30,9 @@ void EmitReaped(EngineCore& core, const std::vector<ReapedRow>& rows) {
 // --- heartbeat ---
 
 Heartbeat::Heartbeat(std::shared_ptr<EngineCore> core,
-                     std::function<std::vector<std::int64_t>()> held)
-    : core_(std::move(core)), held_(std::move(held)) {}
+                     std::function<std::vector<std::int64_t>()> held,
+                     std::function<void(std::int64_t)> cancelled)
+    : core_(std::move(core)), held_(std::move(held)), cancelled_(std::move(cancelled)) {}
 
 void Heartbeat::Start() {
   thread_ = std::thread([this] {
@@ -49,6 +51,10 @@ void Heartbeat::Beat() {
     auto ids = held_();
     core_->store.Heartbeat(*conn_, core_->node_id, ids, core_->options.lease_ttl);
     core_->store.NodeHeartbeat(*conn_, core_->node_id);
+    // Cancels whose control message this node missed (its listener was reconnecting).
+    if (!ids.empty() && cancelled_) {
+      for (auto id : core_->ops.CancelRequested(*conn_, core_->node_id, ids)) cancelled_(id);
+    }
   } catch (const std::exception& e) {
     spdlog::warn("heartbeat failed: {}", e.what());
     if (conn_ && conn_->broken()) conn_.reset();
@@ -140,6 +146,9 @@ std::int64_t Maintenance::Collect() {
       if (n < o.gc_batch || wake_.stopped()) break;  // a full batch: sweep again at once
     }
     rate_limiter_.PruneIdle(conn);
+    while (core_->ops.HistorySweep(conn, o.history_retention, o.gc_batch) >= o.gc_batch &&
+           !wake_.stopped()) {
+    }
   } catch (const std::exception& e) {
     spdlog::warn("gc sweep failed: {}", e.what());
     if (conn_ && conn_->broken()) conn_.reset();
@@ -154,11 +163,12 @@ std::int64_t Maintenance::Collect() {
 // --- listener ---
 
 Listener::Listener(std::shared_ptr<EngineCore> core,
-                   std::function<void(const std::string&)> on_queue)
-    : core_(std::move(core)), on_queue_(std::move(on_queue)) {}
+                   std::function<void(const std::string&)> on_queue,
+                   std::function<void(const Json&)> on_control)
+    : core_(std::move(core)), on_queue_(std::move(on_queue)), on_control_(std::move(on_control)) {}
 
 void Listener::Start() {
-  thread_ = std::thread([this] {
+  thread_ = std::thread([this, control_channel = ControlChannelFor(core_->options.schema)] {
     std::unique_ptr<pg::Connection> conn;
     Millis retry{100};
     while (!wake_.stopped()) {
@@ -166,10 +176,22 @@ void Listener::Start() {
         if (!conn || conn->broken()) {
           conn = core_->Connect("listener");
           conn->Listen(core_->store.channel());
+          if (on_control_) conn->Listen(control_channel);
           retry = Millis{100};
         }
         // Short waits so Stop() is noticed promptly.
-        for (const auto& n : conn->WaitForNotifications(Millis{250})) on_queue_(n.payload);
+        for (const auto& n : conn->WaitForNotifications(Millis{250})) {
+          if (n.channel != control_channel) {
+            on_queue_(n.payload);
+            continue;
+          }
+          auto message = Json::parse(n.payload, nullptr, /*allow_exceptions=*/false);
+          if (message.is_object()) {
+            on_control_(message);
+          } else {
+            spdlog::warn("listener: ignored a malformed control message: {}", n.payload);
+          }
+        }
       } catch (const std::exception& e) {
         spdlog::debug("listener: {}", e.what());
         conn.reset();

@@ -14,11 +14,12 @@
 
 namespace gen_durable::detail {
 
-// Extends the leases of every row this node holds, every heartbeat_interval, and refreshes
-// the node's own row.
+// Extends the leases of every row this node holds, every heartbeat_interval, refreshes the
+// node's own row, and calls `cancelled(id)` for each held row whose cancel was requested.
 class Heartbeat {
  public:
-  Heartbeat(std::shared_ptr<EngineCore> core, std::function<std::vector<std::int64_t>()> held);
+  Heartbeat(std::shared_ptr<EngineCore> core, std::function<std::vector<std::int64_t>()> held,
+            std::function<void(std::int64_t)> cancelled);
   ~Heartbeat() { Stop(); }
   void Start();
   void Stop();
@@ -28,6 +29,7 @@ class Heartbeat {
  private:
   std::shared_ptr<EngineCore> core_;
   std::function<std::vector<std::int64_t>()> held_;
+  std::function<void(std::int64_t)> cancelled_;
   std::unique_ptr<pg::Connection> conn_;
   Wakeup wake_;
   std::thread thread_;
@@ -57,10 +59,12 @@ class Maintenance {
   std::thread thread_;
 };
 
-// LISTENs on the engine's channel and calls `on_queue(queue)` for each announcement.
+// LISTENs on the engine's channel and calls `on_queue(queue)` for each announcement, and on
+// its control channel, calling `on_control(message)` for each control message (a JSON object).
 class Listener {
  public:
-  Listener(std::shared_ptr<EngineCore> core, std::function<void(const std::string&)> on_queue);
+  Listener(std::shared_ptr<EngineCore> core, std::function<void(const std::string&)> on_queue,
+           std::function<void(const Json&)> on_control);
   ~Listener() { Stop(); }
   void Start();
   void Stop();
@@ -68,6 +72,7 @@ class Listener {
  private:
   std::shared_ptr<EngineCore> core_;
   std::function<void(const std::string&)> on_queue_;
+  std::function<void(const Json&)> on_control_;
   Wakeup wake_;
   std::thread thread_;
 };

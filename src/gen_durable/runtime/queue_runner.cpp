@@ -43,9 +43,81 @@ QueueRunner::~QueueRunner() {
 void QueueRunner::Start() {
   auto self = shared_from_this();
   feeder_ = std::thread([self] { self->FeederLoop(); });
-  for (int i = 0; i < concurrency_; ++i) {
+  std::lock_guard lock(mu_);
+  SpawnWorkersLocked(concurrency_);
+}
+
+void QueueRunner::SpawnWorkersLocked(int n) {
+  auto self = shared_from_this();
+  for (int i = 0; i < n; ++i) {
     workers_.emplace_back([self] { self->WorkerLoop(); });
+    ++workers_alive_;
   }
+}
+
+int QueueRunner::Scale(int concurrency) {
+  std::vector<std::thread> ended;
+  int before = 0;
+  {
+    std::lock_guard lock(mu_);
+    before = concurrency_;
+    concurrency_ = concurrency;
+    // Reap the threads of earlier scale-downs (they have returned; joining is immediate).
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      if (std::find(exited_.begin(), exited_.end(), it->get_id()) != exited_.end()) {
+        ended.push_back(std::move(*it));
+        it = workers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    exited_.clear();
+    if (!stopping_ && workers_alive_ < concurrency_) {
+      SpawnWorkersLocked(concurrency_ - workers_alive_);
+    }
+    slot_freed_ = true;
+    maybe_more_ = true;
+  }
+  for (auto& t : ended) t.join();
+  work_cv_.notify_all();  // surplus idle workers end
+  feeder_cv_.notify_one();  // the demand changed
+  return before;
+}
+
+void QueueRunner::SetPaused(bool paused) {
+  paused_.store(paused);
+  if (!paused) Poke();
+}
+
+bool QueueRunner::Cancel(std::int64_t id) {
+  bool buffered = false;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = running_.find(id); it != running_.end()) {
+      it->second.data->cancelled.store(true);
+      return true;
+    }
+    for (auto it = buffer_.begin(); it != buffer_.end(); ++it) {
+      if (it->id == id) {
+        buffer_.erase(it);
+        buffered = true;
+        break;
+      }
+    }
+  }
+  if (buffered) Release({id});  // the release honours the cancel: the row ends `cancelled`
+  return buffered;
+}
+
+LocalQueueState QueueRunner::State() const {
+  std::lock_guard lock(mu_);
+  LocalQueueState s;
+  s.concurrency = concurrency_;
+  s.min = s.max = concurrency_;
+  s.in_flight = static_cast<int>(running_.size());
+  s.buffered = static_cast<int>(buffer_.size());
+  s.draining = stopping_;
+  return s;
 }
 
 void QueueRunner::Poke() {
@@ -188,7 +260,7 @@ void QueueRunner::FeederLoop() {
       }
       // One wake-up per row (at most one per worker): waking every idle worker for a small
       // batch would send most of them back to sleep, hundreds at a time on a wide queue.
-      for (int i = 0; i < std::min(count, concurrency_); ++i) work_cv_.notify_one();
+      for (int i = 0; i < std::min(count, demand); ++i) work_cv_.notify_one();
       if (!late.empty()) Release(Ids(late));  // claimed after the drain began
     }
     core_->Emit("scheduler.saturation", [&](TelemetryEvent& e) {
@@ -255,8 +327,16 @@ void QueueRunner::WorkerLoop() {
     std::int64_t lease_seq = 0;
     {
       std::unique_lock lock(mu_);
-      work_cv_.wait(lock, [&] { return stopping_ || !buffer_.empty(); });
+      work_cv_.wait(lock, [&] {
+        return stopping_ || !buffer_.empty() || workers_alive_ > concurrency_;
+      });
       if (stopping_) return;  // the buffer was handed back by BeginDrain
+      if (workers_alive_ > concurrency_) {
+        // Scaled down: this worker is surplus (and idle: its step, if any, is done).
+        --workers_alive_;
+        exited_.push_back(std::this_thread::get_id());
+        return;
+      }
       ClaimedRow row = std::move(buffer_.front());
       buffer_.pop_front();
       data = std::make_shared<ContextData>();
@@ -318,7 +398,9 @@ std::vector<std::int64_t> SignalIds(const ContextData& data) {
 }  // namespace
 
 bool QueueRunner::MayInline(const Outcome& out) const {
+  // (a paused queue starts no step it did not claim before the pause)
   return out.kind() == OutcomeKind::kNext && !out.rate_limit() && !out.partition_key() &&
+         !paused_.load(std::memory_order_relaxed) &&
          out.inline_next().value_or(core_->options.inline_next);
 }
 
@@ -511,7 +593,7 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
     GD_CRASH_POINT("mid_step");  // the step has returned; nothing of its outcome has left
 
     bool keep = false;
-    if (def && MayInline(out)) {
+    if (def && MayInline(out) && !data->cancelled.load()) {
       std::lock_guard lock(mu_);
       keep = !stopping_ && inline_steps < core_->options.max_inline_steps;
     }
@@ -527,6 +609,9 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
     } catch (const std::exception& e) {
       Fail(row, data->attempt, std::string("outcome could not be encoded: ") + e.what());
     }
+    row.ran_step = data->step;
+    row.ran_attempt = data->attempt;
+    row.duration_ms = seconds * 1000.0;
     if (!row.keep) {
       // Nothing of this instance runs before the commit: let the worker move on.
       {
@@ -561,6 +646,7 @@ void QueueRunner::Committed(const OutcomeRow& row, CommitResult result, bool par
     slot_freed_ = true;
   }
   feeder_cv_.notify_one();
+  if (result == CommitResult::kCancelled && partitioned) Poke();  // its key's slot is free
   if (result != CommitResult::kCommitted) return;
   if (partitioned || row.status == "awaiting_children" || row.status == "awaiting_signal") {
     // A partition slot was freed (the key's next row may start now), or a join with nothing

@@ -6,6 +6,7 @@
 // to max_poll_interval) and snaps back when work appears or is announced (Poke).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -48,6 +49,17 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   // way to the database), for the heartbeat.
   std::vector<std::int64_t> HeldIds();
 
+  // Sets the number of slots (>= 1): more workers start at once; surplus workers end when their
+  // step is done. Returns the previous count.
+  int Scale(int concurrency);
+  // The queue was paused / resumed cluster-wide: a paused queue runs no inline step ahead
+  // (claims are refused by the database itself). Resuming pokes the feeder.
+  void SetPaused(bool paused);
+  // Instance `id` was cancelled: a running step sees ctx.cancelled(); a buffered row is handed
+  // back (and so ends `cancelled`). Returns false when this queue does not hold it.
+  bool Cancel(std::int64_t id);
+  LocalQueueState State() const;
+
   // Stops claiming and releases buffered rows back to the queue. Returns how many.
   std::int64_t BeginDrain();
   // Waits until no step runs or `deadline` passes; returns how many still run.
@@ -64,6 +76,8 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   };
   void FeederLoop();
   void WorkerLoop();
+  // Starts `n` more workers.  REQUIRES(mu_)
+  void SpawnWorkersLocked(int n);
   void RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease_seq);
   // True when `out` may run its next step on the same claim: a plain `next` with no rate limit
   // (that start must be admitted) and no partition change (the key may be busy).
@@ -89,9 +103,12 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   std::shared_ptr<Flusher> flusher_;
   RateLimiter rate_limiter_;
   const std::string queue_;
-  const int concurrency_;
+  std::atomic<bool> paused_{false};
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
+  int concurrency_;                                     // GUARDED_BY(mu_)
+  int workers_alive_ = 0;                               // GUARDED_BY(mu_)
+  std::vector<std::thread::id> exited_;  // workers ended by a scale-down   GUARDED_BY(mu_)
   std::condition_variable work_cv_;    // workers wait for buffered rows
   std::condition_variable feeder_cv_;  // the feeder waits for demand, pokes, or its timer
   std::condition_variable idle_cv_;    // drain waits for in_flight == 0

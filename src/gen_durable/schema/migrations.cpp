@@ -290,6 +290,41 @@ ALTER TABLE {s}.gd_instances SET (autovacuum_vacuum_scale_factor = 0.01,
                                   autovacuum_analyze_scale_factor = 0.02);
 )SQL";
 
+
+// Version 4: operating it. Queue state shared by the cluster, cooperative cancellation of
+// running instances, and the per-instance history.
+constexpr const char* kV4 = R"SQL(
+-- Cluster-wide queue state: a paused queue is claimed by no node (gd_claim reads it).
+CREATE TABLE {s}.gd_queues (
+  name        text PRIMARY KEY,
+  paused      boolean NOT NULL DEFAULT false,
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- A running instance asked to stop (the reason): every transition out of its claim (outcome
+-- commit, release, reap) makes it `cancelled` instead. NULL on every other row.
+ALTER TABLE {s}.gd_instances ADD COLUMN cancel_requested text;
+
+-- Transitions of instances: step outcomes (when the engine's history option is on) and
+-- operator actions. Deleted with the instance by delete-by-filter; otherwise by age (GC).
+CREATE TABLE {s}.gd_history (
+  id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  instance_id  bigint NOT NULL,
+  event        text NOT NULL,
+  step         text NOT NULL,
+  status       text NOT NULL,
+  attempt      integer NOT NULL DEFAULT 0,
+  duration_ms  double precision,
+  error        text,
+  node         text NOT NULL,
+  at           timestamptz NOT NULL DEFAULT now()
+);
+-- show / dashboard: one instance's entries, newest first.
+CREATE INDEX gd_history_instance ON {s}.gd_history (instance_id, id);
+-- gd_history_sweep: entries past retention, oldest first.
+CREATE INDEX gd_history_at ON {s}.gd_history (at);
+)SQL";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -297,32 +332,48 @@ const std::vector<Migration>& Migrations() {
       {1, "instances and nodes", kV1},
       {2, "signals, children, unique and partition keys, rate limits, SQL functions", kV2},
       {3, "hot-path indexes and autovacuum of the instances table", kV3},
+      {4, "queue state, cancellation of running instances, history", kV4},
   };
   return kAll;
 }
 
 int LatestSchemaVersion() { return Migrations().back().version; }
 
-std::string ChannelFor(const std::string& schema) {
-  // NOTIFY channel names are identifiers (at most 63 bytes): a long schema name is hashed.
-  std::string channel = "gen_durable." + schema;
+namespace {
+// A NOTIFY channel name (an identifier, at most 63 bytes): `prefix` + schema, or + a hash of a
+// long schema name.
+std::string ChannelName(const std::string& prefix, const std::string& schema) {
+  std::string channel = prefix + schema;
   if (channel.size() > 63) {
     // FNV-1a: stable across processes and builds (std::hash is not).
     std::uint64_t h = 1469598103934665603ULL;
     for (unsigned char ch : schema) h = (h ^ ch) * 1099511628211ULL;
-    channel = fmt::format("gen_durable.{:016x}", h);
+    channel = fmt::format("{}{:016x}", prefix, h);
   }
   return channel;
 }
 
+// `channel` for use inside an SQL string literal: any quote doubled.
+std::string InLiteral(const std::string& channel) {
+  std::string out;
+  for (char ch : channel) {
+    out += ch;
+    if (ch == '\'') out += '\'';
+  }
+  return out;
+}
+}  // namespace
+
+std::string ChannelFor(const std::string& schema) { return ChannelName("gen_durable.", schema); }
+
+std::string ControlChannelFor(const std::string& schema) {
+  return ChannelName("gen_durable_ctl.", schema);
+}
+
 std::string WithSchema(const std::string& sql, const std::string& schema) {
   const std::string quoted = pg::QuoteIdent(schema);
-  // The channel appears inside SQL string literals: double any quote.
-  std::string channel;
-  for (char ch : ChannelFor(schema)) {
-    channel += ch;
-    if (ch == '\'') channel += '\'';
-  }
+  const std::string channel = InLiteral(ChannelFor(schema));
+  const std::string control = InLiteral(ControlChannelFor(schema));
   std::string out;
   out.reserve(sql.size() + 64);
   for (std::size_t i = 0; i < sql.size(); ++i) {
@@ -331,6 +382,9 @@ std::string WithSchema(const std::string& sql, const std::string& schema) {
       i += 2;
     } else if (sql.compare(i, 3, "{c}") == 0) {
       out += channel;
+      i += 2;
+    } else if (sql.compare(i, 3, "{k}") == 0) {
+      out += control;
       i += 2;
     } else {
       out += sql[i];

@@ -27,9 +27,12 @@ int CurrentSchemaVersion(pg::Connection& conn, const std::string& schema);
 
 // The LISTEN/NOTIFY channel of a schema: "gen_durable.<schema>", hashed when too long.
 std::string ChannelFor(const std::string& schema);
+// The channel of control messages to the engines on `schema` (cancel, pause, resume, scale):
+// JSON payloads {"op": ..., ...}.
+std::string ControlChannelFor(const std::string& schema);
 
-// Replaces every "{s}" in `sql` with the quoted `schema` and every "{c}" with its channel
-// (escaped for a string literal).
+// Replaces every "{s}" in `sql` with the quoted `schema`, every "{c}" with its channel and
+// every "{k}" with its control channel (both escaped for a string literal).
 std::string WithSchema(const std::string& sql, const std::string& schema);
 
 }  // namespace gen_durable::detail

@@ -53,7 +53,11 @@ take AS (
   RETURNING 1),
 back AS (
   UPDATE {s}.gd_instances i
-  SET status = 'scheduled', eligible_at = t.at + w.wait_ms * interval '1 millisecond',
+  -- (a row cancelled while claimed ends here instead of waiting for its tokens)
+  SET status = CASE WHEN i.cancel_requested IS NULL THEN 'scheduled' ELSE 'cancelled' END,
+      completed_at = CASE WHEN i.cancel_requested IS NULL THEN NULL ELSE now() END,
+      last_error = COALESCE(i.cancel_requested, i.last_error),
+      eligible_at = t.at + w.wait_ms * interval '1 millisecond',
       locked_by = NULL, lease_expires_at = NULL, updated_at = now()
   FROM (SELECT GREATEST(1, ceil(($3::integer - b.refill) * $5::float8 / $4::float8))::bigint
                AS wait_ms

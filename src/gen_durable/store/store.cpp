@@ -65,14 +65,17 @@ constexpr const char* kInfoColumns =
 // The effect of losing a lease, shared by the reaper and the reclaim of a dead node: the step
 // runs again (attempt + 1) unless the attempt limit is exhausted.
 constexpr const char* kReleaseLostLease = R"SQL(
-  status = CASE WHEN COALESCE(i.max_attempts, 0) > 0 AND i.attempt + 1 >= i.max_attempts
+  status = CASE WHEN i.cancel_requested IS NOT NULL THEN 'cancelled'
+                WHEN COALESCE(i.max_attempts, 0) > 0 AND i.attempt + 1 >= i.max_attempts
                 THEN 'failed' ELSE 'runnable' END,
   attempt = i.attempt + 1,
-  last_error = 'lease lost: ' || COALESCE(i.locked_by, '?') || ' stopped heartbeating during step '
+  last_error = CASE WHEN i.cancel_requested IS NOT NULL THEN i.cancel_requested ELSE
+               'lease lost: ' || COALESCE(i.locked_by, '?') || ' stopped heartbeating during step '
                || i.step || CASE WHEN COALESCE(i.max_attempts, 0) > 0
                                   AND i.attempt + 1 >= i.max_attempts
-                             THEN ' (max attempts reached)' ELSE '' END,
-  completed_at = CASE WHEN COALESCE(i.max_attempts, 0) > 0 AND i.attempt + 1 >= i.max_attempts
+                             THEN ' (max attempts reached)' ELSE '' END END,
+  completed_at = CASE WHEN i.cancel_requested IS NOT NULL
+                        OR (COALESCE(i.max_attempts, 0) > 0 AND i.attempt + 1 >= i.max_attempts)
                       THEN now() END,
   locked_by = NULL, lease_expires_at = NULL, eligible_at = now(), updated_at = now()
 )SQL";
@@ -189,15 +192,6 @@ std::vector<std::optional<std::int64_t>> MatchInserted(const std::vector<NewInst
   return ids;
 }
 
-std::string IdArray(const std::vector<std::int64_t>& ids) {
-  std::string s = "{";
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(ids[i]);
-  }
-  s += '}';
-  return s;
-}
 
 // A Postgres text[] literal with every element quoted.
 std::string TextArray(const std::vector<std::string>& items) {
@@ -223,6 +217,16 @@ std::vector<ReapedRow> ReadReaped(const pg::Result& r) {
 }
 
 }  // namespace
+
+std::string IdArray(const std::vector<std::int64_t>& ids) {
+  std::string s = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(ids[i]);
+  }
+  s += '}';
+  return s;
+}
 
 namespace {
 
@@ -336,6 +340,8 @@ cand AS (
   ) pk ON c.partition_key IS NOT NULL
   WHERE c.status = 'runnable' AND c.queue = $1 AND c.eligible_at <= now()
     AND (c.fsm || '@' || c.fsm_version) = ANY($5::text[])
+    -- a queue paused cluster-wide is claimed by no one (one primary-key probe per claim)
+    AND NOT EXISTS (SELECT 1 FROM {s}.gd_queues q WHERE q.name = $1 AND q.paused)
     -- a full partition is skipped, never waited on
     AND (c.partition_key IS NULL OR pk.busy < pk.k)
   ORDER BY c.priority, c.eligible_at, c.id
@@ -401,10 +407,13 @@ WITH o AS (
     delay_ms bigint, result jsonb, last_error text, keep boolean, set_partition boolean,
     partition_key text, rate_limit text, rate_key text, rate_weight integer, consume bigint[],
     clear_inbox boolean, awaiting text[], await_next_step text, park_ms bigint,
-    join_next_step text, keep_awaiting boolean)),
+    join_next_step text, keep_awaiting boolean, ran_step text, ran_attempt integer,
+    duration_ms float8)),
 upd AS (
 UPDATE {s}.gd_instances i SET
-  status = CASE WHEN o.status = 'runnable' AND COALESCE(o.delay_ms, 0) > 0 THEN 'scheduled'
+  -- an instance cancelled while its step ran ends `cancelled`, whatever the step returned
+  status = CASE WHEN i.cancel_requested IS NOT NULL THEN 'cancelled'
+                WHEN o.status = 'runnable' AND COALESCE(o.delay_ms, 0) > 0 THEN 'scheduled'
                 ELSE o.status END,
   step = COALESCE(o.step, i.step),
   state = COALESCE(o.state, i.state),
@@ -412,17 +421,19 @@ UPDATE {s}.gd_instances i SET
   eligible_at = CASE WHEN o.status = 'runnable'
                      THEN now() + COALESCE(o.delay_ms, 0) * interval '1 millisecond'
                      ELSE i.eligible_at END,
-  result = o.result,
-  last_error = COALESCE(o.last_error, i.last_error),
-  locked_by = CASE WHEN o.keep THEN i.locked_by END,
-  lease_expires_at = CASE WHEN o.keep THEN now() + $3::bigint * interval '1 millisecond' END,
-  completed_at = CASE WHEN o.status IN ('done', 'failed', 'cancelled') THEN now() END,
+  result = CASE WHEN i.cancel_requested IS NULL THEN o.result END,
+  last_error = COALESCE(i.cancel_requested, o.last_error, i.last_error),
+  locked_by = CASE WHEN o.keep AND i.cancel_requested IS NULL THEN i.locked_by END,
+  lease_expires_at = CASE WHEN o.keep AND i.cancel_requested IS NULL
+                          THEN now() + $3::bigint * interval '1 millisecond' END,
+  completed_at = CASE WHEN o.status IN ('done', 'failed', 'cancelled')
+                        OR i.cancel_requested IS NOT NULL THEN now() END,
   partition_key = CASE WHEN o.set_partition THEN o.partition_key ELSE i.partition_key END,
   rate_limit = o.rate_limit, rate_key = o.rate_key, rate_weight = o.rate_weight,
   -- a replay keeps showing the step what it awaited; any other outcome ends the await
   awaiting = CASE WHEN o.keep_awaiting THEN i.awaiting ELSE o.awaiting END,
   await_next_step = o.await_next_step,
-  park_deadline = CASE WHEN o.park_ms IS NOT NULL
+  park_deadline = CASE WHEN o.park_ms IS NOT NULL AND i.cancel_requested IS NULL
                        THEN now() + o.park_ms * interval '1 millisecond' END,
   -- a new barrier: children of older ones no longer count; join_pending is set by
   -- spawn_children in this same transaction
@@ -438,7 +449,7 @@ FROM o
 -- lease index's predicate, so the generic plan cannot pick that index.
 WHERE i.id = ANY ($4::bigint[]) AND i.id = o.id AND i.status = $5::text
   AND i.locked_by = $2 AND i.lease_seq = o.seq
-RETURNING i.id),
+RETURNING i.id, i.status, i.cancel_requested IS NOT NULL AS cancelled),
 -- a progressing outcome consumes exactly the signals its step was shown
 consumed AS (
   UPDATE {s}.gd_signals s SET consumed_at = now()
@@ -448,8 +459,16 @@ consumed AS (
 -- a terminal outcome clears the inbox
 cleared AS (
   DELETE FROM {s}.gd_signals s USING o JOIN upd ON upd.id = o.id
-  WHERE o.clear_inbox AND s.instance_id = o.id)
-SELECT id FROM upd)SQL");
+  WHERE (o.clear_inbox OR upd.cancelled) AND s.instance_id = o.id),
+-- the history entry of each step (when the engine keeps history: $6)
+hist AS (
+  INSERT INTO {s}.gd_history (instance_id, event, step, status, attempt, duration_ms, error, node)
+  SELECT o.id, 'step', o.ran_step, upd.status, o.ran_attempt, o.duration_ms,
+         CASE WHEN upd.status IN ('runnable', 'scheduled', 'failed', 'cancelled')
+              THEN o.last_error END, $2
+  FROM o JOIN upd ON upd.id = o.id
+  WHERE $6::boolean AND o.ran_step IS NOT NULL)
+SELECT id, cancelled FROM upd)SQL");
 
   // After parking (same transaction, so the rows are locked by now and this statement's
   // snapshot includes every signal committed before the lock was taken): a parked row with a
@@ -528,7 +547,10 @@ FROM held WHERE i.id = held.id)SQL");
 
   release_ = Make("gd_release_claims", R"SQL(
 UPDATE {s}.gd_instances
-SET status = 'runnable', locked_by = NULL, lease_expires_at = NULL, updated_at = now()
+SET status = CASE WHEN cancel_requested IS NULL THEN 'runnable' ELSE 'cancelled' END,
+    completed_at = CASE WHEN cancel_requested IS NULL THEN NULL ELSE now() END,
+    last_error = COALESCE(cancel_requested, last_error),
+    locked_by = NULL, lease_expires_at = NULL, updated_at = now()
 WHERE id = ANY($2::bigint[]) AND status = 'executing' AND locked_by = $1)SQL");
 
   // Served by gd_instances_lease. SKIP LOCKED: two reapers never fight over a row.
@@ -608,6 +630,8 @@ WHERE heartbeat_at < now() - $1::bigint * interval '1 millisecond' RETURNING id)
   list_ = Make("gd_list", (std::string("SELECT ") + kInfoColumns + R"SQL( FROM {s}.gd_instances
 WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR queue = $2)
   AND ($3::text IS NULL OR fsm = $3)
+  AND ($5::text IS NULL OR unique_key = $5 OR partition_key = $5)
+  AND ($6::bigint IS NULL OR id < $6)
 ORDER BY id DESC LIMIT $4)SQL")
                               .c_str());
   // The function holds the race-free delivery logic (migration 2), so SQL callers share it.
@@ -713,7 +737,7 @@ CommitPayload EncodeCommit(const std::vector<OutcomeRow>& rows) {
         R"("delay_ms":{},"result":{},"last_error":{},"set_partition":{},"partition_key":{},)"
         R"("rate_limit":{},"rate_key":{},"rate_weight":{},"consume":{},"clear_inbox":{},)"
         R"("awaiting":{},"await_next_step":{},"park_ms":{},"join_next_step":{},)"
-        R"("keep_awaiting":{}}})",
+        R"("keep_awaiting":{},"ran_step":{},"ran_attempt":{},"duration_ms":{}}})",
         o.id, o.lease_seq, o.status, o.attempt, o.keep ? "true" : "false", str(o.step),
         o.state ? *o.state : "null", JsonOpt(o.delay_ms), o.result ? *o.result : "null",
         str(o.last_error), o.partition ? "true" : "false",
@@ -726,7 +750,8 @@ CommitPayload EncodeCommit(const std::vector<OutcomeRow>& rows) {
         o.awaiting.empty() ? std::string("null")
                            : Json(o.awaiting).dump(-1, ' ', false, Json::error_handler_t::replace),
         str(o.await_next_step), JsonOpt(o.park_ms), str(o.join_next_step),
-        o.keep_awaiting ? "true" : "false");
+        o.keep_awaiting ? "true" : "false", o.ran_step.empty() ? "null" : JsonText(o.ran_step),
+        o.ran_attempt, o.duration_ms ? fmt::format("{:.3f}", *o.duration_ms) : "null");
     if (o.status == "awaiting_signal") {
       if (wake.size() > 1) wake += ',';
       wake += fmt::format(R"({{"id":{},"shown":{}}})", o.id, ids_json(o.shown));
@@ -749,9 +774,10 @@ CommitPayload EncodeCommit(const std::vector<OutcomeRow>& rows) {
   return out;
 }
 
-std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
-                                                const std::vector<OutcomeRow>& rows,
-                                                const std::string& node, Millis lease_ttl) const {
+std::vector<CommittedOutcome> Store::CommitOutcomes(pg::Connection& c,
+                                                    const std::vector<OutcomeRow>& rows,
+                                                    const std::string& node, Millis lease_ttl,
+                                                    bool history) const {
   const CommitPayload payload = EncodeCommit(rows);
   pg::Params p;
   std::vector<std::int64_t> row_ids;
@@ -759,6 +785,7 @@ std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
   for (const auto& o : rows) row_ids.push_back(o.id);
   p.Add(payload.outcomes).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count()));
   p.Add(IdArray(row_ids)).Add("executing");  // $4, $5: see gd_commit_outcomes
+  p.Add(history);
   const bool parks = payload.wakes.size() > 2;
   const bool spawns = payload.joins.size() > 2;
   pg::Result r;
@@ -782,10 +809,10 @@ std::vector<std::int64_t> Store::CommitOutcomes(pg::Connection& c,
     auto results = c.Pipeline(batch, /*transaction=*/true);
     r = std::move(results.front());
   }
-  std::vector<std::int64_t> ids;
-  ids.reserve(r.rows());
-  for (int i = 0; i < r.rows(); ++i) ids.push_back(r.Int64(i, 0));
-  return ids;
+  std::vector<CommittedOutcome> done;
+  done.reserve(r.rows());
+  for (int i = 0; i < r.rows(); ++i) done.push_back({r.Int64(i, 0), r.Bool(i, 1)});
+  return done;
 }
 
 std::int64_t Store::Heartbeat(pg::Connection& c, const std::string& node,
@@ -903,7 +930,7 @@ std::int64_t Store::Signal(pg::Connection& c, std::optional<std::int64_t> id,
 
 std::vector<InstanceInfo> Store::List(pg::Connection& c, const ListFilter& f) const {
   pg::Params p;
-  p.Add(f.status).Add(f.queue).Add(f.fsm).Add(f.limit);
+  p.Add(f.status).Add(f.queue).Add(f.fsm).Add(f.limit).Add(f.key).Add(f.before_id);
   auto r = c.Execute(list_, p);
   std::vector<InstanceInfo> out;
   out.reserve(r.rows());

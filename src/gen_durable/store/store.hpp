@@ -18,6 +18,9 @@
 
 namespace gen_durable::detail {
 
+// A Postgres array literal of ids ("{1,2,3}") for a bigint[] parameter.
+std::string IdArray(const std::vector<std::int64_t>& ids);
+
 // One instance as claimed by a picker.
 struct ClaimedRow {
   std::int64_t id = 0;
@@ -91,6 +94,17 @@ struct OutcomeRow {
   std::optional<std::string> join_next_step;
   std::vector<NewInstance> children;
   std::optional<int> wait_for;
+  // For the history: the step that produced this outcome, its attempt, and how long it ran.
+  std::string ran_step;
+  int ran_attempt = 0;
+  std::optional<double> duration_ms;
+};
+
+// An outcome that passed the ownership guard. `cancelled`: the instance was cancelled while
+// its step ran, so it committed as `cancelled` whatever the outcome said.
+struct CommittedOutcome {
+  std::int64_t id = 0;
+  bool cancelled = false;
 };
 
 // The parameters of one group commit, each a JSON array as text: the outcomes
@@ -154,9 +168,12 @@ class Store {
                                 const std::string& node, Millis lease_ttl,
                                 const std::vector<std::string>& machines, bool promote,
                                 std::int64_t claim_no) const;
-  // Returns the ids whose outcome committed (the others were stale).
-  std::vector<std::int64_t> CommitOutcomes(pg::Connection& c, const std::vector<OutcomeRow>& rows,
-                                           const std::string& node, Millis lease_ttl) const;
+  // Returns the outcomes that committed (the others were stale). With `history`, each step
+  // outcome (a row with ran_step) also gets its gd_history entry.
+  std::vector<CommittedOutcome> CommitOutcomes(pg::Connection& c,
+                                               const std::vector<OutcomeRow>& rows,
+                                               const std::string& node, Millis lease_ttl,
+                                               bool history) const;
   // Extends the leases of `ids` held by `node`; returns how many were extended.
   std::int64_t Heartbeat(pg::Connection& c, const std::string& node,
                          const std::vector<std::int64_t>& ids, Millis lease_ttl) const;

@@ -1,0 +1,340 @@
+// The SQL of operating a cluster: queue state, cancel / retry / delete, info, history, control
+// messages. Each statement is named.
+#include "gen_durable/store/ops_store.hpp"
+
+#include <algorithm>
+#include <map>
+#include <utility>
+
+#include "gen_durable/schema/migrations.hpp"
+#include "gen_durable/store/store.hpp"
+
+namespace gen_durable::detail {
+
+namespace {
+
+// The filter of the bulk statements, on gd_instances i: $1 ids, $2 status, $3 queue, $4 fsm,
+// $5 updated longer than this many ms ago. An unset parameter matches everything.
+constexpr const char* kFilter = R"SQL(
+  ($1::bigint[] IS NULL OR i.id = ANY ($1::bigint[])) AND ($2::text IS NULL OR i.status = $2)
+  AND ($3::text IS NULL OR i.queue = $3) AND ($4::text IS NULL OR i.fsm = $4)
+  AND ($5::bigint IS NULL OR i.updated_at < now() - $5::bigint * interval '1 millisecond'))SQL";
+
+// A child still counted by its parent's join barrier: retrying or deleting it would count it
+// twice or never.
+constexpr const char* kJoinedChild = R"SQL(
+  EXISTS (SELECT 1 FROM {s}.gd_instances p
+          WHERE p.id = i.parent_id AND p.status = 'awaiting_children'
+            AND p.join_seq = i.parent_join))SQL";
+
+std::string Sql(std::initializer_list<const char*> parts) {
+  std::string out;
+  for (const char* p : parts) out += p;
+  return out;
+}
+
+std::map<std::string, int> QueuesOf(std::string_view json_text) {
+  std::map<std::string, int> out;
+  auto j = Json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return out;
+  for (const auto& [k, v] : j.items()) {
+    if (v.is_number_integer()) out[k] = v.get<int>();
+  }
+  return out;
+}
+
+}  // namespace
+
+OpsStore::OpsStore(std::string schema) : schema_(std::move(schema)) {
+  // Served by the primary key of gd_queues. The control message reaches every engine's
+  // listener at commit; a resume also announces the queue's work on the work channel.
+  set_paused_ = Make("gd_queue_set_paused", R"SQL(
+WITH up AS (
+  INSERT INTO {s}.gd_queues (name, paused) VALUES ($1, $2::boolean)
+  ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, updated_at = now()
+  RETURNING name)
+SELECT pg_notify('{k}', json_build_object('op', CASE WHEN $2::boolean THEN 'pause'
+                                                     ELSE 'resume' END,
+                                          'queue', $1::text)::text),
+       CASE WHEN NOT $2::boolean THEN pg_notify('{c}', $1::text) END
+FROM up)SQL");
+
+  request_scale_ = Make("gd_queue_request_scale", R"SQL(
+SELECT pg_notify('{k}', json_build_object('op', 'scale', 'queue', $1::text,
+                                          'concurrency', $2::integer, 'node', $3::text)::text))SQL");
+
+  // Info reads: whole-table aggregates, for operators (not the hot path).
+  queue_counts_ = Make("gd_queue_counts",
+                       "SELECT queue, status, count(*) FROM {s}.gd_instances GROUP BY 1, 2");
+  // Served by gd_instances_claim (runnable rows only).
+  queue_ready_ = Make("gd_queue_oldest_ready", R"SQL(
+SELECT queue, extract(epoch FROM now() - min(eligible_at)) * 1000
+FROM {s}.gd_instances WHERE status = 'runnable' AND eligible_at <= now() GROUP BY queue)SQL");
+  // Served by gd_instances_terminal (a range of the last minute's completions).
+  queue_recent_ = Make("gd_queue_recent", R"SQL(
+SELECT queue, count(*) FROM {s}.gd_instances
+WHERE status IN ('done', 'failed', 'cancelled') AND completed_at > now() - interval '1 minute'
+GROUP BY queue)SQL");
+  queue_state_ = Make("gd_queue_state", "SELECT name, paused FROM {s}.gd_queues");
+  // Executing rows per node: served by gd_instances_lease (executing rows only).
+  nodes_ = Make("gd_nodes_info", R"SQL(
+SELECT n.id, n.engine, n.host, n.pid, n.queues::text, n.started_at, n.heartbeat_at,
+       (SELECT count(*) FROM {s}.gd_instances i
+        WHERE i.status = 'executing' AND i.locked_by = n.id)
+FROM {s}.gd_nodes n ORDER BY n.started_at, n.id)SQL");
+
+  // Backlog of an autoscaled queue: due rows, runnable (gd_instances_claim) or scheduled and
+  // not yet promoted (gd_instances_scheduled), counted up to $2; none while paused.
+  ready_count_ = Make("gd_queue_ready_count", R"SQL(
+SELECT count(*) FROM (
+  (SELECT 1 FROM {s}.gd_instances
+   WHERE status = 'runnable' AND queue = $1 AND eligible_at <= now() LIMIT $2)
+  UNION ALL
+  (SELECT 1 FROM {s}.gd_instances
+   WHERE status = 'scheduled' AND queue = $1 AND eligible_at <= now() LIMIT $2)) x
+WHERE NOT EXISTS (SELECT 1 FROM {s}.gd_queues q WHERE q.name = $1 AND q.paused))SQL");
+
+  // Cancels the matching live instances ($6: with their descendants, via gd_instances_parent),
+  // locked in id order. Queued and parked ones end now (their inbox goes); running ones get
+  // cancel_requested, which every transition out of their claim honours, and their engine is
+  // told on the control channel. $7 is the reason.
+  cancel_ = Make("gd_cancel", Sql({R"SQL(
+WITH RECURSIVE tree AS (
+  SELECT i.id FROM {s}.gd_instances i
+  WHERE i.status NOT IN ('done', 'failed', 'cancelled') AND )SQL",
+                                   kFilter, R"SQL(
+  UNION
+  SELECT c.id FROM {s}.gd_instances c JOIN tree t ON c.parent_id = t.id
+  WHERE $6::boolean),
+live AS (
+  SELECT i.id, i.status FROM {s}.gd_instances i
+  WHERE i.id IN (SELECT id FROM tree) AND i.status NOT IN ('done', 'failed', 'cancelled')
+  ORDER BY i.id FOR UPDATE),
+ended AS (
+  UPDATE {s}.gd_instances i SET
+    status = 'cancelled', completed_at = now(), last_error = $7, locked_by = NULL,
+    lease_expires_at = NULL, park_deadline = NULL, updated_at = now()
+  FROM live WHERE i.id = live.id AND live.status <> 'executing'
+  RETURNING i.id, i.step, i.attempt),
+asked AS (
+  UPDATE {s}.gd_instances i SET cancel_requested = $7, updated_at = now()
+  FROM live WHERE i.id = live.id AND live.status = 'executing'
+  RETURNING i.id, i.step, i.attempt),
+inbox AS (DELETE FROM {s}.gd_signals s USING ended WHERE s.instance_id = ended.id),
+hist AS (
+  INSERT INTO {s}.gd_history (instance_id, event, step, status, attempt, error, node)
+  SELECT id, 'cancel', step, 'cancelled', attempt, $7, 'client' FROM ended
+  UNION ALL
+  SELECT id, 'cancel', step, 'executing', attempt, $7, 'client' FROM asked),
+told AS (
+  SELECT pg_notify('{k}', json_build_object('op', 'cancel', 'id', id)::text) FROM asked)
+SELECT true, id FROM ended
+UNION ALL
+SELECT false, id FROM asked WHERE (SELECT count(*) FROM told) >= 0)SQL"})
+                                       .c_str());
+
+  // Served by the primary key with the owner guard.
+  cancel_requested_ = Make("gd_cancel_requested", R"SQL(
+SELECT id FROM {s}.gd_instances
+WHERE id = ANY ($2::bigint[]) AND status = 'executing' AND locked_by = $1
+  AND cancel_requested IS NOT NULL)SQL");
+
+  // Failed / cancelled instances back to runnable at the step where they ended. Rows busy
+  // under another transaction are skipped.
+  retry_ = Make("gd_retry", Sql({R"SQL(
+WITH cand AS (
+  SELECT i.id FROM {s}.gd_instances i
+  WHERE i.status IN ('failed', 'cancelled') AND NOT )SQL",
+                                 kJoinedChild, R"SQL(
+    -- its unique key, when a runnable row holds it, must be free (gd_instances_unique)
+    AND NOT (i.unique_key IS NOT NULL
+             AND 'runnable' = ANY (COALESCE(i.unique_scope, '{scheduled,runnable,executing,'
+                                            'awaiting_signal,awaiting_children}'))
+             AND EXISTS (SELECT 1 FROM {s}.gd_instances o
+                         WHERE o.unique_hold = i.unique_key AND o.id <> i.id))
+    AND )SQL", kFilter, R"SQL(
+  ORDER BY i.id LIMIT $6 FOR UPDATE OF i SKIP LOCKED),
+upd AS (
+  UPDATE {s}.gd_instances i SET
+    status = 'runnable', attempt = 0, result = NULL, completed_at = NULL,
+    cancel_requested = NULL, locked_by = NULL, lease_expires_at = NULL, park_deadline = NULL,
+    eligible_at = now(), updated_at = now()
+  FROM cand WHERE i.id = cand.id
+  RETURNING i.id, i.queue, i.step),
+hist AS (
+  INSERT INTO {s}.gd_history (instance_id, event, step, status, attempt, node)
+  SELECT id, 'retry', step, 'runnable', 0, 'client' FROM upd),
+n AS (SELECT pg_notify('{c}', queue) FROM upd GROUP BY queue)
+SELECT id FROM upd WHERE (SELECT count(*) FROM n) >= 0 ORDER BY id)SQL"})
+                                     .c_str());
+
+  // Deletes up to $6 matching instances that are not executing and not counted by a joining
+  // parent, with their history (their signals go by the foreign key's cascade).
+  delete_ = Make("gd_delete", Sql({R"SQL(
+WITH d AS (
+  SELECT i.id FROM {s}.gd_instances i
+  WHERE i.status <> 'executing'
+    AND NOT (i.status NOT IN ('done', 'failed', 'cancelled') AND )SQL",
+                                   kJoinedChild, ") AND ", kFilter, R"SQL(
+  ORDER BY i.id LIMIT $6 FOR UPDATE OF i SKIP LOCKED),
+h AS (DELETE FROM {s}.gd_history h USING d WHERE h.instance_id = d.id),
+del AS (DELETE FROM {s}.gd_instances i USING d WHERE i.id = d.id RETURNING 1)
+SELECT count(*) FROM del)SQL"})
+                                       .c_str());
+
+  // Served by gd_history_instance.
+  history_ = Make("gd_history_of", R"SQL(
+SELECT id, step, event, status, attempt, duration_ms, error, node, at FROM (
+  SELECT * FROM {s}.gd_history WHERE instance_id = $1 ORDER BY id DESC LIMIT $2) h
+ORDER BY id)SQL");
+
+  // Served by gd_history_at.
+  history_sweep_ = Make("gd_history_sweep", R"SQL(
+DELETE FROM {s}.gd_history WHERE id IN (
+  SELECT id FROM {s}.gd_history
+  WHERE at < now() - $1::bigint * interval '1 millisecond' ORDER BY at LIMIT $2))SQL");
+}
+
+pg::Statement OpsStore::Make(const char* name, const char* sql) const {
+  return pg::Statement{name, WithSchema(sql, schema_)};
+}
+
+pg::Params OpsStore::FilterParams(const InstanceFilter& f) {
+  pg::Params p;
+  if (f.ids.empty()) {
+    p.AddNull();
+  } else {
+    p.Add(IdArray(f.ids));
+  }
+  p.Add(f.status).Add(f.queue).Add(f.fsm);
+  if (f.older_than) {
+    p.Add(static_cast<std::int64_t>(f.older_than->count()));
+  } else {
+    p.AddNull();
+  }
+  return p;
+}
+
+void OpsStore::SetPaused(pg::Connection& c, const std::string& queue, bool paused) const {
+  c.Execute(set_paused_, pg::Params().Add(queue).Add(paused));
+}
+
+void OpsStore::RequestScale(pg::Connection& c, const std::string& queue, int concurrency,
+                            const std::optional<std::string>& node) const {
+  c.Execute(request_scale_, pg::Params().Add(queue).Add(concurrency).Add(node));
+}
+
+std::vector<NodeInfo> OpsStore::Nodes(pg::Connection& c) const {
+  auto r = c.Execute(nodes_);
+  std::vector<NodeInfo> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    NodeInfo n;
+    n.id = r.String(i, 0);
+    n.engine = r.String(i, 1);
+    n.host = r.String(i, 2);
+    n.pid = r.Int(i, 3);
+    n.queues = QueuesOf(r.Text(i, 4));
+    n.started_at = r.String(i, 5);
+    n.heartbeat_at = r.String(i, 6);
+    n.running = r.Int64(i, 7);
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+std::vector<QueueInfo> OpsStore::Queues(pg::Connection& c) const {
+  std::map<std::string, QueueInfo> by_name;
+  auto at = [&](const std::string& name) -> QueueInfo& {
+    auto& q = by_name[name];
+    q.name = name;
+    return q;
+  };
+  auto counts = c.Execute(queue_counts_);
+  for (int i = 0; i < counts.rows(); ++i) {
+    at(counts.String(i, 0)).counts[counts.String(i, 1)] = counts.Int64(i, 2);
+  }
+  auto ready = c.Execute(queue_ready_);
+  for (int i = 0; i < ready.rows(); ++i) at(ready.String(i, 0)).oldest_ready_ms = ready.Double(i, 1);
+  auto recent = c.Execute(queue_recent_);
+  for (int i = 0; i < recent.rows(); ++i) {
+    at(recent.String(i, 0)).completed_last_minute = recent.Int64(i, 1);
+  }
+  auto state = c.Execute(queue_state_);
+  for (int i = 0; i < state.rows(); ++i) at(state.String(i, 0)).paused = state.Bool(i, 1);
+  for (const auto& node : Nodes(c)) {
+    for (const auto& [q, n] : node.queues) at(q).concurrency[node.id] = n;
+  }
+  std::vector<QueueInfo> out;
+  out.reserve(by_name.size());
+  for (auto& [_, q] : by_name) out.push_back(std::move(q));
+  return out;
+}
+
+std::int64_t OpsStore::ReadyCount(pg::Connection& c, const std::string& queue, int cap) const {
+  return c.Execute(ready_count_, pg::Params().Add(queue).Add(cap)).Int64(0, 0);
+}
+
+CancelReport OpsStore::Cancel(pg::Connection& c, const InstanceFilter& filter,
+                              const CancelOptions& options) const {
+  auto p = FilterParams(filter);
+  p.Add(options.cascade).Add(options.reason);
+  auto r = c.Execute(cancel_, p);
+  CancelReport report;
+  for (int i = 0; i < r.rows(); ++i) {
+    (r.Bool(i, 0) ? report.cancelled : report.requested).push_back(r.Int64(i, 1));
+  }
+  std::sort(report.cancelled.begin(), report.cancelled.end());
+  std::sort(report.requested.begin(), report.requested.end());
+  return report;
+}
+
+std::vector<std::int64_t> OpsStore::CancelRequested(pg::Connection& c, const std::string& node,
+                                                    const std::vector<std::int64_t>& ids) const {
+  auto r = c.Execute(cancel_requested_, pg::Params().Add(node).Add(IdArray(ids)));
+  std::vector<std::int64_t> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(r.Int64(i, 0));
+  return out;
+}
+
+std::vector<std::int64_t> OpsStore::Retry(pg::Connection& c, const InstanceFilter& filter,
+                                          std::optional<int> limit) const {
+  auto p = FilterParams(filter);
+  p.Add(limit);
+  auto r = c.Execute(retry_, p);
+  std::vector<std::int64_t> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(r.Int64(i, 0));
+  return out;
+}
+
+std::int64_t OpsStore::Delete(pg::Connection& c, const InstanceFilter& filter, int batch) const {
+  auto p = FilterParams(filter);
+  p.Add(batch);
+  return c.Execute(delete_, p).Int64(0, 0);
+}
+
+std::vector<HistoryEntry> OpsStore::History(pg::Connection& c, std::int64_t id, int limit) const {
+  auto r = c.Execute(history_, pg::Params().Add(id).Add(limit));
+  std::vector<HistoryEntry> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    HistoryEntry h;
+    h.id = r.Int64(i, 0);
+    h.step = r.String(i, 1);
+    h.event = r.String(i, 2);
+    h.status = r.String(i, 3);
+    h.attempt = r.Int(i, 4);
+    if (!r.IsNull(i, 5)) h.duration_ms = r.Double(i, 5);
+    h.error = r.OptString(i, 6);
+    h.node = r.String(i, 7);
+    h.at = r.String(i, 8);
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+std::int64_t OpsStore::HistorySweep(pg::Connection& c, Millis retention, int limit) const {
+  return c.Execute(history_sweep_,
+                   pg::Params().Add(static_cast<std::int64_t>(retention.count())).Add(limit))
+      .affected();
+}
+
+}  // namespace gen_durable::detail

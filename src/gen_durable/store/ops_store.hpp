@@ -1,0 +1,66 @@
+// The SQL of operating a cluster (SPEC §9): queue state, cancel / retry / delete, info on queues
+// and nodes, the history, and the control messages engines receive.
+//
+// An OpsStore is bound to a schema like Store; it owns its statement texts and runs them on a
+// connection the caller provides. None of these statements is on the hot path except
+// ReadyCount (once per autoscale interval per autoscaled queue) and CancelRequested (once per
+// heartbeat).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gen_durable/client.hpp"
+#include "gen_durable/pg/connection.hpp"
+
+namespace gen_durable::detail {
+
+class OpsStore {
+ public:
+  explicit OpsStore(std::string schema);
+
+  // Persists the paused flag of `queue` and tells the engines (control channel); a resume also
+  // announces the queue's work so idle pickers claim at once.
+  void SetPaused(pg::Connection& c, const std::string& queue, bool paused) const;
+  // Sends a scale request to the engines serving `queue` (all, or `node` only).
+  void RequestScale(pg::Connection& c, const std::string& queue, int concurrency,
+                    const std::optional<std::string>& node) const;
+
+  std::vector<QueueInfo> Queues(pg::Connection& c) const;
+  std::vector<NodeInfo> Nodes(pg::Connection& c) const;
+  // Ready rows of `queue` (runnable and due), counted up to `cap`; 0 when the queue is paused.
+  std::int64_t ReadyCount(pg::Connection& c, const std::string& queue, int cap) const;
+
+  // Cancels the non-terminal instances matching `filter` (and, with cascade, their
+  // descendants); running ones are marked and their engines told.
+  CancelReport Cancel(pg::Connection& c, const InstanceFilter& filter,
+                      const CancelOptions& options) const;
+  // Of `ids` held by `node`, those whose cancel was requested.
+  std::vector<std::int64_t> CancelRequested(pg::Connection& c, const std::string& node,
+                                            const std::vector<std::int64_t>& ids) const;
+  // Up to `limit` (nullopt: all) failed / cancelled instances matching `filter` back to
+  // runnable (see Client::RetryWhere), skipping those whose unique key another row holds.
+  // Throws DatabaseError 23505 when two of them want the same key (retry with limit 1).
+  std::vector<std::int64_t> Retry(pg::Connection& c, const InstanceFilter& filter,
+                                  std::optional<int> limit) const;
+  // Deletes up to `batch` non-executing instances matching `filter`; returns how many.
+  std::int64_t Delete(pg::Connection& c, const InstanceFilter& filter, int batch) const;
+
+  std::vector<HistoryEntry> History(pg::Connection& c, std::int64_t id, int limit) const;
+  // Deletes up to `limit` history entries older than `retention`; returns how many.
+  std::int64_t HistorySweep(pg::Connection& c, Millis retention, int limit) const;
+
+ private:
+  pg::Statement Make(const char* name, const char* sql) const;
+  // $1..$5 of the filtered statements.
+  static pg::Params FilterParams(const InstanceFilter& f);
+
+  std::string schema_;
+  pg::Statement set_paused_, request_scale_, queue_counts_, queue_ready_, queue_recent_,
+      queue_state_, nodes_, ready_count_, cancel_, cancel_requested_, retry_, delete_, history_,
+      history_sweep_;
+};
+
+}  // namespace gen_durable::detail
