@@ -59,6 +59,10 @@ gd::EngineOptions DefaultOptions(const std::string& database) {
   opts.inline_next = true;                   // `next` runs the following step on the claim
   opts.max_inline_steps = 100;               // ... for at most this many steps in a row
   opts.max_payload_bytes = 8 * 1024 * 1024;  // largest state or result a step may return
+  opts.autoscale_interval = 1s;              // autoscaled queues ({min, max}) re-evaluate
+  opts.autoscale_cooldown = 5s;              // ... and shrink only after this long unchanged
+  opts.history = false;                      // record each step in the instance's history
+  opts.history_retention = 24h * 7;          // GC deletes older history entries
   return opts;
 }
 

@@ -51,6 +51,19 @@ TEST(Examples, CleanupJobRemovesThePath) {
 }
 #endif
 
+#ifdef GEN_DURABLE_EXAMPLE_OPERATIONS
+TEST(Examples, OperationsGuideCancelsTheRunningExportAndShowsItsHistory) {
+  auto r = RunCommand(std::string("timeout 60 ") + GEN_DURABLE_EXAMPLE_OPERATIONS + " " +
+                      Quote(FreshDatabase()));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  // The export was running when cancelled: asked to stop, then ended by its step.
+  EXPECT_NE(r.out.find("0 cancelled, 1 asked to stop"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cancel perform -> executing (customer left)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("step perform -> cancelled"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("exports: 0 ready"), std::string::npos) << r.out;
+}
+#endif
+
 #ifdef GEN_DURABLE_EXAMPLE_CHECKOUT
 TEST(Examples, SeedCheckoutAwaitsThePaymentAndShips) {
   auto r = RunCommand(std::string("timeout 60 ") + GEN_DURABLE_EXAMPLE_CHECKOUT + " " +

@@ -391,6 +391,7 @@ bool WaitFlag(const std::atomic<int>& flag) {
     o.queues = {{kQueue, QueueConfig{args.concurrency}}};
     o.prefetch = args.prefetch;
     o.inline_next = args.inline_next;
+    o.history = args.history;
     if (args.scenario == "soak") {
       // A short retention, swept often, so that the table reaches a steady size.
       o.gc = args.gc_interval_ms > 0;
@@ -702,6 +703,7 @@ class Run {
                        {"nodes", args_.nodes},
                        {"batch", args_.batch},
                        {"inline_next", args_.inline_next},
+                       {"history", args_.history},
                        {"synchronous_commit",
                         args_.synchronous_commit.empty() ? "server" : args_.synchronous_commit}};
     return out;

@@ -29,6 +29,7 @@ struct BenchArgs {
   std::int64_t large_rows = 1'000'000;  // large: done rows and future rows present
   int batch = 1'000;                    // rows per insert statement (setup and the insert scenario)
   bool inline_next = true;
+  bool history = false;  // record every step in gd_history (its cost: docs/performance.md)
   std::string synchronous_commit;  // empty: the server's setting; else on, off, local, ...
 };
 

@@ -196,6 +196,9 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
   bench->add_option("--inline-next", cmd.bench.inline_next,
                     "Run a chain's next step on the same claim (true/false)")
       ->capture_default_str();
+  bench->add_option("--history", cmd.bench.history,
+                    "Record every step in the instances' history (true/false)")
+      ->capture_default_str();
   bench->add_option("--synchronous-commit", cmd.bench.synchronous_commit,
                     "synchronous_commit for every session (on, off, local, ...; default: the "
                     "server's)");
