@@ -178,6 +178,11 @@ void Listener::Start() {
           conn->Listen(core_->store.channel());
           if (on_control_) conn->Listen(control_channel);
           retry = Millis{100};
+          {
+            std::lock_guard lock(ready_mu_);
+            listening_ = true;
+          }
+          ready_cv_.notify_all();
         }
         // Short waits so Stop() is noticed promptly.
         for (const auto& n : conn->WaitForNotifications(Millis{250})) {
@@ -200,6 +205,11 @@ void Listener::Start() {
       }
     }
   });
+  // Wait (briefly) until LISTEN took effect, so a notification sent after Start returns (a
+  // scale or cancel request, new work) reaches this engine. A listener that cannot connect
+  // keeps retrying in the background; polling covers the work meanwhile.
+  std::unique_lock lock(ready_mu_);
+  ready_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return listening_; });
 }
 
 void Listener::Stop() {

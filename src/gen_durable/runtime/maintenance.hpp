@@ -2,7 +2,9 @@
 // GC, and the NOTIFY listener that wakes idle pickers.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
@@ -73,6 +75,9 @@ class Listener {
   std::shared_ptr<EngineCore> core_;
   std::function<void(const std::string&)> on_queue_;
   std::function<void(const Json&)> on_control_;
+  std::mutex ready_mu_;
+  std::condition_variable ready_cv_;
+  bool listening_ = false;  // GUARDED_BY(ready_mu_)
   Wakeup wake_;
   std::thread thread_;
 };
