@@ -146,6 +146,7 @@ class EngineImpl {
         core_, [this](const std::string& q) { PokeQueue(q); },
         [this](const Json& message) { OnControl(message); });
     listener_->Start();
+    autoscale_wake_ = std::make_unique<Wakeup>();
     autoscaler_ = std::thread([this] { AutoscaleLoop(); });
     std::lock_guard lock(g_names_mu);
     running_ = true;
@@ -307,7 +308,7 @@ class EngineImpl {
     using Clock = std::chrono::steady_clock;
     std::unique_ptr<pg::Connection> conn;
     std::map<std::string, Clock::time_point> changed;  // last change per queue
-    while (autoscale_wake_.WaitFor(core_->options.autoscale_interval)) {
+    while (autoscale_wake_->WaitFor(core_->options.autoscale_interval)) {
       std::vector<std::pair<std::string, QueueConfig>> scaled;
       {
         std::lock_guard lock(mu_);
@@ -363,7 +364,7 @@ class EngineImpl {
     }
     using Clock = std::chrono::steady_clock;
     const auto deadline = Clock::now() + core_->options.drain_timeout;
-    autoscale_wake_.Stop();
+    if (autoscale_wake_) autoscale_wake_->Stop();
     if (autoscaler_.joinable()) autoscaler_.join();
     listener_->Stop();
     const auto runners = AllRunners();
@@ -431,7 +432,7 @@ class EngineImpl {
   std::map<std::string, std::shared_ptr<QueueRunner>> runners_;  // GUARDED_BY(mu_)
   // Queues removed by Reconfigure, finishing their running steps.  GUARDED_BY(mu_)
   std::vector<std::shared_ptr<QueueRunner>> retiring_;
-  Wakeup autoscale_wake_;
+  std::unique_ptr<Wakeup> autoscale_wake_;  // one per Start
   std::thread autoscaler_;
   std::unique_ptr<Heartbeat> heartbeat_;
   std::unique_ptr<Maintenance> maintenance_;
