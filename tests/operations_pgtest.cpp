@@ -119,9 +119,9 @@ TEST_F(OperationsTest, PauseOfAnotherQueueLeavesThisOneRunning) {
 TEST_F(OperationsTest, ScaleLimitsHowManyStepsRunAtOnce) {
   Gauge g;
   auto m = Napper("o.scale", &g);
-  auto e = Engine::Start(Options({m}, 8));
-  std::vector<Json> events;
+  std::vector<Json> events;  // (declared before the engine: its handler outlives nothing)
   std::mutex mu;
+  auto e = Engine::Start(Options({m}, 8));
   e->telemetry().Attach("queue.scaled", [&](const TelemetryEvent& ev) {
     std::lock_guard lock(mu);
     events.push_back({{"from", ev.measurements.at("from")},
@@ -171,9 +171,9 @@ TEST_F(OperationsTest, AutoscaledQueueGrowsUnderABacklogAndShrinksAfterIt) {
   o.queues = {{"default", QueueConfig{1, 6}}};
   o.autoscale_interval = 100ms;
   o.autoscale_cooldown = 300ms;
-  auto e = Engine::Start(o);
-  std::vector<std::pair<double, double>> changes;
+  std::vector<std::pair<double, double>> changes;  // (declared before the engine, see above)
   std::mutex mu;
+  auto e = Engine::Start(o);
   e->telemetry().Attach("queue.scaled", [&](const TelemetryEvent& ev) {
     std::lock_guard lock(mu);
     changes.emplace_back(ev.measurements.at("from"), ev.measurements.at("to"));
@@ -186,6 +186,7 @@ TEST_F(OperationsTest, AutoscaledQueueGrowsUnderABacklogAndShrinksAfterIt) {
   EXPECT_TRUE(WaitUntil([&] { return e->Queues().at("default").concurrency == 6; }, 10s));
   for (auto id : ids) EXPECT_EQ(WaitTerminal(id, 30s).status, "done");
   EXPECT_TRUE(WaitUntil([&] { return e->Queues().at("default").concurrency == 1; }, 10s));
+  e->Stop();
   std::lock_guard lock(mu);
   ASSERT_GE(changes.size(), 2u);
   EXPECT_GT(changes.front().second, changes.front().first);  // first a growth
