@@ -93,6 +93,51 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
   AddCommonFlags(stats, cmd.global, cmd.verbosity);
   AddJsonFlag(stats, cmd.global);
 
+  CLI::App* pause = app.add_subcommand("pause", "Pause a queue cluster-wide: no node claims it");
+  AddCommonFlags(pause, cmd.global, cmd.verbosity);
+  AddJsonFlag(pause, cmd.global);
+  pause->add_option("queue", cmd.queue, "Queue name")->required();
+  CLI::App* resume = app.add_subcommand("resume", "Resume a paused queue");
+  AddCommonFlags(resume, cmd.global, cmd.verbosity);
+  AddJsonFlag(resume, cmd.global);
+  resume->add_option("queue", cmd.queue, "Queue name")->required();
+
+  CLI::App* scale = app.add_subcommand(
+      "scale", "Ask the live nodes serving QUEUE to run it with N slots (not persisted)");
+  AddCommonFlags(scale, cmd.global, cmd.verbosity);
+  AddJsonFlag(scale, cmd.global);
+  scale->add_option("queue", cmd.scale.queue, "Queue name")->required();
+  scale->add_option("n", cmd.scale.concurrency, "Slots (1..10000)")->required();
+  scale->add_option("--node", cmd.scale.node, "Only this node (an id from `nodes`)");
+
+  // cancel / retry / delete select instances by ids, a filter, or --all.
+  auto add_select = [&](CLI::App* sub, SelectArgs& select) {
+    AddCommonFlags(sub, cmd.global, cmd.verbosity);
+    AddJsonFlag(sub, cmd.global);
+    sub->add_option("ids", select.ids, "Instance ids");
+    sub->add_option("--status", select.status, "Only instances in this status");
+    sub->add_option("--queue", select.queue, "Only this queue");
+    sub->add_option("--fsm", select.fsm, "Only this machine");
+    sub->add_option("--older-than", select.older_than_ms, "Only those last updated MS ago or more");
+    sub->add_flag("--all", select.all, "Every instance (when no id or filter is given)");
+  };
+  CLI::App* cancel = app.add_subcommand(
+      "cancel", "Cancel instances: queued and parked ones at once, running ones cooperatively");
+  add_select(cancel, cmd.cancel.select);
+  cancel->add_flag("--cascade", cmd.cancel.cascade, "Also cancel their live descendants");
+  cancel->add_option("--reason", cmd.cancel.reason, "Recorded as last_error")
+      ->capture_default_str();
+  CLI::App* retry =
+      app.add_subcommand("retry", "Put failed or cancelled instances back to runnable");
+  add_select(retry, cmd.select);
+  CLI::App* delete_cmd = app.add_subcommand(
+      "delete", "Delete instances (with their signals and history); never executing ones");
+  add_select(delete_cmd, cmd.select);
+
+  CLI::App* nodes = app.add_subcommand("nodes", "List the live nodes and what they run");
+  AddCommonFlags(nodes, cmd.global, cmd.verbosity);
+  AddJsonFlag(nodes, cmd.global);
+
   CLI::App* worker = app.add_subcommand(
       "worker", "Run the demo machines until SIGINT/SIGTERM, then drain and exit");
   AddCommonFlags(worker, cmd.global, cmd.verbosity);
@@ -222,7 +267,10 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
   const std::pair<CLI::App*, Command> commands[] = {
       {migrate, Command::kMigrate}, {insert, Command::kInsert}, {signal_cmd, Command::kSignal},
       {show, Command::kShow},       {list, Command::kList},     {stats, Command::kStats},
-      {worker, Command::kWorker},   {demo, Command::kDemo},     {bench, Command::kBench}};
+      {worker, Command::kWorker},   {demo, Command::kDemo},     {bench, Command::kBench},
+      {pause, Command::kPause},     {resume, Command::kResume}, {scale, Command::kScale},
+      {cancel, Command::kCancel},   {retry, Command::kRetry},   {delete_cmd, Command::kDelete},
+      {nodes, Command::kNodes}};
   for (const auto& [sub, command] : commands) {
     if (*sub) {
       cmd.command = command;

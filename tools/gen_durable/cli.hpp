@@ -15,7 +15,7 @@
 namespace gen_durable::tools {
 
 enum class Command { kNone, kMigrate, kInsert, kSignal, kShow, kList, kStats, kWorker, kDemo,
-                     kBench };
+                     kBench, kPause, kResume, kScale, kCancel, kRetry, kDelete, kNodes };
 
 struct ParsedCommand {
   // kNone: there is nothing to run (--help, or a usage error); print `output` on stdout and
@@ -34,6 +34,10 @@ struct ParsedCommand {
   WorkerArgs worker;
   DemoArgs demo;
   BenchArgs bench;
+  std::string queue;  // pause, resume
+  ScaleArgs scale;
+  CancelArgs cancel;
+  SelectArgs select;  // retry, delete
 };
 
 // Builds the CLI's parser and parses `argv` (argv[0] is the program name). A malformed command

@@ -147,6 +147,51 @@ void PrintHuman(const InstanceInfo& info) {
   line("completed_at", OrDash(info.completed_at));
 }
 
+std::string HistoryLine(const HistoryEntry& h) {
+  std::string text = fmt::format("{} {} {} -> {} (attempt {}", h.at, h.event, h.step, h.status,
+                                 h.attempt);
+  if (h.duration_ms) text += fmt::format(", {:.1f} ms", *h.duration_ms);
+  text += fmt::format(", {})", h.node);
+  if (h.error) text += ": " + *h.error;
+  return text;
+}
+
+Json HistoryJson(const HistoryEntry& h) {
+  return {{"id", h.id},
+          {"event", h.event},
+          {"step", h.step},
+          {"status", h.status},
+          {"attempt", h.attempt},
+          {"duration_ms", h.duration_ms ? Json(*h.duration_ms) : Json(nullptr)},
+          {"error", h.error ? Json(*h.error) : Json(nullptr)},
+          {"node", h.node},
+          {"at", h.at}};
+}
+
+InstanceFilter FilterOf(const SelectArgs& a, const char* command) {
+  const bool filtered = a.status || a.queue || a.fsm || a.older_than_ms;
+  if (a.ids.empty() && !filtered && !a.all) {
+    throw UsageError(fmt::format(
+        "{}: name instance ids, or a filter (--status, --queue, --fsm, --older-than), or --all",
+        command));
+  }
+  if (a.all && (filtered || !a.ids.empty())) {
+    throw UsageError(fmt::format("{}: --all takes no ids and no filter", command));
+  }
+  if (a.status && !IsKnownStatus(*a.status)) {
+    throw UsageError(
+        fmt::format("--status '{}' is not one of: {}", *a.status, fmt::join(kStatuses, ", ")));
+  }
+  if (a.older_than_ms && *a.older_than_ms < 0) throw UsageError("--older-than must be >= 0");
+  InstanceFilter f;
+  f.ids = a.ids;
+  f.status = a.status;
+  f.queue = a.queue;
+  f.fsm = a.fsm;
+  if (a.older_than_ms) f.older_than = Millis{*a.older_than_ms};
+  return f;
+}
+
 }  // namespace
 
 int ExitStatusOf(const std::exception& e) {
@@ -296,10 +341,18 @@ int RunShow(const GlobalOptions& global, std::int64_t id) {
   Session session(global);
   std::optional<InstanceInfo> info = session.client().Get(id);
   if (!info) throw Error(fmt::format("instance {} not found", id));
+  const std::vector<HistoryEntry> history = session.client().History(id);
   if (global.json) {
-    fmt::print("{}\n", info->ToJson().dump());
+    Json j = info->ToJson();
+    j["history"] = Json::array();
+    for (const auto& h : history) j["history"].push_back(HistoryJson(h));
+    fmt::print("{}\n", j.dump());
   } else {
     PrintHuman(*info);
+    if (history.empty()) fmt::print("{:<16}-\n", "history:");
+    for (std::size_t i = 0; i < history.size(); ++i) {
+      fmt::print("{:<16}{}\n", i == 0 ? "history:" : "", HistoryLine(history[i]));
+    }
   }
   return kExitOk;
 }
@@ -335,15 +388,34 @@ int RunList(const GlobalOptions& global, const ListArgs& args) {
 int RunStats(const GlobalOptions& global) {
   Session session(global);
   const StatusCounts counts = session.client().Counts();
+  std::map<std::string, QueueInfo> info;
+  for (auto& q : session.client().Queues()) info[q.name] = std::move(q);
+  auto slots = [](const QueueInfo& q) {
+    int n = 0;
+    for (const auto& [_, c] : q.concurrency) n += c;
+    return n;
+  };
   if (global.json) {
     Json queues = Json::object();
     for (const auto& [queue, by_status] : counts.queues) queues[queue] = CountsToJson(by_status);
-    fmt::print("{}\n", Json{{"total", CountsToJson(counts.total)}, {"queues", queues}}.dump());
+    // Added beside the original two keys, which scripts rely on.
+    Json queue_info = Json::object();
+    for (const auto& [name, q] : info) {
+      queue_info[name] = {
+          {"paused", q.paused},
+          {"oldest_ready_ms", q.oldest_ready_ms ? Json(*q.oldest_ready_ms) : Json(nullptr)},
+          {"completed_last_minute", q.completed_last_minute},
+          {"concurrency", q.concurrency}};
+    }
+    fmt::print("{}\n", Json{{"total", CountsToJson(counts.total)},
+                            {"queues", queues},
+                            {"queue_info", queue_info}}
+                           .dump());
     return kExitOk;
   }
   std::vector<std::string> header = {"QUEUE"};
   for (const char* s : kStatuses) header.push_back(s);
-  header.push_back("total");
+  header.insert(header.end(), {"total", "paused", "oldest_ready", "done_1m", "slots"});
   std::vector<std::vector<std::string>> table = {header};
   auto row = [](const std::string& name, const std::map<std::string, std::int64_t>& by_status) {
     std::vector<std::string> r = {name};
@@ -354,8 +426,155 @@ int RunStats(const GlobalOptions& global) {
     r.push_back(std::to_string(Sum(by_status)));
     return r;
   };
-  for (const auto& [queue, by_status] : counts.queues) table.push_back(row(queue, by_status));
-  table.push_back(row("(all)", counts.total));
+  std::map<std::string, std::map<std::string, std::int64_t>> by_queue = counts.queues;
+  for (const auto& [name, _] : info) by_queue[name];  // paused or served queues without rows
+  for (const auto& [queue, by_status] : by_queue) {
+    auto r = row(queue, by_status);
+    const auto it = info.find(queue);
+    if (it == info.end()) {
+      r.insert(r.end(), {"no", "-", "0", "0"});
+    } else {
+      const QueueInfo& q = it->second;
+      r.push_back(q.paused ? "yes" : "no");
+      r.push_back(q.oldest_ready_ms ? fmt::format("{:.0f} ms", *q.oldest_ready_ms) : "-");
+      r.push_back(std::to_string(q.completed_last_minute));
+      r.push_back(std::to_string(slots(q)));
+    }
+    table.push_back(std::move(r));
+  }
+  auto all = row("(all)", counts.total);
+  all.insert(all.end(), {"", "", "", ""});
+  table.push_back(std::move(all));
+  PrintTable(table);
+  return kExitOk;
+}
+
+int RunPause(const GlobalOptions& global, const std::string& queue, bool paused) {
+  Session session(global);
+  if (paused) {
+    session.client().PauseQueue(queue);
+  } else {
+    session.client().ResumeQueue(queue);
+  }
+  if (global.json) {
+    fmt::print("{}\n", Json{{"queue", queue}, {"paused", paused}}.dump());
+  } else {
+    fmt::print("{} {} (cluster-wide)\n", paused ? "paused" : "resumed", queue);
+  }
+  return kExitOk;
+}
+
+int RunScale(const GlobalOptions& global, const ScaleArgs& args) {
+  if (args.concurrency < 1 || args.concurrency > 10'000) {
+    throw UsageError(fmt::format("scale: N must be in 1..10000 (got {})", args.concurrency));
+  }
+  Session session(global);
+  session.client().ScaleQueue(args.queue, args.concurrency, args.node);
+  // Who serves the queue now: the request reaches those nodes.
+  std::vector<std::string> nodes;
+  for (const auto& n : session.client().Nodes()) {
+    if (n.queues.count(args.queue) && (!args.node || *args.node == n.id)) nodes.push_back(n.id);
+  }
+  if (global.json) {
+    fmt::print("{}\n", Json{{"queue", args.queue},
+                            {"concurrency", args.concurrency},
+                            {"node", args.node ? Json(*args.node) : Json(nullptr)},
+                            {"nodes", nodes}}
+                           .dump());
+  } else if (nodes.empty()) {
+    fmt::print(stderr, "gen_durable: note: no live node serves queue {}{}\n", args.queue,
+               args.node ? " on node " + *args.node : "");
+  } else {
+    fmt::print("asked {} node(s) to run {} with {} slots: {}\n", nodes.size(), args.queue,
+               args.concurrency, fmt::join(nodes, " "));
+  }
+  return kExitOk;
+}
+
+int RunCancel(const GlobalOptions& global, const CancelArgs& args) {
+  const InstanceFilter filter = FilterOf(args.select, "cancel");
+  if (args.reason.empty()) throw UsageError("--reason must not be empty");
+  Session session(global);
+  CancelOptions options;
+  options.cascade = args.cascade;
+  options.reason = args.reason;
+  const CancelReport report = session.client().CancelWhere(filter, options);
+  if (global.json) {
+    fmt::print("{}\n",
+               Json{{"cancelled", report.cancelled}, {"requested", report.requested}}.dump());
+  } else {
+    fmt::print("cancelled: {}\n",
+               report.cancelled.empty() ? "-" : fmt::format("{}", fmt::join(report.cancelled, " ")));
+    fmt::print("asked to stop (running): {}\n",
+               report.requested.empty() ? "-" : fmt::format("{}", fmt::join(report.requested, " ")));
+  }
+  if (!args.select.ids.empty() && report.cancelled.empty() && report.requested.empty()) {
+    throw RefusedError(fmt::format("no_target: no live instance among {}",
+                                   fmt::join(args.select.ids, " ")));
+  }
+  return kExitOk;
+}
+
+int RunRetry(const GlobalOptions& global, const SelectArgs& args) {
+  const InstanceFilter filter = FilterOf(args, "retry");
+  Session session(global);
+  const std::vector<std::int64_t> retried = session.client().RetryWhere(filter);
+  if (global.json) {
+    fmt::print("{}\n", Json{{"retried", retried}}.dump());
+  } else {
+    fmt::print("retried: {}\n",
+               retried.empty() ? "-" : fmt::format("{}", fmt::join(retried, " ")));
+  }
+  std::vector<std::int64_t> refused;
+  for (auto id : args.ids) {
+    if (std::find(retried.begin(), retried.end(), id) == retried.end()) refused.push_back(id);
+  }
+  if (!refused.empty()) {
+    throw RefusedError(fmt::format(
+        "not retried: {} (not failed or cancelled, unknown, its unique key is held, or its "
+        "parent still waits on it)",
+        fmt::join(refused, " ")));
+  }
+  return kExitOk;
+}
+
+int RunDelete(const GlobalOptions& global, const SelectArgs& args) {
+  const InstanceFilter filter = FilterOf(args, "delete");
+  Session session(global);
+  const std::int64_t deleted = session.client().DeleteWhere(filter);
+  if (global.json) {
+    fmt::print("{}\n", Json{{"deleted", deleted}}.dump());
+  } else {
+    fmt::print("deleted {}\n", deleted);
+  }
+  return kExitOk;
+}
+
+int RunNodes(const GlobalOptions& global) {
+  Session session(global);
+  const std::vector<NodeInfo> nodes = session.client().Nodes();
+  if (global.json) {
+    for (const auto& n : nodes) {
+      fmt::print("{}\n", Json{{"id", n.id},
+                              {"engine", n.engine},
+                              {"host", n.host},
+                              {"pid", n.pid},
+                              {"queues", n.queues},
+                              {"running", n.running},
+                              {"started_at", n.started_at},
+                              {"heartbeat_at", n.heartbeat_at}}
+                             .dump());
+    }
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> table = {
+      {"NODE", "ENGINE", "PID", "QUEUES", "RUNNING", "STARTED", "HEARTBEAT"}};
+  for (const auto& n : nodes) {
+    std::vector<std::string> queues;
+    for (const auto& [q, c] : n.queues) queues.push_back(fmt::format("{}:{}", q, c));
+    table.push_back({n.id, n.engine, std::to_string(n.pid), fmt::format("{}", fmt::join(queues, ",")),
+                     std::to_string(n.running), n.started_at, n.heartbeat_at});
+  }
   PrintTable(table);
   return kExitOk;
 }

@@ -126,8 +126,46 @@ struct ListArgs {
 // `list`: a table, or one JSON object per line with --json.
 int RunList(const GlobalOptions& global, const ListArgs& args);
 
-// `stats`: counts by queue x status.
+// `stats`: counts by queue x status, and per queue whether it is paused, the age of its oldest
+// ready row, how many ended in the last minute and its concurrency on the live nodes.
 int RunStats(const GlobalOptions& global);
+
+// `pause QUEUE` / `resume QUEUE`: cluster-wide, persisted.
+int RunPause(const GlobalOptions& global, const std::string& queue, bool paused);
+
+struct ScaleArgs {
+  std::string queue;
+  int concurrency = 0;
+  std::optional<std::string> node;  // only this node (default: every node serving the queue)
+};
+// `scale QUEUE N [--node ID]`: asks the live nodes to run QUEUE with N slots.
+int RunScale(const GlobalOptions& global, const ScaleArgs& args);
+
+// Which instances `cancel`, `retry` and `delete` act on: ids, or a filter, or --all.
+struct SelectArgs {
+  std::vector<std::int64_t> ids;
+  std::optional<std::string> status;
+  std::optional<std::string> queue;
+  std::optional<std::string> fsm;
+  std::optional<std::int64_t> older_than_ms;  // last updated longer ago than this
+  bool all = false;  // required to act on every instance (no id, no filter)
+};
+struct CancelArgs {
+  SelectArgs select;
+  bool cascade = false;
+  std::string reason = "cancelled";
+};
+// `cancel`: queued and parked instances end `cancelled` at once; running ones are asked to stop.
+// Prints both lists. Ids given and none of them live: exit 3.
+int RunCancel(const GlobalOptions& global, const CancelArgs& args);
+// `retry`: failed / cancelled instances back to runnable; prints the ids retried. An id given
+// that could not be retried (not failed or cancelled, unique key held, parent still joining):
+// exit 3.
+int RunRetry(const GlobalOptions& global, const SelectArgs& args);
+// `delete`: deletes the matching instances (never executing ones); prints how many.
+int RunDelete(const GlobalOptions& global, const SelectArgs& args);
+// `nodes`: the live nodes, their queues and what they run.
+int RunNodes(const GlobalOptions& global);
 
 // Worker flags; the defaults are EngineOptions' defaults.
 struct WorkerArgs {

@@ -36,6 +36,20 @@ int Run(const ParsedCommand& cmd) {
       return RunDemo(cmd.global, cmd.demo);
     case Command::kBench:
       return RunBench(cmd.global, cmd.bench);
+    case Command::kPause:
+      return RunPause(cmd.global, cmd.queue, true);
+    case Command::kResume:
+      return RunPause(cmd.global, cmd.queue, false);
+    case Command::kScale:
+      return RunScale(cmd.global, cmd.scale);
+    case Command::kCancel:
+      return RunCancel(cmd.global, cmd.cancel);
+    case Command::kRetry:
+      return RunRetry(cmd.global, cmd.select);
+    case Command::kDelete:
+      return RunDelete(cmd.global, cmd.select);
+    case Command::kNodes:
+      return RunNodes(cmd.global);
     case Command::kNone:
       break;
   }
