@@ -1,6 +1,7 @@
 // Black-box tests of the `gen_durable` CLI: its output contract, exit statuses, and workers that
 // crash, get killed or drain, all run as real child processes against a fresh database.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <signal.h>
@@ -427,7 +428,8 @@ TEST_F(CliTest, UnreachableDatabaseExitsOne) {
 
 TEST_F(CliTest, HelpExitsZeroForEveryCommand) {
   for (const char* command :
-       {"migrate", "insert", "signal", "show", "list", "stats", "worker", "demo", "bench"}) {
+       {"migrate", "insert", "signal", "show", "list", "stats", "worker", "demo", "bench", "pause",
+        "resume", "scale", "cancel", "retry", "delete", "nodes"}) {
     CliResult r = Run({command, "--help"});
     EXPECT_EQ(r.exit_code, 0) << command << ": " << r.err;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << command << ": " << r.out;
@@ -1161,6 +1163,160 @@ TEST_F(CliTest, WorkerWaitsForAnUnreachableServerButNotForAMissingDatabase) {
   ASSERT_TRUE(refused.Wait(seconds(30))) << "waited for a database that does not exist";
   EXPECT_EQ(refused.exit_code(), 1);
   EXPECT_NE(refused.err().find("does not exist"), std::string::npos) << refused.err();
+}
+
+// --- operating it (SPEC §9): the done-when checks of runtime queue control ---
+
+class OpsCliTest : public CliTest {
+ protected:
+  std::vector<Json> Nodes() {
+    CliResult r = Run({"nodes", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<Json> nodes;
+    for (const auto& line : Lines(r.out)) nodes.push_back(Json::parse(line));
+    return nodes;
+  }
+
+  // Polls `pred` every 100 ms for up to `timeout`.
+  static bool Eventually(const std::function<bool()>& pred, Clock::duration timeout = seconds(30)) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    return pred();
+  }
+
+  std::size_t CountStatus(const std::string& status) {
+    return ListJson({"--status", status, "--limit", "1000"}).size();
+  }
+};
+
+TEST_F(OpsCliTest, PauseFromOneCliStopsClaimsOnThreeWorkersAndResumeRestartsThem) {
+  // kFastWorker, with polls every 200 ms.
+  const std::vector<std::string> flags = {"--poll-interval", "200", "--lease-ttl", "10000",
+                                          "--heartbeat-interval", "1000", "--reap-interval",
+                                          "500", "--queues", "default:4"};
+  std::vector<std::unique_ptr<CliProcess>> workers;
+  for (int i = 0; i < 3; ++i) workers.push_back(StartWorker(flags));
+  ASSERT_TRUE(Eventually([&] { return Nodes().size() == 3; }))
+      << "three workers did not start: " << Run({"nodes"}).out << workers[0]->err() << workers[1]->err();
+  // They work before the pause.
+  const auto before = Insert("demo.sleep", R"({"ms": 10})");
+  EXPECT_EQ(ShowUntilTerminal(before)["status"], "done");
+
+  CliResult paused = Run({"pause", "default"});
+  ASSERT_EQ(paused.exit_code, 0) << paused.err;
+  EXPECT_EQ(paused.out, "paused default (cluster-wide)\n");
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 9; ++i) ids.push_back(Insert("demo.sleep", R"({"ms": 10})"));
+  // Every worker polls every 200 ms (and is woken by each insert's NOTIFY): ten poll intervals
+  // give each of them many chances to claim, and none may.
+  std::this_thread::sleep_for(seconds(2));
+  EXPECT_EQ(CountStatus("runnable"), 9u);
+  for (auto id : ids) EXPECT_EQ(Show(id)["attempt"], 0);
+  CliResult stats = Run({"stats", "--json"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  const Json st = Json::parse(stats.out);
+  EXPECT_EQ(st["queues"]["default"]["runnable"], 9);  // the original contract still holds
+  EXPECT_EQ(st["queue_info"]["default"]["paused"], true);
+  EXPECT_EQ(st["queue_info"]["default"]["concurrency"].size(), 3u);  // 4 slots on each node
+  EXPECT_EQ(Nodes().size(), 3u);  // all alive, just not claiming
+
+  CliResult resumed = Run({"resume", "default", "--json"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(Json::parse(resumed.out), (Json{{"queue", "default"}, {"paused", false}}));
+  for (auto id : ids) EXPECT_EQ(ShowUntilTerminal(id)["status"], "done");
+  for (auto& w : workers) w->Signal(SIGTERM);
+  for (auto& w : workers) EXPECT_TRUE(w->Wait(seconds(15))) << w->err();
+}
+
+TEST_F(OpsCliTest, CancellingARunningSleepEndsItCancelled) {
+  std::vector<std::string> flags = kFastWorker;
+  flags.insert(flags.end(), {"--queues", "default:2"});
+  auto worker = StartWorker(flags);
+  const auto id = Insert("demo.sleep", R"({"ms": 60000})");
+  ShowUntil(id, [](const Json& j) { return j["status"] == "executing"; });
+  CliResult r = Run({"cancel", std::to_string(id), "--reason", "operator said so"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, fmt::format("cancelled: -\nasked to stop (running): {}\n", id));
+  const Json info = ShowUntilTerminal(id, seconds(15));
+  EXPECT_EQ(info["status"], "cancelled") << info.dump();
+  EXPECT_EQ(info["last_error"], "operator said so");
+  ASSERT_GE(info["history"].size(), 1u) << info.dump();
+  EXPECT_EQ(info["history"][0]["event"], "cancel");
+  // A second cancel finds nothing live: refused, exit 3.
+  CliResult again = Run({"cancel", std::to_string(id)});
+  EXPECT_EQ(again.exit_code, 3) << again.err;
+  ExpectOneLineReason(again);
+  // Retry brings it back, and a cancel of the queued instance is immediate.
+  CliResult retried = Run({"retry", std::to_string(id), "--json"});
+  ASSERT_EQ(retried.exit_code, 0) << retried.err;
+  EXPECT_EQ(Json::parse(retried.out), (Json{{"retried", {id}}}));
+  ShowUntil(id, [](const Json& j) { return j["status"] == "executing"; });
+  CliResult bulk = Run({"cancel", "--fsm", "demo.sleep", "--json"});
+  ASSERT_EQ(bulk.exit_code, 0) << bulk.err;
+  EXPECT_EQ(Json::parse(bulk.out)["requested"], Json({id}));
+  EXPECT_EQ(ShowUntilTerminal(id, seconds(15))["status"], "cancelled");
+  worker->Signal(SIGTERM);
+  EXPECT_TRUE(worker->Wait(seconds(15))) << worker->err();
+}
+
+TEST_F(OpsCliTest, AutoscaledQueueGrowsUnderASleepBacklogAndShrinksAfterIt) {
+  std::vector<std::string> flags = kFastWorker;
+  flags.insert(flags.end(), {"--queues", "default:1-8", "--autoscale-interval", "200",
+                             "--autoscale-cooldown", "500"});
+  auto worker = StartWorker(flags);
+  auto slots = [&] {
+    auto nodes = Nodes();
+    return nodes.size() == 1 ? nodes[0]["queues"].value("default", -1) : -1;
+  };
+  ASSERT_TRUE(Eventually([&] { return slots() == 1; })) << "the worker did not start with 1 slot";
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 40; ++i) ids.push_back(Insert("demo.sleep", R"({"ms": 300})"));
+  EXPECT_TRUE(Eventually([&] { return slots() == 8; })) << "did not grow to 8: " << slots();
+  for (auto id : ids) EXPECT_EQ(ShowUntilTerminal(id)["status"], "done");
+  EXPECT_TRUE(Eventually([&] { return slots() == 1; })) << "did not shrink to 1: " << slots();
+  worker->Signal(SIGTERM);
+  ASSERT_TRUE(worker->Wait(seconds(15))) << worker->err();
+  EXPECT_NE(worker->err().find("queues default:1-8"), std::string::npos) << worker->err();
+}
+
+TEST_F(OpsCliTest, ScaleRetryAndDeleteReportAndRefuseAsDocumented) {
+  std::vector<std::string> flags = kFastWorker;
+  flags.insert(flags.end(), {"--queues", "default:4"});
+  auto worker = StartWorker(flags);
+  ASSERT_TRUE(Eventually([&] { return Nodes().size() == 1; }));
+  const std::string node = Nodes()[0]["id"];
+  CliResult scaled = Run({"scale", "default", "2", "--node", node});
+  ASSERT_EQ(scaled.exit_code, 0) << scaled.err;
+  EXPECT_EQ(scaled.out, fmt::format("asked 1 node(s) to run default with 2 slots: {}\n", node));
+  EXPECT_TRUE(Eventually([&] { return Nodes()[0]["queues"]["default"] == 2; }));
+
+  const auto failed = Insert("demo.flaky", R"({"fail_times": 9})");
+  EXPECT_EQ(ShowUntilTerminal(failed)["status"], "failed");
+  const auto done = Insert("demo.noop", "{}");
+  EXPECT_EQ(ShowUntilTerminal(done)["status"], "done");
+  CliResult not_failed = Run({"retry", std::to_string(done)});
+  EXPECT_EQ(not_failed.exit_code, 3);
+  EXPECT_EQ(not_failed.out, "retried: -\n");
+  CliResult by_filter = Run({"retry", "--status", "failed", "--json"});
+  ASSERT_EQ(by_filter.exit_code, 0) << by_filter.err;
+  EXPECT_EQ(Json::parse(by_filter.out)["retried"], Json({failed}));
+  EXPECT_EQ(ShowUntilTerminal(failed)["status"], "failed");  // it fails again, as it should
+
+  CliResult nothing = Run({"delete"});
+  EXPECT_EQ(nothing.exit_code, 2);
+  ExpectOneLineReason(nothing);
+  CliResult deleted = Run({"delete", "--status", "done", "--json"});
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.err;
+  EXPECT_EQ(Json::parse(deleted.out), (Json{{"deleted", 1}}));
+  EXPECT_EQ(Run({"show", std::to_string(done)}).exit_code, 1);
+  EXPECT_EQ(Run({"scale", "default", "0"}).exit_code, 2);
+  EXPECT_EQ(Run({"cancel", "--status", "bogus"}).exit_code, 2);
+  EXPECT_EQ(Run({"cancel", "--all", "7"}).exit_code, 2);
+  worker->Signal(SIGTERM);
+  EXPECT_TRUE(worker->Wait(seconds(15))) << worker->err();
 }
 
 }  // namespace

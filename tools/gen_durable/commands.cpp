@@ -499,6 +499,10 @@ int RunCancel(const GlobalOptions& global, const CancelArgs& args) {
   options.cascade = args.cascade;
   options.reason = args.reason;
   const CancelReport report = session.client().CancelWhere(filter, options);
+  if (!args.select.ids.empty() && report.cancelled.empty() && report.requested.empty()) {
+    throw RefusedError(fmt::format("no_target: no live instance among {}",
+                                   fmt::join(args.select.ids, " ")));
+  }
   if (global.json) {
     fmt::print("{}\n",
                Json{{"cancelled", report.cancelled}, {"requested", report.requested}}.dump());
@@ -507,10 +511,6 @@ int RunCancel(const GlobalOptions& global, const CancelArgs& args) {
                report.cancelled.empty() ? "-" : fmt::format("{}", fmt::join(report.cancelled, " ")));
     fmt::print("asked to stop (running): {}\n",
                report.requested.empty() ? "-" : fmt::format("{}", fmt::join(report.requested, " ")));
-  }
-  if (!args.select.ids.empty() && report.cancelled.empty() && report.requested.empty()) {
-    throw RefusedError(fmt::format("no_target: no live instance among {}",
-                                   fmt::join(args.select.ids, " ")));
   }
   return kExitOk;
 }
