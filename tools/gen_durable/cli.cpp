@@ -138,6 +138,16 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
   AddCommonFlags(nodes, cmd.global, cmd.verbosity);
   AddJsonFlag(nodes, cmd.global);
 
+  CLI::App* dashboard = app.add_subcommand(
+      "dashboard", "Serve the web dashboard until SIGINT/SIGTERM (its URL goes to stderr)");
+  AddCommonFlags(dashboard, cmd.global, cmd.verbosity);
+  dashboard->add_option("--port", cmd.dashboard.port, "Port (0: any free port)")
+      ->capture_default_str();
+  dashboard->add_option("--bind", cmd.dashboard.bind, "Address to listen on")
+      ->capture_default_str();
+  dashboard->add_option("--refresh-ms", cmd.dashboard.refresh_ms, "Page refresh period (ms)")
+      ->capture_default_str();
+
   CLI::App* worker = app.add_subcommand(
       "worker", "Run the demo machines until SIGINT/SIGTERM, then drain and exit");
   AddCommonFlags(worker, cmd.global, cmd.verbosity);
@@ -176,6 +186,10 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
   worker
       ->add_option("--autoscale-cooldown", cmd.worker.autoscale_cooldown_ms,
                    "An autoscaled queue shrinks only after this long without a change (ms)")
+      ->capture_default_str();
+  worker->add_option("--metrics-port", cmd.worker.metrics_port,
+                     "Serve Prometheus metrics at /metrics on this port (0: any free port)");
+  worker->add_option("--metrics-bind", cmd.worker.metrics_bind, "Address of the metrics server")
       ->capture_default_str();
   worker->add_flag("--history", cmd.worker.history,
                    "Record each step's outcome in the instance's history (shown by `show`)");
@@ -270,7 +284,7 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
       {worker, Command::kWorker},   {demo, Command::kDemo},     {bench, Command::kBench},
       {pause, Command::kPause},     {resume, Command::kResume}, {scale, Command::kScale},
       {cancel, Command::kCancel},   {retry, Command::kRetry},   {delete_cmd, Command::kDelete},
-      {nodes, Command::kNodes}};
+      {nodes, Command::kNodes},     {dashboard, Command::kDashboard}};
   for (const auto& [sub, command] : commands) {
     if (*sub) {
       cmd.command = command;

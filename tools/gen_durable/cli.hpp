@@ -15,7 +15,8 @@
 namespace gen_durable::tools {
 
 enum class Command { kNone, kMigrate, kInsert, kSignal, kShow, kList, kStats, kWorker, kDemo,
-                     kBench, kPause, kResume, kScale, kCancel, kRetry, kDelete, kNodes };
+                     kBench, kPause, kResume, kScale, kCancel, kRetry, kDelete, kNodes,
+                     kDashboard };
 
 struct ParsedCommand {
   // kNone: there is nothing to run (--help, or a usage error); print `output` on stdout and
@@ -38,6 +39,7 @@ struct ParsedCommand {
   ScaleArgs scale;
   CancelArgs cancel;
   SelectArgs select;  // retry, delete
+  DashboardArgs dashboard;
 };
 
 // Builds the CLI's parser and parses `argv` (argv[0] is the program name). A malformed command

@@ -17,8 +17,10 @@
 #include <vector>
 
 #include "gen_durable/demo_machines.hpp"  // tools/
+#include "gen_durable/dashboard.hpp"
 #include "gen_durable/engine.hpp"
 #include "gen_durable/error.hpp"
+#include "gen_durable/metrics.hpp"
 #include "gen_durable/schema/embedded.hpp"
 
 namespace gen_durable::tools {
@@ -751,6 +753,13 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   std::unique_ptr<Engine> engine = Engine::Create(options);
 
   if (!args.step_log.empty()) AttachStepLog(*engine, args.step_log);
+  // The metrics endpoint binds before anything runs, so a taken port fails at once.
+  std::unique_ptr<Metrics> metrics;
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (args.metrics_port) {
+    metrics = std::make_unique<Metrics>(*engine);
+    metrics_server = MetricsServer::Start(*metrics, {args.metrics_bind, *args.metrics_port});
+  }
 
   // Engine threads inherit the mask, so only the sigwait below ever sees these signals.
   const sigset_t signals = BlockTerminationSignals();
@@ -788,6 +797,10 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   }
   fmt::print(stderr, "gen_durable worker: started node {} (queues {}{})\n", engine->node_id(),
              queues, limits.empty() ? "" : fmt::format("; rate limits {}", limits));
+  if (metrics_server) {
+    fmt::print(stderr, "gen_durable worker: metrics at http://{}:{}/metrics\n", args.metrics_bind,
+               metrics_server->port());
+  }
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -801,6 +814,7 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
     std::_Exit(kExitFailure);
   }).detach();
 
+  if (metrics_server) metrics_server->Stop();
   engine->Stop();
   const EngineStats stats = engine->stats();
   fmt::print(stderr,
@@ -808,6 +822,8 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
              engine->node_id(), stats.steps, stats.released);
   // The engine's connections close with it, so the embedded server (if this process started it)
   // sees no other client and stops.
+  metrics_server.reset();
+  metrics.reset();
   engine.reset();
   session.Close();
   spdlog::default_logger()->flush();
@@ -815,6 +831,24 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   // Steps abandoned after drain_timeout may still be running; their rows are the reaper's now,
   // and running destructors under them would be unsafe.
   std::_Exit(kExitOk);
+}
+
+int RunDashboard(const GlobalOptions& global, const DashboardArgs& args) {
+  Session session(global);
+  // Waits for SIGINT / SIGTERM only: block them before the server's thread exists.
+  const sigset_t signals = BlockTerminationSignals();
+  DashboardOptions options;
+  options.bind = args.bind;
+  options.port = args.port;
+  options.refresh_ms = args.refresh_ms;
+  auto dashboard = Dashboard::Start(session.client(), options);
+  fmt::print(stderr, "gen_durable dashboard: http://{}:{}/ (schema {}); Ctrl-C stops it\n",
+             args.bind, dashboard->port(), session.schema());
+  int sig = 0;
+  sigwait(&signals, &sig);
+  dashboard->Stop();
+  fmt::print(stderr, "gen_durable dashboard: stopped\n");
+  return kExitOk;
 }
 
 }  // namespace gen_durable::tools

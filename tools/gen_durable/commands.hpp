@@ -167,6 +167,14 @@ int RunDelete(const GlobalOptions& global, const SelectArgs& args);
 // `nodes`: the live nodes, their queues and what they run.
 int RunNodes(const GlobalOptions& global);
 
+struct DashboardArgs {
+  int port = 8080;
+  std::string bind = "127.0.0.1";
+  int refresh_ms = 3000;
+};
+// `dashboard`: serves the web dashboard until SIGINT/SIGTERM; prints its URL on stderr.
+int RunDashboard(const GlobalOptions& global, const DashboardArgs& args);
+
 // Worker flags; the defaults are EngineOptions' defaults.
 struct WorkerArgs {
   std::string queues = "default:10";
@@ -185,6 +193,9 @@ struct WorkerArgs {
   std::int64_t autoscale_cooldown_ms = 5'000;
   bool history = false;
   std::int64_t history_retention_ms = 7 * 86'400'000LL;
+  // Serve Prometheus metrics at http://metrics_bind:metrics_port/metrics (0: any free port).
+  std::optional<int> metrics_port;
+  std::string metrics_bind = "127.0.0.1";
   // When set, one JSON line per finished step, stale outcome and reaped row is appended here
   // (an audit trail for fault-injection runs; see tests/chaos/).
   std::string step_log;

@@ -50,6 +50,8 @@ int Run(const ParsedCommand& cmd) {
       return RunDelete(cmd.global, cmd.select);
     case Command::kNodes:
       return RunNodes(cmd.global);
+    case Command::kDashboard:
+      return RunDashboard(cmd.global, cmd.dashboard);
     case Command::kNone:
       break;
   }

@@ -1,0 +1,310 @@
+// The dashboard's HTTP side: the embedded page and a small JSON API over the Client.
+//
+//   GET  /api/overview                 queues (cluster), nodes, this engine's queues (embedded)
+//   GET  /api/instances?status=&queue=&fsm=&key=&before=&limit=
+//   GET  /api/instances/ID             the instance, its history and its children tree
+//   POST /api/instances/ID/cancel      {"cascade": bool, "reason": text}
+//   POST /api/instances/ID/retry
+//   POST /api/instances/ID/signal      {"name": text, "payload": JSON}
+//   POST /api/queues/NAME/pause, /api/queues/NAME/resume
+//
+// POST bodies must be JSON (Content-Type application/json): a cross-site form cannot send that
+// without the browser asking first, so another site cannot drive these actions.
+#include "gen_durable/dashboard.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <deque>
+#include <set>
+
+#include "gen_durable/client.hpp"
+#include "gen_durable/engine.hpp"
+#include "gen_durable/http/assets.hpp"
+#include "gen_durable/http/http_server.hpp"
+
+namespace gen_durable {
+
+namespace {
+
+constexpr int kTreeLimit = 200;  // instances shown in one children tree at most
+
+struct HttpError {
+  int status;
+  std::string message;
+};
+
+void Reply(httplib::Response& res, int status, const Json& body) {
+  res.status = status;
+  res.set_header("Cache-Control", "no-store");
+  res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace),
+                  "application/json; charset=utf-8");
+}
+
+std::int64_t IdOf(const std::string& text) {
+  std::int64_t id = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc() || end != text.data() + text.size() || id <= 0) {
+    throw HttpError{400, fmt::format("'{}' is not an instance id", text)};
+  }
+  return id;
+}
+
+std::optional<std::string> Param(const httplib::Request& req, const char* name) {
+  if (!req.has_param(name)) return std::nullopt;
+  std::string v = req.get_param_value(name);
+  if (v.empty()) return std::nullopt;
+  return v;
+}
+
+Json Body(const httplib::Request& req) {
+  const auto type = req.get_header_value("Content-Type");
+  if (type.rfind("application/json", 0) != 0) {
+    throw HttpError{415, "POST bodies must be application/json"};
+  }
+  if (req.body.empty()) return Json::object();
+  Json j = Json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) throw HttpError{400, "the body is not a JSON object"};
+  return j;
+}
+
+Json QueueJson(const QueueInfo& q) {
+  return {{"name", q.name},
+          {"paused", q.paused},
+          {"counts", q.counts},
+          {"oldest_ready_ms", q.oldest_ready_ms ? Json(*q.oldest_ready_ms) : Json(nullptr)},
+          {"completed_last_minute", q.completed_last_minute},
+          {"concurrency", q.concurrency}};
+}
+
+Json NodeJson(const NodeInfo& n) {
+  return {{"id", n.id},         {"engine", n.engine},           {"host", n.host},
+          {"pid", n.pid},       {"queues", n.queues},           {"running", n.running},
+          {"started_at", n.started_at}, {"heartbeat_at", n.heartbeat_at}};
+}
+
+Json InstanceJson(const InstanceInfo& i) {
+  Json j = i.ToJson();
+  j["inserted_at"] = i.inserted_at;
+  j["updated_at"] = i.updated_at;
+  j["eligible_at"] = i.eligible_at;
+  j["completed_at"] = i.completed_at ? Json(*i.completed_at) : Json(nullptr);
+  j["locked_by"] = i.locked_by ? Json(*i.locked_by) : Json(nullptr);
+  return j;
+}
+
+Json HistoryJson(const HistoryEntry& h) {
+  return {{"id", h.id},
+          {"event", h.event},
+          {"step", h.step},
+          {"status", h.status},
+          {"attempt", h.attempt},
+          {"duration_ms", h.duration_ms ? Json(*h.duration_ms) : Json(nullptr)},
+          {"error", h.error ? Json(*h.error) : Json(nullptr)},
+          {"node", h.node},
+          {"at", h.at}};
+}
+
+// The children tree under `root`, breadth first, at most kTreeLimit instances.
+Json Tree(Client& client, const InstanceInfo& root) {
+  Json top = {{"id", root.id}, {"fsm", root.fsm}, {"status", root.status},
+              {"step", root.step}, {"children", Json::array()}};
+  std::deque<std::pair<Json*, std::vector<std::int64_t>>> todo = {{&top, root.children}};
+  std::set<std::int64_t> seen = {root.id};
+  int shown = 1;
+  bool truncated = false;
+  // Nodes live in nested arrays that grow: reserve each array before taking pointers into it.
+  while (!todo.empty()) {
+    auto [parent, ids] = todo.front();
+    todo.pop_front();
+    Json& kids = (*parent)["children"];
+    std::vector<std::pair<std::size_t, std::vector<std::int64_t>>> next;
+    for (auto id : ids) {
+      if (shown >= kTreeLimit) {
+        truncated = true;
+        break;
+      }
+      if (!seen.insert(id).second) continue;
+      auto info = client.Get(id);
+      if (!info) continue;
+      ++shown;
+      kids.push_back({{"id", info->id}, {"fsm", info->fsm}, {"status", info->status},
+                      {"step", info->step}, {"children", Json::array()}});
+      if (!info->children.empty()) next.emplace_back(kids.size() - 1, info->children);
+    }
+    for (auto& [index, children] : next) todo.emplace_back(&kids[index], std::move(children));
+  }
+  top["truncated"] = truncated;
+  return top;
+}
+
+// Runs `handler`, turning what it throws into a JSON error reply.
+template <typename Handler>
+void Guarded(httplib::Response& res, Handler&& handler) {
+  try {
+    handler();
+  } catch (const HttpError& e) {
+    Reply(res, e.status, {{"error", e.message}});
+  } catch (const InvalidArgument& e) {
+    Reply(res, 400, {{"error", e.what()}});
+  } catch (const std::exception& e) {
+    spdlog::warn("dashboard: {}", e.what());
+    Reply(res, 500, {{"error", e.what()}});
+  }
+}
+
+std::unique_ptr<httplib::Server> Routes(Client& client, Engine* engine,
+                                        const DashboardOptions& options) {
+  auto server = std::make_unique<httplib::Server>();
+  const int refresh_ms = options.refresh_ms;
+  server->Get(R"(/(index\.html)?)", [](const httplib::Request&, httplib::Response& res) {
+    const auto* a = detail::FindAsset("/index.html");
+    res.set_content(a->data, a->size, std::string(a->content_type));
+  });
+  server->Get(R"(/assets/([\w.-]+))", [](const httplib::Request& req, httplib::Response& res) {
+    const auto* a = detail::FindAsset("/" + req.matches[1].str());
+    if (!a) {
+      Reply(res, 404, {{"error", "no such file"}});
+      return;
+    }
+    res.set_content(a->data, a->size, std::string(a->content_type));
+  });
+  server->Get("/api/overview", [&client, engine, refresh_ms](const httplib::Request&,
+                                                              httplib::Response& res) {
+    Guarded(res, [&] {
+      Json queues = Json::array();
+      for (const auto& q : client.Queues()) queues.push_back(QueueJson(q));
+      Json nodes = Json::array();
+      for (const auto& n : client.Nodes()) nodes.push_back(NodeJson(n));
+      Json local = nullptr;
+      if (engine) {
+        local = {{"engine", engine->name()}, {"node", engine->node_id()}, {"queues", Json::object()}};
+        for (const auto& [q, s] : engine->Queues()) {
+          local["queues"][q] = {{"concurrency", s.concurrency}, {"min", s.min}, {"max", s.max},
+                                {"in_flight", s.in_flight}, {"buffered", s.buffered},
+                                {"draining", s.draining}};
+        }
+      }
+      Reply(res, 200, {{"schema", client.schema()}, {"queues", queues}, {"nodes", nodes},
+                       {"local", local}, {"refresh_ms", refresh_ms}});
+    });
+  });
+  server->Get("/api/instances", [&client](const httplib::Request& req, httplib::Response& res) {
+    Guarded(res, [&] {
+      ListFilter f;
+      f.status = Param(req, "status");
+      f.queue = Param(req, "queue");
+      f.fsm = Param(req, "fsm");
+      f.key = Param(req, "key");
+      if (auto before = Param(req, "before")) f.before_id = IdOf(*before);
+      f.limit = 50;
+      if (auto limit = Param(req, "limit")) {
+        f.limit = static_cast<int>(std::min<std::int64_t>(IdOf(*limit), 500));
+      }
+      Json rows = Json::array();
+      for (const auto& i : client.List(f)) rows.push_back(InstanceJson(i));
+      Reply(res, 200, {{"instances", rows}});
+    });
+  });
+  server->Get(R"(/api/instances/(\d+))", [&client](const httplib::Request& req,
+                                                  httplib::Response& res) {
+    Guarded(res, [&] {
+      const auto id = IdOf(req.matches[1].str());
+      auto info = client.Get(id);
+      if (!info) throw HttpError{404, fmt::format("instance {} not found", id)};
+      Json history = Json::array();
+      for (const auto& h : client.History(id)) history.push_back(HistoryJson(h));
+      Reply(res, 200,
+            {{"instance", InstanceJson(*info)}, {"history", history}, {"tree", Tree(client, *info)}});
+    });
+  });
+  server->Post(R"(/api/instances/(\d+)/cancel)", [&client](const httplib::Request& req,
+                                                          httplib::Response& res) {
+    Guarded(res, [&] {
+      const auto id = IdOf(req.matches[1].str());
+      const Json body = Body(req);
+      CancelOptions o;
+      o.cascade = body.value("cascade", false);
+      o.reason = body.value("reason", std::string("cancelled from the dashboard"));
+      const CancelReport r = client.Cancel(id, o);
+      if (r.cancelled.empty() && r.requested.empty()) {
+        throw HttpError{409, fmt::format("instance {} is not live", id)};
+      }
+      Reply(res, 200, {{"cancelled", r.cancelled}, {"requested", r.requested}});
+    });
+  });
+  server->Post(R"(/api/instances/(\d+)/retry)", [&client](const httplib::Request& req,
+                                                         httplib::Response& res) {
+    Guarded(res, [&] {
+      const auto id = IdOf(req.matches[1].str());
+      Body(req);
+      if (!client.Retry(id)) {
+        throw HttpError{409, fmt::format("instance {} cannot be retried (not failed or "
+                                         "cancelled, its unique key is held, or its parent "
+                                         "still waits on it)",
+                                         id)};
+      }
+      Reply(res, 200, {{"retried", id}});
+    });
+  });
+  server->Post(R"(/api/instances/(\d+)/signal)", [&client](const httplib::Request& req,
+                                                          httplib::Response& res) {
+    Guarded(res, [&] {
+      const auto id = IdOf(req.matches[1].str());
+      const Json body = Body(req);
+      if (!body.contains("name") || !body["name"].is_string()) {
+        throw HttpError{400, "the body needs a signal \"name\""};
+      }
+      auto r = client.Signal(id, body["name"].get<std::string>(), body.value("payload", Json()));
+      if (!r.ok()) throw HttpError{409, r.error().message};
+      Reply(res, 200, {{"signal_id", *r}});
+    });
+  });
+  for (const bool pause : {true, false}) {
+    server->Post(pause ? R"(/api/queues/([^/]+)/pause)" : R"(/api/queues/([^/]+)/resume)",
+                 [&client, pause](const httplib::Request& req, httplib::Response& res) {
+                   Guarded(res, [&] {
+                     Body(req);
+                     const std::string queue = req.matches[1].str();
+                     if (pause) {
+                       client.PauseQueue(queue);
+                     } else {
+                       client.ResumeQueue(queue);
+                     }
+                     Reply(res, 200, {{"queue", queue}, {"paused", pause}});
+                   });
+                 });
+  }
+  server->set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.body.empty()) {
+      Reply(res, res.status, {{"error", res.status == 404 ? "not found" : "bad request"}});
+    }
+  });
+  return server;
+}
+
+}  // namespace
+
+Dashboard::Dashboard(std::unique_ptr<detail::HttpServerImpl> impl) : impl_(std::move(impl)) {}
+Dashboard::~Dashboard() { Stop(); }
+
+std::unique_ptr<Dashboard> Dashboard::Start(Client& client, const DashboardOptions& options) {
+  if (options.refresh_ms < 100) throw InvalidArgument("dashboard: refresh_ms must be >= 100");
+  return std::unique_ptr<Dashboard>(new Dashboard(std::make_unique<detail::HttpServerImpl>(
+      Routes(client, nullptr, options), options.bind, options.port)));
+}
+
+std::unique_ptr<Dashboard> Dashboard::Start(Engine& engine, const DashboardOptions& options) {
+  if (options.refresh_ms < 100) throw InvalidArgument("dashboard: refresh_ms must be >= 100");
+  return std::unique_ptr<Dashboard>(new Dashboard(std::make_unique<detail::HttpServerImpl>(
+      Routes(engine.client(), &engine, options), options.bind, options.port)));
+}
+
+int Dashboard::port() const { return impl_->port(); }
+
+void Dashboard::Stop() {
+  if (impl_) impl_->Stop();
+}
+
+}  // namespace gen_durable
