@@ -16,7 +16,7 @@ function el(tag, attrs, ...children) {
     if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
     else node.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null) continue;
     node.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -157,11 +157,13 @@ async function instancePage(main, id) {
   const signalName = el("input", {placeholder: "signal name", "data-test": "signal-name"});
   const signalPayload = el("input", {placeholder: "payload (JSON)", "data-test": "signal-payload",
                                      size: 30});
+  const retryable = ["failed", "cancelled"].includes(i.status);
   const actions = el("div", {class: "actions"},
+    !live && !retryable ? el("span", {class: "muted"}, "Finished: no action applies.") : null,
     live ? el("button", {class: "danger", "data-test": "cancel", onclick: () => act(
       () => api("/api/instances/" + id + "/cancel", {cascade: cascade.checked}))}, "Cancel") : null,
     live ? el("label", {style: "flex-direction: row; gap: 4px"}, cascade, "with children") : null,
-    ["failed", "cancelled"].includes(i.status) ? el("button", {"data-test": "retry", onclick: () =>
+    retryable ? el("button", {"data-test": "retry", onclick: () =>
       act(() => api("/api/instances/" + id + "/retry", {}))}, "Retry") : null,
     live ? el("form", {class: "actions", "data-test": "signal", onsubmit: (e) => {
       e.preventDefault();

@@ -1,0 +1,115 @@
+// Clicks through the gen_durable dashboard in Debian's headless chromium (playwright-core drives
+// it; no browser is downloaded). Run by tests/dashboard_pgtest.cpp, which prepares the instances
+// and checks the database afterwards:
+//
+//   node dashboard.mjs URL --parked ID --signalled ID --failed ID --parent ID [--screenshots DIR]
+//
+// Prints one line per check and exits 0 when every check passed, 1 otherwise.
+import { chromium } from "playwright-core";
+
+const args = process.argv.slice(2);
+const url = args[0];
+const opt = (name) => {
+  const i = args.indexOf("--" + name);
+  return i > 0 ? args[i + 1] : undefined;
+};
+const ids = {parked: opt("parked"), signalled: opt("signalled"), failed: opt("failed"),
+             parent: opt("parent")};
+const screenshots = opt("screenshots");
+const timeout = 15000;
+
+function check(ok, what) {
+  console.log((ok ? "ok   " : "FAIL ") + what);
+  if (!ok) throw new Error(what);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-background-networking", "--no-first-run"],
+});
+let failed = false;
+const errors = [];
+let page;
+try {
+  page = await browser.newPage({viewport: {width: 1360, height: 900}});
+  page.setDefaultTimeout(timeout);
+  page.on("pageerror", (e) => errors.push(e.message));
+
+  // The queue list: counts per status, and pause / resume.
+  await page.goto(url);
+  await page.waitForSelector('[data-test="queue-default"]');
+  const done = await page.textContent('[data-test="count-default-done"]');
+  check(Number(done) >= 3, `queue list shows default with ${done} done instances`);
+  check(await page.locator('[data-test="node"]').count() === 1, "one live node listed");
+  await page.click('[data-test="pause-default"]');
+  await page.waitForSelector('[data-test="resume-default"]');
+  const overview = await (await page.request.get(url + "api/overview")).json();
+  check(overview.queues.find((q) => q.name === "default").paused, "pause reached the database");
+  await page.click('[data-test="resume-default"]');
+  await page.waitForSelector('[data-test="pause-default"]');
+  check((await page.textContent('[data-test="state-default"]')).includes("running"), "resumed");
+  if (screenshots) await page.screenshot({path: screenshots + "/dashboard-queues.png", fullPage: true});
+
+  // Search by status.
+  await page.click('[data-test="nav-instances"]');
+  await page.waitForSelector('[data-test="search"]');
+  await page.selectOption('[data-test="filter-status"]', "failed");
+  await page.click('[data-test="search-go"]');
+  await page.waitForFunction(() => location.hash.includes("status=failed"));
+  await page.waitForSelector('[data-test="instance-row"]');
+  const failedIds = await page.locator('[data-test="instance-link"]').allTextContents();
+  check(failedIds.includes(ids.failed), `search by status finds the failed instance ${ids.failed}`);
+
+  // The instance page of a parent: state, history, children tree.
+  await page.goto(url + "#/instance/" + ids.parent);
+  await page.waitForSelector('[data-test="instance-title"]');
+  await page.waitForFunction(() => document.querySelector('[data-test="fact-status"]')
+    ?.textContent.includes("done"));
+  const tree = await page.locator('[data-test="children"] a').count();
+  check(tree === 4, `children tree shows the parent and its 3 children (${tree} links)`);
+  check(await page.locator('[data-test="history-row"]').count() >= 2, "history rows shown");
+  check((await page.textContent('[data-test="state"]')).includes("{"), "state shown");
+  if (screenshots) {
+    await page.screenshot({path: screenshots + "/dashboard-instance.png", fullPage: true});
+  }
+
+  // Cancel a parked instance.
+  await page.goto(url + "#/instance/" + ids.parked);
+  await page.waitForSelector('[data-test="cancel"]');
+  await page.click('[data-test="cancel"]');
+  await page.waitForFunction(() => document.querySelector('[data-test="fact-status"]')
+    ?.textContent.includes("cancelled"));
+  check(true, `parked instance ${ids.parked} cancelled`);
+
+  // Send a signal to an awaiting one.
+  await page.goto(url + "#/instance/" + ids.signalled);
+  await page.waitForSelector('[data-test="signal-name"]');
+  await page.fill('[data-test="signal-name"]', "payment_confirmed");
+  await page.fill('[data-test="signal-payload"]', '{"amount": 42}');
+  await page.click('[data-test="signal"] button');
+  await page.waitForFunction(() => !document.querySelector('[data-test="fact-status"]')
+    ?.textContent.includes("awaiting_signal"));
+  check(true, `signal woke instance ${ids.signalled}`);
+
+  // Retry a failed one.
+  await page.goto(url + "#/instance/" + ids.failed);
+  await page.waitForSelector('[data-test="retry"]');
+  await page.click('[data-test="retry"]');
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-test="history-row"]')]
+    .some((r) => r.textContent.includes("retry")));
+  check(true, `failed instance ${ids.failed} retried`);
+
+  check(errors.length === 0, "no script error in the page" + (errors.length ? ": " + errors : ""));
+} catch (e) {
+  failed = true;
+  console.log("FAIL " + e.message);
+  for (const message of errors) console.log("page error: " + message);
+  if (page && process.env.GEN_DURABLE_FAILURE_SCREENSHOT) {
+    await page.screenshot({path: process.env.GEN_DURABLE_FAILURE_SCREENSHOT, fullPage: true});
+    console.log("page at the failure: " + process.env.GEN_DURABLE_FAILURE_SCREENSHOT);
+  }
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
