@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -429,7 +430,7 @@ TEST_F(CliTest, UnreachableDatabaseExitsOne) {
 TEST_F(CliTest, HelpExitsZeroForEveryCommand) {
   for (const char* command :
        {"migrate", "insert", "signal", "show", "list", "stats", "worker", "demo", "bench", "pause",
-        "resume", "scale", "cancel", "retry", "delete", "nodes"}) {
+        "resume", "scale", "cancel", "retry", "delete", "nodes", "dashboard"}) {
     CliResult r = Run({command, "--help"});
     EXPECT_EQ(r.exit_code, 0) << command << ": " << r.err;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << command << ": " << r.out;
@@ -1315,6 +1316,49 @@ TEST_F(OpsCliTest, ScaleRetryAndDeleteReportAndRefuseAsDocumented) {
   EXPECT_EQ(Run({"scale", "default", "0"}).exit_code, 2);
   EXPECT_EQ(Run({"cancel", "--status", "bogus"}).exit_code, 2);
   EXPECT_EQ(Run({"cancel", "--all", "7"}).exit_code, 2);
+  worker->Signal(SIGTERM);
+  EXPECT_TRUE(worker->Wait(seconds(15))) << worker->err();
+}
+
+// The port a server reported on stderr as "http://127.0.0.1:PORT/...", or 0.
+int PortIn(const std::string& err) {
+  const std::string marker = "http://127.0.0.1:";
+  const auto at = err.find(marker);
+  return at == std::string::npos ? 0 : std::atoi(err.c_str() + at + marker.size());
+}
+
+TEST_F(OpsCliTest, WorkerServesPrometheusMetricsAndTheDashboardCommandServesTheApi) {
+  std::vector<std::string> flags = kFastWorker;
+  flags.insert(flags.end(), {"--queues", "default:2", "--metrics-port", "0"});
+  auto worker = StartWorker(flags);
+  ASSERT_TRUE(Eventually([&] { return PortIn(worker->err()) > 0; })) << worker->err();
+  const auto id = Insert("demo.chain", R"({"steps": 3})");
+  EXPECT_EQ(ShowUntilTerminal(id)["status"], "done");
+  httplib::Client metrics("127.0.0.1", PortIn(worker->err()));
+  auto res = metrics.Get("/metrics");
+  ASSERT_TRUE(res) << worker->err();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_NE(res->body.find(
+                "gen_durable_steps_total{engine=\"gen_durable\",fsm=\"demo.chain\",kind=\"done\"} 1"),
+            std::string::npos)
+      << res->body;
+  EXPECT_NE(res->body.find("gen_durable_queue_depth{engine=\"gen_durable\",queue=\"default\","
+                           "status=\"done\"} 1"),
+            std::string::npos)
+      << res->body;
+
+  auto dashboard = Start({"dashboard", "--port", "0"});
+  ASSERT_TRUE(Eventually([&] { return PortIn(dashboard->err()) > 0; })) << dashboard->err();
+  httplib::Client ui("127.0.0.1", PortIn(dashboard->err()));
+  auto overview = ui.Get("/api/overview");
+  ASSERT_TRUE(overview) << dashboard->err();
+  const Json o = Json::parse(overview->body);
+  EXPECT_EQ(o["nodes"].size(), 1u);
+  EXPECT_EQ(o["queues"][0]["counts"]["done"], 1);
+  EXPECT_NE(ui.Get("/")->body.find("<title>gen_durable</title>"), std::string::npos);
+  dashboard->Signal(SIGTERM);
+  ASSERT_TRUE(dashboard->Wait(seconds(10)));
+  EXPECT_EQ(dashboard->exit_code(), 0) << dashboard->err();
   worker->Signal(SIGTERM);
   EXPECT_TRUE(worker->Wait(seconds(15))) << worker->err();
 }
