@@ -70,6 +70,9 @@ class Process {
     const int null_fd = open("/dev/null", O_RDONLY);
     pid_ = fork();
     if (pid_ == 0) {  // only async-signal-safe calls from here: the test has threads
+      // A process group of its own: a wrapper (faketime) runs the CLI as its child, and a
+      // signal must reach that child too, or it outlives the test.
+      setpgid(0, 0);
       dup2(null_fd, 0);
       dup2(out_fd, 1);
       dup2(err_fd, 2);
@@ -80,11 +83,14 @@ class Process {
     close(out_fd);
     close(err_fd);
     if (pid_ < 0) throw std::runtime_error("fork failed");
+    setpgid(pid_, pid_);  // also here: whichever side runs first, the group exists after this
   }
   ~Process() {
     if (!exited_) {
-      kill(pid_, SIGKILL);
+      kill(-pid_, SIGKILL);
       waitpid(pid_, &status_, 0);
+    } else {
+      kill(-pid_, SIGKILL);  // whatever the wrapper left behind
     }
     unlink(out_path_.c_str());
     unlink(err_path_.c_str());
@@ -105,7 +111,7 @@ class Process {
     }
     return true;
   }
-  void Signal(int sig) { kill(pid_, sig); }
+  void Signal(int sig) { kill(-pid_, sig); }
   int exit_code() const { return exited_ && WIFEXITED(status_) ? WEXITSTATUS(status_) : -1; }
   std::string out() const { return ReadAll(out_path_); }
   std::string err() const { return ReadAll(err_path_); }
