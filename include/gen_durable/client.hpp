@@ -125,6 +125,10 @@ struct HistoryEntry {
   std::optional<std::string> error;
   std::string node;                  // node id, or "client" for an operator action
   std::string at;                    // ISO-8601
+
+  // {"id", "event", "step", "status", "attempt", "duration_ms", "error", "node", "at"}, as in
+  // `gen_durable show --json`.
+  Json ToJson() const;
 };
 
 // A queue as the cluster sees it.
@@ -150,6 +154,9 @@ struct NodeInfo {
   std::string started_at;
   std::string heartbeat_at;
   std::int64_t running = 0;  // instances it holds executing now
+
+  // The object printed by `gen_durable nodes --json`.
+  Json ToJson() const;
 };
 
 // Counts by queue x status, and totals by status.

@@ -129,6 +129,24 @@ class ClientImpl {
 
 }  // namespace detail
 
+Json HistoryEntry::ToJson() const {
+  return {{"id", id},
+          {"event", event},
+          {"step", step},
+          {"status", status},
+          {"attempt", attempt},
+          {"duration_ms", duration_ms ? Json(*duration_ms) : Json(nullptr)},
+          {"error", error ? Json(*error) : Json(nullptr)},
+          {"node", node},
+          {"at", at}};
+}
+
+Json NodeInfo::ToJson() const {
+  return {{"id", id},         {"engine", engine},   {"host", host},
+          {"pid", pid},       {"queues", queues},   {"running", running},
+          {"started_at", started_at}, {"heartbeat_at", heartbeat_at}};
+}
+
 Json InstanceInfo::ToJson() const {
   Json j = {{"id", id},
             {"fsm", fsm},

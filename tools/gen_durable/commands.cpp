@@ -158,18 +158,6 @@ std::string HistoryLine(const HistoryEntry& h) {
   return text;
 }
 
-Json HistoryJson(const HistoryEntry& h) {
-  return {{"id", h.id},
-          {"event", h.event},
-          {"step", h.step},
-          {"status", h.status},
-          {"attempt", h.attempt},
-          {"duration_ms", h.duration_ms ? Json(*h.duration_ms) : Json(nullptr)},
-          {"error", h.error ? Json(*h.error) : Json(nullptr)},
-          {"node", h.node},
-          {"at", h.at}};
-}
-
 InstanceFilter FilterOf(const SelectArgs& a, const char* command) {
   const bool filtered = a.status || a.queue || a.fsm || a.older_than_ms;
   if (a.ids.empty() && !filtered && !a.all) {
@@ -347,7 +335,7 @@ int RunShow(const GlobalOptions& global, std::int64_t id) {
   if (global.json) {
     Json j = info->ToJson();
     j["history"] = Json::array();
-    for (const auto& h : history) j["history"].push_back(HistoryJson(h));
+    for (const auto& h : history) j["history"].push_back(h.ToJson());
     fmt::print("{}\n", j.dump());
   } else {
     PrintHuman(*info);
@@ -556,17 +544,7 @@ int RunNodes(const GlobalOptions& global) {
   Session session(global);
   const std::vector<NodeInfo> nodes = session.client().Nodes();
   if (global.json) {
-    for (const auto& n : nodes) {
-      fmt::print("{}\n", Json{{"id", n.id},
-                              {"engine", n.engine},
-                              {"host", n.host},
-                              {"pid", n.pid},
-                              {"queues", n.queues},
-                              {"running", n.running},
-                              {"started_at", n.started_at},
-                              {"heartbeat_at", n.heartbeat_at}}
-                             .dump());
-    }
+    for (const auto& n : nodes) fmt::print("{}\n", n.ToJson().dump());
     return kExitOk;
   }
   std::vector<std::vector<std::string>> table = {

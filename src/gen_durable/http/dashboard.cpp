@@ -78,12 +78,6 @@ Json QueueJson(const QueueInfo& q) {
           {"concurrency", q.concurrency}};
 }
 
-Json NodeJson(const NodeInfo& n) {
-  return {{"id", n.id},         {"engine", n.engine},           {"host", n.host},
-          {"pid", n.pid},       {"queues", n.queues},           {"running", n.running},
-          {"started_at", n.started_at}, {"heartbeat_at", n.heartbeat_at}};
-}
-
 Json InstanceJson(const InstanceInfo& i) {
   Json j = i.ToJson();
   j["inserted_at"] = i.inserted_at;
@@ -92,18 +86,6 @@ Json InstanceJson(const InstanceInfo& i) {
   j["completed_at"] = i.completed_at ? Json(*i.completed_at) : Json(nullptr);
   j["locked_by"] = i.locked_by ? Json(*i.locked_by) : Json(nullptr);
   return j;
-}
-
-Json HistoryJson(const HistoryEntry& h) {
-  return {{"id", h.id},
-          {"event", h.event},
-          {"step", h.step},
-          {"status", h.status},
-          {"attempt", h.attempt},
-          {"duration_ms", h.duration_ms ? Json(*h.duration_ms) : Json(nullptr)},
-          {"error", h.error ? Json(*h.error) : Json(nullptr)},
-          {"node", h.node},
-          {"at", h.at}};
 }
 
 // The children tree under `root`, breadth first, at most kTreeLimit instances.
@@ -176,7 +158,7 @@ std::unique_ptr<httplib::Server> Routes(Client& client, Engine* engine,
       Json queues = Json::array();
       for (const auto& q : client.Queues()) queues.push_back(QueueJson(q));
       Json nodes = Json::array();
-      for (const auto& n : client.Nodes()) nodes.push_back(NodeJson(n));
+      for (const auto& n : client.Nodes()) nodes.push_back(n.ToJson());
       Json local = nullptr;
       if (engine) {
         local = {{"engine", engine->name()}, {"node", engine->node_id()}, {"queues", Json::object()}};
@@ -214,7 +196,7 @@ std::unique_ptr<httplib::Server> Routes(Client& client, Engine* engine,
       auto info = client.Get(id);
       if (!info) throw HttpError{404, fmt::format("instance {} not found", id)};
       Json history = Json::array();
-      for (const auto& h : client.History(id)) history.push_back(HistoryJson(h));
+      for (const auto& h : client.History(id)) history.push_back(h.ToJson());
       Reply(res, 200,
             {{"instance", InstanceJson(*info)}, {"history", history}, {"tree", Tree(client, *info)}});
     });
