@@ -3,21 +3,18 @@
 // connection is killed mid-commit, and a node whose clock is hours off. Each case checks that the
 // error is clear and that nothing is lost: every instance still exists, and ends terminal with
 // its error recorded, or runs once the cause is gone.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "gen_durable/schema/embedded.hpp"
+#include "support/child_process.hpp"
 #include "support/engine_harness.hpp"
 
 namespace gen_durable::testing {
@@ -39,90 +36,15 @@ class BadInput : public EngineTest {
   }
 };
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// Options for the child processes here: a process group of their own, because a wrapper
+// (faketime) runs the CLI as its child, and a signal must reach that child too, or it outlives
+// the test.
+ChildOptions InOwnGroup(std::vector<std::string> set_env = {}) {
+  ChildOptions options;
+  options.set_env = std::move(set_env);
+  options.own_process_group = true;
+  return options;
 }
-
-// A child process (the CLI, possibly under faketime) with stdout and stderr in files. Killed
-// and reaped on destruction.
-class Process {
- public:
-  explicit Process(std::vector<std::string> argv, std::vector<std::string> extra_env = {}) {
-    char out_path[] = "/tmp/gd_bi_out_XXXXXX";
-    char err_path[] = "/tmp/gd_bi_err_XXXXXX";
-    const int out_fd = mkstemp(out_path);
-    const int err_fd = mkstemp(err_path);
-    if (out_fd < 0 || err_fd < 0) throw std::runtime_error("mkstemp failed");
-    out_path_ = out_path;
-    err_path_ = err_path;
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    std::vector<std::string> env_store;
-    for (char** e = environ; *e != nullptr; ++e) env_store.emplace_back(*e);
-    env_store.insert(env_store.end(), extra_env.begin(), extra_env.end());
-    std::vector<char*> envp;
-    for (auto& e : env_store) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    const int null_fd = open("/dev/null", O_RDONLY);
-    pid_ = fork();
-    if (pid_ == 0) {  // only async-signal-safe calls from here: the test has threads
-      // A process group of its own: a wrapper (faketime) runs the CLI as its child, and a
-      // signal must reach that child too, or it outlives the test.
-      setpgid(0, 0);
-      dup2(null_fd, 0);
-      dup2(out_fd, 1);
-      dup2(err_fd, 2);
-      execvpe(args[0], args.data(), envp.data());
-      _exit(127);
-    }
-    close(null_fd);
-    close(out_fd);
-    close(err_fd);
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    setpgid(pid_, pid_);  // also here: whichever side runs first, the group exists after this
-  }
-  ~Process() {
-    if (!exited_) {
-      kill(-pid_, SIGKILL);
-      waitpid(pid_, &status_, 0);
-    } else {
-      kill(-pid_, SIGKILL);  // whatever the wrapper left behind
-    }
-    unlink(out_path_.c_str());
-    unlink(err_path_.c_str());
-  }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  // True when the process exited within `timeout`.
-  bool Wait(Clock::duration timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (!exited_) {
-      if (waitpid(pid_, &status_, WNOHANG) == pid_) {
-        exited_ = true;
-        break;
-      }
-      if (Clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(20ms);
-    }
-    return true;
-  }
-  void Signal(int sig) { kill(-pid_, sig); }
-  int exit_code() const { return exited_ && WIFEXITED(status_) ? WEXITSTATUS(status_) : -1; }
-  std::string out() const { return ReadAll(out_path_); }
-  std::string err() const { return ReadAll(err_path_); }
-
- private:
-  pid_t pid_ = -1;
-  int status_ = 0;
-  bool exited_ = false;
-  std::string out_path_;
-  std::string err_path_;
-};
 
 // A private cluster in a temp dir, for tests that stop and restart the server (the shared one
 // must never be stopped: other tests run on it).
@@ -386,7 +308,7 @@ TEST_F(BadInput, CliRefusesBadNamesKeysAndStatesWithExitTwo) {
     std::vector<std::string> argv = {CliPath()};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.insert(argv.end(), {"--database", db_});
-    Process p(argv);
+    ChildProcess p(argv, InOwnGroup());
     ASSERT_TRUE(p.Wait(60s));
     SCOPED_TRACE(args[0] + " " + args[1].substr(0, 20));
     EXPECT_EQ(p.exit_code(), 2) << p.err();
@@ -577,8 +499,7 @@ TEST_F(BadInput, NodesWithSkewedClocksRunNothingEarlyAndReapNoLeaseEarlyOrLate) 
     argv.insert(argv.end(), {"worker", "--queues", queues});
     argv.insert(argv.end(), timings.begin(), timings.end());
     // The offset applies to the wall clock only; the steady clock measures intervals either way.
-    return std::make_unique<Process>(argv,
-                                     std::vector<std::string>{"FAKETIME_DONT_FAKE_MONOTONIC=1"});
+    return std::make_unique<ChildProcess>(argv, InOwnGroup({"FAKETIME_DONT_FAKE_MONOTONIC=1"}));
   };
   auto ahead = worker("+3h", "default:4,skew:1");
   auto behind = worker("-3h", "default:4");

@@ -1,13 +1,11 @@
 // Black-box tests of the `gen_durable` CLI: its output contract, exit statuses, and workers that
 // crash, get killed or drain, all run as real child processes against a fresh database.
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,9 +15,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -28,6 +26,7 @@
 #include <vector>
 
 #include "gen_durable/options.hpp"
+#include "support/child_process.hpp"
 #include "support/pg_fixture.hpp"
 
 namespace gen_durable {
@@ -43,13 +42,6 @@ const std::vector<std::string> kFastWorker = {
     "--poll-interval",      "100",  "--lease-ttl",     "10000",
     "--heartbeat-interval", "1000", "--reap-interval", "500"};
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> out;
   std::stringstream ss(text);
@@ -61,108 +53,20 @@ std::vector<std::string> Lines(const std::string& text) {
 
 bool StartsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
-struct CliResult {
-  int exit_code = -1;  // -1: killed by a signal or still running
-  std::string out;
-  std::string err;
-};
+using testing::ChildOptions;
+using testing::ChildProcess;
+using testing::CliCommand;
+// exit_code is -1 when the CLI was killed by a signal or ran past the timeout.
+using CliResult = testing::ChildResult;
 
-// One CLI process whose stdout and stderr go to files (a pipe could fill up and block a
-// long-running worker). Killed and reaped on destruction, so a failed assertion leaves no
-// worker behind.
-class CliProcess {
- public:
-  // `home`, when set, runs the CLI on the embedded default under GEN_DURABLE_HOME=home (and
-  // without GEN_DURABLE_DATABASE_URL).
-  explicit CliProcess(const std::vector<std::string>& args,
-                      std::optional<std::string> home = std::nullopt) {
-    char out_path[] = "/tmp/gd_cli_out_XXXXXX";
-    char err_path[] = "/tmp/gd_cli_err_XXXXXX";
-    const int out_fd = mkstemp(out_path);
-    const int err_fd = mkstemp(err_path);
-    if (out_fd < 0 || err_fd < 0) throw std::runtime_error("mkstemp failed");
-    out_path_ = out_path;
-    err_path_ = err_path;
-    const int null_fd = open("/dev/null", O_RDONLY);
-    std::vector<std::string> argv_store = {testing::CliPath()};
-    argv_store.insert(argv_store.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_store) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_store;
-    for (char** e = environ; *e != nullptr; ++e) {
-      const std::string entry = *e;
-      if (home && (StartsWith(entry, "GEN_DURABLE_HOME=") ||
-                   StartsWith(entry, "GEN_DURABLE_DATABASE_URL="))) {
-        continue;
-      }
-      env_store.push_back(entry);
-    }
-    if (home) env_store.push_back("GEN_DURABLE_HOME=" + *home);
-    std::vector<char*> envp;
-    for (auto& e : env_store) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    // Only async-signal-safe calls between fork and exec: the test process has threads.
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(null_fd, 0);
-      dup2(out_fd, 1);
-      dup2(err_fd, 2);
-      execve(argv[0], argv.data(), envp.data());
-      _exit(127);
-    }
-    close(null_fd);
-    close(out_fd);
-    close(err_fd);
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-  }
-
-  ~CliProcess() {
-    if (!exited_) {
-      kill(pid_, SIGKILL);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-    }
-    unlink(out_path_.c_str());
-    unlink(err_path_.c_str());
-  }
-
-  CliProcess(const CliProcess&) = delete;
-  CliProcess& operator=(const CliProcess&) = delete;
-
-  pid_t pid() const { return pid_; }
-  void Signal(int sig) { kill(pid_, sig); }
-
-  // Waits until the process exits or `timeout` passes; true when it exited. Reaping matters:
-  // a zombie still "exists" for kill(pid, 0), so a new worker would think it alive.
-  bool Wait(Clock::duration timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (!exited_) {
-      const pid_t r = waitpid(pid_, &status_, WNOHANG);
-      if (r == pid_) {
-        exited_ = true;
-        break;
-      }
-      if (Clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-    return true;
-  }
-
-  bool exited() const { return exited_; }
-  // The exit status, or -1 when the process died from a signal.
-  int exit_code() const { return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1; }
-  bool killed_by(int sig) const { return WIFSIGNALED(status_) && WTERMSIG(status_) == sig; }
-  std::string out() const { return ReadAll(out_path_); }
-  std::string err() const { return ReadAll(err_path_); }
-
- private:
-  pid_t pid_ = -1;
-  std::string out_path_;
-  std::string err_path_;
-  bool exited_ = false;
-  int status_ = 0;
-};
+// Runs the CLI on the embedded default under GEN_DURABLE_HOME=home (and without
+// GEN_DURABLE_DATABASE_URL).
+ChildOptions OnEmbeddedDefault(const std::string& home) {
+  ChildOptions options;
+  options.unset_env = {"GEN_DURABLE_DATABASE_URL"};
+  options.set_env = {"GEN_DURABLE_HOME=" + home};
+  return options;
+}
 
 class CliTest : public ::testing::Test {
  protected:
@@ -170,23 +74,16 @@ class CliTest : public ::testing::Test {
 
   // Runs `gen_durable <args> --database <db>` to completion.
   CliResult Run(std::vector<std::string> args) {
-    CliProcess p(WithDatabase(std::move(args)));
-    CliResult r;
-    if (!p.Wait(seconds(60))) {
-      ADD_FAILURE() << "gen_durable did not exit within 60 s";
-      return r;
-    }
-    r.exit_code = p.exit_code();
-    r.out = p.out();
-    r.err = p.err();
+    CliResult r = testing::RunChild(CliCommand(WithDatabase(std::move(args))));
+    if (!r.exited) ADD_FAILURE() << "gen_durable did not exit within 60 s";
     return r;
   }
 
-  std::unique_ptr<CliProcess> Start(std::vector<std::string> args) {
-    return std::make_unique<CliProcess>(WithDatabase(std::move(args)));
+  std::unique_ptr<ChildProcess> Start(std::vector<std::string> args) {
+    return std::make_unique<ChildProcess>(CliCommand(WithDatabase(std::move(args))));
   }
 
-  std::unique_ptr<CliProcess> StartWorker(std::vector<std::string> extra) {
+  std::unique_ptr<ChildProcess> StartWorker(std::vector<std::string> extra) {
     std::vector<std::string> args = {"worker"};
     args.insert(args.end(), extra.begin(), extra.end());
     return Start(std::move(args));
@@ -420,10 +317,11 @@ TEST_F(CliTest, UnknownIdOnShowExitsOne) {
 }
 
 TEST_F(CliTest, UnreachableDatabaseExitsOne) {
-  CliProcess p({"stats", "--database", "host=/nonexistent/gd_socket dbname=x connect_timeout=2"});
-  ASSERT_TRUE(p.Wait(seconds(30)));
-  EXPECT_EQ(p.exit_code(), 1);
-  CliResult r{p.exit_code(), p.out(), p.err()};
+  const CliResult r = testing::RunChild(
+      CliCommand({"stats", "--database", "host=/nonexistent/gd_socket dbname=x connect_timeout=2"}),
+      {}, seconds(30));
+  ASSERT_TRUE(r.exited);
+  EXPECT_EQ(r.exit_code, 1);
   ExpectOneLineReason(r);
 }
 
@@ -869,7 +767,7 @@ class EmbeddedHome {
   std::string path_;
 };
 
-bool WaitForStderr(const CliProcess& p, const std::string& text, Clock::duration timeout) {
+bool WaitForStderr(const ChildProcess& p, const std::string& text, Clock::duration timeout) {
   const auto deadline = Clock::now() + timeout;
   while (p.err().find(text) == std::string::npos) {
     if (Clock::now() >= deadline) return false;
@@ -883,13 +781,8 @@ bool WaitForStderr(const CliProcess& p, const std::string& text, Clock::duration
 TEST(CliEmbedded, RunsOnTheEmbeddedDefaultAndLeavesAnotherProcesssServerRunning) {
   EmbeddedHome home;
   auto run = [&](const std::vector<std::string>& args) {
-    CliProcess p(args, home.path());
-    CliResult r;
-    if (!p.Wait(seconds(120))) {
-      ADD_FAILURE() << "gen_durable did not exit within 120 s";
-      return r;
-    }
-    r = {p.exit_code(), p.out(), p.err()};
+    CliResult r = testing::RunChild(CliCommand(args), OnEmbeddedDefault(home.path()), seconds(120));
+    if (!r.exited) ADD_FAILURE() << "gen_durable did not exit within 120 s";
     return r;
   };
   const CliResult stats = run({"stats", "--json"});
@@ -900,11 +793,12 @@ TEST(CliEmbedded, RunsOnTheEmbeddedDefaultAndLeavesAnotherProcesssServerRunning)
   EXPECT_EQ(Json::parse(stats.out)["total"]["done"], 0);
   EXPECT_FALSE(home.ServerRunning()) << "the one-shot command started the server: it stops it";
 
-  CliProcess a({"worker", "--poll-interval", "100"}, home.path());
+  ChildProcess a(CliCommand({"worker", "--poll-interval", "100"}), OnEmbeddedDefault(home.path()));
   ASSERT_TRUE(WaitForStderr(a, "started node", seconds(60))) << a.err();
   ASSERT_TRUE(home.ServerRunning());
   {
-    CliProcess b({"worker", "--poll-interval", "100"}, home.path());
+    ChildProcess b(CliCommand({"worker", "--poll-interval", "100"}),
+                   OnEmbeddedDefault(home.path()));
     ASSERT_TRUE(WaitForStderr(b, "started node", seconds(60))) << b.err();
     b.Signal(SIGTERM);
     ASSERT_TRUE(b.Wait(seconds(15))) << b.err();
@@ -1149,8 +1043,8 @@ TEST_F(BenchTest, RefusesBadArgumentsAsUsageErrors) {
 // A worker started while its database is down waits for it, noting each attempt, and a stop
 // signal ends the wait with status 0. A database that does not exist is not waited for.
 TEST_F(CliTest, WorkerWaitsForAnUnreachableServerButNotForAMissingDatabase) {
-  CliProcess waiting({"worker", "--database",
-                      "host=/nonexistent/gd_socket dbname=x connect_timeout=2"});
+  ChildProcess waiting(
+      CliCommand({"worker", "--database", "host=/nonexistent/gd_socket dbname=x connect_timeout=2"}));
   ASSERT_TRUE(WaitForStderr(waiting, "database unavailable", seconds(30))) << waiting.err();
   EXPECT_FALSE(waiting.Wait(milliseconds(500))) << "exited instead of waiting: " << waiting.err();
   waiting.Signal(SIGTERM);
@@ -1160,7 +1054,7 @@ TEST_F(CliTest, WorkerWaitsForAnUnreachableServerButNotForAMissingDatabase) {
       << waiting.err();
 
   const std::string missing = db_.substr(0, db_.find("dbname=")) + "dbname=gd_no_such_database";
-  CliProcess refused({"worker", "--database", missing});
+  ChildProcess refused(CliCommand({"worker", "--database", missing}));
   ASSERT_TRUE(refused.Wait(seconds(30))) << "waited for a database that does not exist";
   EXPECT_EQ(refused.exit_code(), 1);
   EXPECT_NE(refused.err().find("does not exist"), std::string::npos) << refused.err();
@@ -1198,7 +1092,7 @@ TEST_F(OpsCliTest, PauseFromOneCliStopsClaimsOnThreeWorkersAndResumeRestartsThem
   const std::vector<std::string> flags = {"--poll-interval", "200", "--lease-ttl", "10000",
                                           "--heartbeat-interval", "1000", "--reap-interval",
                                           "500", "--queues", "default:4"};
-  std::vector<std::unique_ptr<CliProcess>> workers;
+  std::vector<std::unique_ptr<ChildProcess>> workers;
   for (int i = 0; i < 3; ++i) workers.push_back(StartWorker(flags));
   ASSERT_TRUE(Eventually([&] { return Nodes().size() == 3; }))
       << "three workers did not start: " << Run({"nodes"}).out << workers[0]->err() << workers[1]->err();

@@ -3,20 +3,15 @@
 // the right result: nothing lost, nothing applied twice, nothing left `executing`.
 //
 // Needs a build with -DGEN_DURABLE_CRASH_POINTS=ON (scripts/build turns it on); skipped otherwise.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -26,6 +21,7 @@
 #include "gen_durable/options.hpp"
 #include "gen_durable/pg/connection.hpp"
 #include "gen_durable/runtime/crash_point.hpp"
+#include "support/child_process.hpp"
 #include "support/pg_fixture.hpp"
 
 namespace gen_durable {
@@ -44,98 +40,21 @@ const std::vector<std::string> kFastWorker = {
     "--poll-interval",      "100",  "--lease-ttl",     "3000",
     "--heartbeat-interval", "1000", "--reap-interval", "500"};
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+using testing::ChildProcess;
+
+// The CLI running `args` on database `db`. `crash_at` becomes its GEN_DURABLE_CRASH_AT (and an
+// inherited one is never passed on).
+std::unique_ptr<ChildProcess> StartCli(std::vector<std::string> args, const std::string& db,
+                                       const std::optional<std::string>& crash_at) {
+  args.insert(args.end(), {"--database", db});
+  testing::ChildOptions options;
+  options.unset_env = {"GEN_DURABLE_CRASH_AT"};
+  if (crash_at) options.set_env = {"GEN_DURABLE_CRASH_AT=" + *crash_at};
+  return std::make_unique<ChildProcess>(testing::CliCommand(args), options);
 }
 
-// One CLI process, stdout and stderr in files; killed and reaped on destruction. `crash_at`
-// becomes its GEN_DURABLE_CRASH_AT (and an inherited one is never passed on).
-class Cli {
- public:
-  Cli(std::vector<std::string> args, const std::string& db, std::optional<std::string> crash_at) {
-    char out_path[] = "/tmp/gd_crash_out_XXXXXX";
-    char err_path[] = "/tmp/gd_crash_err_XXXXXX";
-    const int out_fd = mkstemp(out_path);
-    const int err_fd = mkstemp(err_path);
-    if (out_fd < 0 || err_fd < 0) throw std::runtime_error("mkstemp failed");
-    out_path_ = out_path;
-    err_path_ = err_path;
-    std::vector<std::string> argv_store = {testing::CliPath()};
-    argv_store.insert(argv_store.end(), args.begin(), args.end());
-    argv_store.push_back("--database");
-    argv_store.push_back(db);
-    std::vector<char*> argv;
-    for (auto& a : argv_store) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_store;
-    for (char** e = environ; *e != nullptr; ++e) {
-      if (std::string_view(*e).rfind("GEN_DURABLE_CRASH_AT=", 0) != 0) env_store.push_back(*e);
-    }
-    if (crash_at) env_store.push_back("GEN_DURABLE_CRASH_AT=" + *crash_at);
-    std::vector<char*> envp;
-    for (auto& e : env_store) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    const int null_fd = open("/dev/null", O_RDONLY);
-    // Only async-signal-safe calls between fork and exec: the test process has threads.
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(null_fd, 0);
-      dup2(out_fd, 1);
-      dup2(err_fd, 2);
-      execve(argv[0], argv.data(), envp.data());
-      _exit(127);
-    }
-    close(null_fd);
-    close(out_fd);
-    close(err_fd);
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-  }
-
-  ~Cli() {
-    if (!exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status_, 0);
-    }
-    unlink(out_path_.c_str());
-    unlink(err_path_.c_str());
-  }
-
-  Cli(const Cli&) = delete;
-  Cli& operator=(const Cli&) = delete;
-
-  // Reaps the process if it has exited; true when it has. A worker restarted on the same host
-  // takes over a predecessor's claims only once that one is reaped (a zombie still answers kill).
-  bool Exited() {
-    if (!exited_ && waitpid(pid_, &status_, WNOHANG) == pid_) exited_ = true;
-    return exited_;
-  }
-
-  bool Wait(Clock::duration timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (!Exited()) {
-      if (Clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-    return true;
-  }
-
-  void Signal(int sig) { kill(pid_, sig); }
-  // The exit status, or -1 when the process died from a signal (or has not exited).
-  int exit_code() const { return exited_ && WIFEXITED(status_) ? WEXITSTATUS(status_) : -1; }
-  bool crashed() const { return exit_code() == detail::kCrashExitCode; }
-  std::string out() const { return ReadAll(out_path_); }
-  std::string err() const { return ReadAll(err_path_); }
-
- private:
-  pid_t pid_ = -1;
-  std::string out_path_;
-  std::string err_path_;
-  bool exited_ = false;
-  int status_ = 0;
-};
+// True when the process died at a crash point.
+bool Crashed(const ChildProcess& p) { return p.exit_code() == detail::kCrashExitCode; }
 
 class CrashTest : public ::testing::Test {
  protected:
@@ -145,17 +64,17 @@ class CrashTest : public ::testing::Test {
   }
 
   // Runs a CLI command to completion (60 s at most).
-  std::unique_ptr<Cli> Run(std::vector<std::string> args,
-                           std::optional<std::string> crash_at = std::nullopt) {
-    auto p = std::make_unique<Cli>(std::move(args), db_, std::move(crash_at));
+  std::unique_ptr<ChildProcess> Run(std::vector<std::string> args,
+                                    std::optional<std::string> crash_at = std::nullopt) {
+    auto p = StartCli(std::move(args), db_, crash_at);
     EXPECT_TRUE(p->Wait(seconds(60))) << "gen_durable did not exit within 60 s";
     return p;
   }
 
-  std::unique_ptr<Cli> StartWorker(std::optional<std::string> crash_at = std::nullopt) {
+  std::unique_ptr<ChildProcess> StartWorker(std::optional<std::string> crash_at = std::nullopt) {
     std::vector<std::string> args = {"worker"};
     args.insert(args.end(), kFastWorker.begin(), kFastWorker.end());
-    return std::make_unique<Cli>(std::move(args), db_, std::move(crash_at));
+    return StartCli(std::move(args), db_, crash_at);
   }
 
   // Inserts an instance with the CLI; returns its id (0 after a failed assertion).
@@ -203,7 +122,7 @@ class CrashTest : public ::testing::Test {
   }
 
   // Stops a worker that is still running with SIGTERM; it must drain and exit cleanly.
-  static void StopWorker(Cli& worker) {
+  static void StopWorker(ChildProcess& worker) {
     if (worker.Exited()) return;
     worker.Signal(SIGTERM);
     ASSERT_TRUE(worker.Wait(seconds(30))) << "worker did not stop: " << worker.err();
@@ -243,8 +162,8 @@ TEST_P(CrashPointTest, EveryInstanceCompletesCorrectlyAfterACrashThere) {
                            " AND dedup_key = 'evt-1'";
   int fired = 0;
   std::string fired_err;  // the stderr of the process the point ended
-  auto note = [&](Cli& p) {
-    if (!p.crashed()) return;
+  auto note = [&](ChildProcess& p) {
+    if (!Crashed(p)) return;
     ++fired;
     fired_err = p.err();
   };
@@ -259,7 +178,7 @@ TEST_P(CrashPointTest, EveryInstanceCompletesCorrectlyAfterACrashThere) {
       seconds(60)))
       << "the worker neither crashed nor got everything to the signal: " << first->err();
   if (first->Exited()) {
-    ASSERT_TRUE(first->crashed()) << "exit " << first->exit_code() << ": " << first->err();
+    ASSERT_TRUE(Crashed(*first)) << "exit " << first->exit_code() << ": " << first->err();
     note(*first);
     if (point == "mid_child_insert") {
       // The parent's park and its children were one transaction, rolled back by the crash.
@@ -274,9 +193,9 @@ TEST_P(CrashPointTest, EveryInstanceCompletesCorrectlyAfterACrashThere) {
   // 2. The payment arrives (the sender may die at the point); the caller, having seen no answer,
   // sends it again with the same dedup key while the checkout is still waiting for it.
   auto sender = Run(send, fired == 0 ? std::optional<std::string>(point) : std::nullopt);
-  ASSERT_TRUE(sender->exit_code() == 0 || sender->crashed()) << sender->err();
+  ASSERT_TRUE(sender->exit_code() == 0 || Crashed(*sender)) << sender->err();
   note(*sender);
-  if (sender->crashed()) {
+  if (Crashed(*sender)) {
     EXPECT_EQ(Sql64("SELECT count(*)" + evt1), 1) << "the signal committed before the crash";
   }
   auto resend = Run(send);
@@ -287,11 +206,11 @@ TEST_P(CrashPointTest, EveryInstanceCompletesCorrectlyAfterACrashThere) {
 
   // 3. Workers run to the end; the first of them still armed if nothing has fired yet.
   auto all_terminal = [&] { return Terminal(chain) && Terminal(checkout) && Terminal(fanout); };
-  std::unique_ptr<Cli> worker =
+  std::unique_ptr<ChildProcess> worker =
       StartWorker(fired == 0 ? std::optional<std::string>(point) : std::nullopt);
   bool finished = Until([&] { return worker->Exited() || all_terminal(); }, seconds(90));
   if (finished && worker->Exited()) {
-    ASSERT_TRUE(worker->crashed()) << "exit " << worker->exit_code() << ": " << worker->err();
+    ASSERT_TRUE(Crashed(*worker)) << "exit " << worker->exit_code() << ": " << worker->err();
     note(*worker);
     worker = StartWorker();
     finished = Until(all_terminal, seconds(90));
@@ -331,7 +250,7 @@ TEST_F(CrashTest, NthHitFiresOnlyOnThatHit) {
   ASSERT_GT(chain, 0);
   auto doomed = StartWorker("after_flush_commit:3");
   ASSERT_TRUE(doomed->Wait(seconds(60))) << "the point never fired: " << doomed->err();
-  ASSERT_TRUE(doomed->crashed()) << "exit " << doomed->exit_code() << ": " << doomed->err();
+  ASSERT_TRUE(Crashed(*doomed)) << "exit " << doomed->exit_code() << ": " << doomed->err();
   EXPECT_NE(doomed->err().find(FiredLine("after_flush_commit") + " (hit 3)"), std::string::npos)
       << doomed->err();
   EXPECT_EQ(Column(chain, "state"), Json({{"steps", 5}, {"ran", 3}}));

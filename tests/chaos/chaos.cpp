@@ -8,7 +8,6 @@
 // nothing left executing, no rate limit exceeded. Exits 0 when every check passed, 1 when one
 // failed, 2 on bad arguments, 3 when the run itself could not be carried out.
 #include <fcntl.h>
-#include <libpq-fe.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -37,10 +36,12 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "gen_durable/gen_durable.hpp"
+#include "gen_durable/pg/connection.hpp"
 #include "gen_durable/schema/embedded.hpp"
 
 extern char** environ;
@@ -89,59 +90,17 @@ std::string Fmt(const char* format, auto... args) {
   return buf;
 }
 
-// ---- plain SQL for setup faults and checks (libpq, a fresh connection each time) ----
+// ---- plain SQL for faults and checks: a fresh connection each time (Postgres restarts under
+// the run, and a kept connection would only be one more thing to repair) ----
 
-class Sql {
- public:
-  explicit Sql(std::string conninfo) : conninfo_(std::move(conninfo)) {}
+std::unique_ptr<detail::pg::Connection> Connect(const std::string& conninfo) {
+  return detail::pg::Connection::Open(conninfo, "gd_chaos");
+}
 
-  // Runs `query`; each row's columns as strings (NULL as ""). Throws on any failure.
-  std::vector<std::vector<std::string>> Rows(const std::string& query) const {
-    PGconn* conn = PQconnectdb(conninfo_.c_str());
-    if (PQstatus(conn) != CONNECTION_OK) {
-      std::string why = PQerrorMessage(conn);
-      PQfinish(conn);
-      throw std::runtime_error("connect: " + why);
-    }
-    PGresult* res = PQexec(conn, query.c_str());
-    const auto status = PQresultStatus(res);
-    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-      std::string why = PQresultErrorMessage(res);
-      PQclear(res);
-      PQfinish(conn);
-      throw std::runtime_error("query failed: " + why + " in: " + query);
-    }
-    std::vector<std::vector<std::string>> rows;
-    for (int r = 0; r < PQntuples(res); ++r) {
-      std::vector<std::string> row;
-      for (int c = 0; c < PQnfields(res); ++c) row.emplace_back(PQgetvalue(res, r, c));
-      rows.push_back(std::move(row));
-    }
-    PQclear(res);
-    PQfinish(conn);
-    return rows;
-  }
-
-  std::int64_t Int(const std::string& query) const {
-    auto rows = Rows(query);
-    return rows.empty() || rows[0].empty() ? 0 : std::stoll(rows[0][0]);
-  }
-
-  // Retries through faults until `deadline`.
-  std::int64_t IntRetrying(const std::string& query, Clock::time_point deadline) const {
-    for (;;) {
-      try {
-        return Int(query);
-      } catch (const std::exception&) {
-        if (Clock::now() > deadline) throw;
-        std::this_thread::sleep_for(milliseconds(200));
-      }
-    }
-  }
-
- private:
-  std::string conninfo_;
-};
+// The first column of the first row `query` returns, as an integer.
+std::int64_t QueryInt(detail::pg::Connection& conn, std::string_view query) {
+  return conn.Exec(query).Int64(0, 0);
+}
 
 // ---- worker processes ----
 
@@ -477,14 +436,13 @@ std::int64_t Run::InsertOne(Planned& p) {
       if (id.code() != ErrorCode::kDuplicate) {
         throw std::runtime_error("insert " + p.unique_key + ": " + id.error().message);
       }
-      return Sql(conninfo_).Int("SELECT id FROM gd_instances WHERE unique_key = '" +
-                                p.unique_key + "'");
+      // A lookup that fails because Postgres is restarting throws a retryable error too.
+      return Connect(conninfo_)
+          ->ExecParams("SELECT id FROM gd_instances WHERE unique_key = $1",
+                       detail::pg::Params().Add(p.unique_key))
+          .Int64(0, 0);
     } catch (const Error& e) {
       if (!e.retryable() && e.retry() != Retry::kInDoubt) throw;
-      counters_.insert_retries += 1;
-    } catch (const std::runtime_error& e) {
-      // The key lookup itself failed (Postgres is restarting): try again.
-      if (std::string(e.what()).rfind("connect", 0) != 0) throw;
       counters_.insert_retries += 1;
     }
     std::this_thread::sleep_for(milliseconds(std::min(50 * (attempt + 1), 500)));
@@ -638,7 +596,8 @@ void Run::InjectFaults(Clock::time_point until) {
         for (int tries = 0; tries < 10; ++tries) {
           std::int64_t n = 0;
           try {
-            n = Sql(conninfo_).Int(
+            n = QueryInt(
+                *Connect(conninfo_),
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid() "
                 "AND backend_type = 'client backend' AND random() < 0.5");
@@ -684,11 +643,11 @@ bool Run::WaitAllTerminal() {
     std::int64_t live = -1;
     std::int64_t total = -1;
     try {
-      Sql sql(conninfo_);
-      live = sql.Int(
-          "SELECT count(*) FROM gd_instances "
-          "WHERE status NOT IN ('done', 'failed', 'cancelled')");
-      total = sql.Int("SELECT count(*) FROM gd_instances");
+      auto conn = Connect(conninfo_);
+      live = QueryInt(*conn,
+                      "SELECT count(*) FROM gd_instances "
+                      "WHERE status NOT IN ('done', 'failed', 'cancelled')");
+      total = QueryInt(*conn, "SELECT count(*) FROM gd_instances");
     } catch (const std::exception&) {
     }
     if (live == 0 && total == expected) return true;
@@ -725,7 +684,7 @@ int Run::Check() {
   auto fail = [&](std::string what) {
     if (failures.size() < 200) failures.push_back(std::move(what));
   };
-  Sql sql(conninfo_);
+  auto conn = Connect(conninfo_);
 
   // Final rows, by unique key (roots) and by parent (children).
   struct Row {
@@ -735,14 +694,17 @@ int Run::Check() {
     int attempt;
   };
   std::map<std::string, Row> by_key;
-  for (auto& r : sql.Rows("SELECT unique_key, id, status, coalesce(result, 'null'), attempt "
-                          "FROM gd_instances WHERE parent_id IS NULL")) {
-    by_key[r[0]] = Row{std::stoll(r[1]), r[2], Json::parse(r[3]), std::stoi(r[4])};
+  const detail::pg::Result roots =
+      conn->Exec("SELECT unique_key, id, status, coalesce(result, 'null'), attempt "
+                 "FROM gd_instances WHERE parent_id IS NULL");
+  for (int r = 0; r < roots.rows(); ++r) {
+    by_key[roots.String(r, 0)] =
+        Row{roots.Int64(r, 1), roots.String(r, 2), Json::parse(roots.Text(r, 3)), roots.Int(r, 4)};
   }
   const std::int64_t executing =
-      sql.Int("SELECT count(*) FROM gd_instances WHERE status = 'executing'");
+      QueryInt(*conn, "SELECT count(*) FROM gd_instances WHERE status = 'executing'");
   if (executing != 0) fail(Fmt("%lld rows left executing", static_cast<long long>(executing)));
-  const std::int64_t total = sql.Int("SELECT count(*) FROM gd_instances");
+  const std::int64_t total = QueryInt(*conn, "SELECT count(*) FROM gd_instances");
   const std::int64_t expected = static_cast<std::int64_t>(plan_.size()) + ChildrenOf(plan_);
   if (total != expected) {
     fail(Fmt("%lld rows, expected %lld", static_cast<long long>(total),
@@ -751,11 +713,12 @@ int Run::Check() {
 
   // Children per fanout parent: count, done, failed, and failed ones being the failing kind.
   std::map<std::int64_t, std::array<std::int64_t, 3>> children;
-  for (auto& r : sql.Rows(
-           "SELECT parent_id, count(*), count(*) FILTER (WHERE status = 'done'), "
-           "count(*) FILTER (WHERE status = 'failed' AND (state->>'fail_times')::int = 5) "
-           "FROM gd_instances WHERE parent_id IS NOT NULL GROUP BY parent_id")) {
-    children[std::stoll(r[0])] = {std::stoll(r[1]), std::stoll(r[2]), std::stoll(r[3])};
+  const detail::pg::Result joined = conn->Exec(
+      "SELECT parent_id, count(*), count(*) FILTER (WHERE status = 'done'), "
+      "count(*) FILTER (WHERE status = 'failed' AND (state->>'fail_times')::int = 5) "
+      "FROM gd_instances WHERE parent_id IS NOT NULL GROUP BY parent_id");
+  for (int r = 0; r < joined.rows(); ++r) {
+    children[joined.Int64(r, 0)] = {joined.Int64(r, 1), joined.Int64(r, 2), joined.Int64(r, 3)};
   }
   const int failing = kFanoutChildren / kFanoutFailEvery;
   for (const Planned& p : plan_) {
