@@ -298,6 +298,25 @@ TEST_F(CliTest, UsageErrorsExitTwoWithOneLineReason) {
       {"worker", "--rate-limit", ":2:1000"},
       {"worker", "--rate-limit", "demo:2:1000", "--rate-limit", "demo:3:1000"},
       {"worker", "--rate-limit", "demo:0:1000"},
+      {"pause"},
+      {"resume"},
+      {"pause", "default", "other"},
+      {"scale", "default"},
+      {"scale", "default", "many"},
+      {"scale", "default", "0"},
+      {"scale", "default", "10001"},
+      {"cancel"},
+      {"cancel", "abc"},
+      {"cancel", "1", "--reason", ""},
+      {"cancel", "--status", "sleeping"},
+      {"cancel", "--all", "--queue", "default"},
+      {"retry"},
+      {"retry", "--all", "1"},
+      {"retry", "--older-than", "-1"},
+      {"delete"},
+      {"delete", "--older-than", "soon"},
+      {"delete", "--fsm"},
+      {"nodes", "extra"},
   };
   for (const auto& args : cases) {
     SCOPED_TRACE(::testing::PrintToString(args));
@@ -1044,7 +1063,8 @@ TEST_F(BenchTest, RefusesBadArgumentsAsUsageErrors) {
 // signal ends the wait with status 0. A database that does not exist is not waited for.
 TEST_F(CliTest, WorkerWaitsForAnUnreachableServerButNotForAMissingDatabase) {
   ChildProcess waiting(
-      CliCommand({"worker", "--database", "host=/nonexistent/gd_socket dbname=x connect_timeout=2"}));
+      CliCommand({"worker", "--database",
+                  "host=/nonexistent/gd_socket dbname=x connect_timeout=2"}));
   ASSERT_TRUE(WaitForStderr(waiting, "database unavailable", seconds(30))) << waiting.err();
   EXPECT_FALSE(waiting.Wait(milliseconds(500))) << "exited instead of waiting: " << waiting.err();
   waiting.Signal(SIGTERM);
@@ -1210,6 +1230,203 @@ TEST_F(OpsCliTest, ScaleRetryAndDeleteReportAndRefuseAsDocumented) {
   EXPECT_EQ(Run({"scale", "default", "0"}).exit_code, 2);
   EXPECT_EQ(Run({"cancel", "--status", "bogus"}).exit_code, 2);
   EXPECT_EQ(Run({"cancel", "--all", "7"}).exit_code, 2);
+  worker->Signal(SIGTERM);
+  EXPECT_TRUE(worker->Wait(seconds(15))) << worker->err();
+}
+
+// A pause that lands while every worker is busy with a backlog: the steps running finish, and
+// from then on no row of the queue moves until the resume. A claim would change a row's status,
+// attempt or updated_at (database timestamps), so those are compared across many poll intervals.
+TEST_F(OpsCliTest, PauseUnderABacklogLetsRunningStepsFinishAndClaimsNothingMore) {
+  const std::vector<std::string> flags = {"--poll-interval", "200", "--lease-ttl", "10000",
+                                          "--heartbeat-interval", "1000", "--reap-interval",
+                                          "500", "--queues", "default:2"};
+  // The backlog is inserted into the paused queue, so it is whole when the workers start.
+  ASSERT_EQ(Run({"pause", "default"}).exit_code, 0);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 40; ++i) ids.push_back(Insert("demo.sleep", R"({"ms": 1000})"));
+  std::vector<std::unique_ptr<ChildProcess>> workers;
+  for (int i = 0; i < 3; ++i) workers.push_back(StartWorker(flags));
+  ASSERT_TRUE(Eventually([&] { return Nodes().size() == 3; }));
+  EXPECT_EQ(CountStatus("runnable"), 40u);
+
+  ASSERT_EQ(Run({"resume", "default"}).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] { return CountStatus("executing") > 0; }))
+      << "no worker claimed after the resume";
+  CliResult paused = Run({"pause", "default", "--json"});
+  ASSERT_EQ(paused.exit_code, 0) << paused.err;
+  EXPECT_EQ(Json::parse(paused.out), (Json{{"queue", "default"}, {"paused", true}}));
+  // 40 one-second steps on 6 slots take about 7 s: the pause lands with most still waiting.
+  ASSERT_TRUE(Eventually([&] { return CountStatus("executing") == 0; }))
+      << "the steps running at the pause did not finish";
+  std::map<std::int64_t, std::string> waiting;  // id -> updated_at, as the database set it
+  for (const Json& row : ListJson({"--status", "runnable", "--limit", "1000"})) {
+    waiting[row["id"].get<std::int64_t>()] = row["updated_at"];
+  }
+  ASSERT_FALSE(waiting.empty()) << "the backlog drained before the pause landed";
+  const std::size_t ran = ids.size() - waiting.size();
+  EXPECT_EQ(CountStatus("done"), ran) << "a step running at the pause did not end done";
+
+  // Ten poll intervals of three workers: any claim would show.
+  std::this_thread::sleep_for(seconds(2));
+  for (const Json& row : ListJson({"--limit", "1000"})) {
+    const auto id = row["id"].get<std::int64_t>();
+    const auto it = waiting.find(id);
+    if (it == waiting.end()) {
+      EXPECT_EQ(row["status"], "done") << row.dump();
+      continue;
+    }
+    EXPECT_EQ(row["status"], "runnable") << row.dump();
+    EXPECT_EQ(row["attempt"], 0) << row.dump();
+    EXPECT_EQ(row["updated_at"], it->second) << "instance " << id << " moved while paused";
+  }
+
+  ASSERT_EQ(Run({"resume", "default"}).exit_code, 0);
+  for (const auto& [id, _] : waiting) EXPECT_EQ(ShowUntilTerminal(id)["status"], "done");
+  for (auto& w : workers) w->Signal(SIGTERM);
+  for (auto& w : workers) EXPECT_TRUE(w->Wait(seconds(15))) << w->err();
+}
+
+// Queued instances need no worker to be cancelled, retried or deleted; each step shows in the
+// instance's history.
+TEST_F(OpsCliTest, CancelRetryAndDeleteOfQueuedInstancesNeedNoWorker) {
+  const auto a = Insert("demo.noop", "{}");
+  const auto b = Insert("demo.noop", "{}", {"--queue", "other"});
+  const auto c = Insert("demo.chain", R"({"steps": 2})", {"--queue", "other"});
+
+  CliResult cancelled = Run({"cancel", std::to_string(a), "--json"});
+  ASSERT_EQ(cancelled.exit_code, 0) << cancelled.err;
+  EXPECT_EQ(Json::parse(cancelled.out), (Json{{"cancelled", {a}}, {"requested", Json::array()}}));
+  Json info = Show(a);
+  EXPECT_EQ(info["status"], "cancelled");
+  EXPECT_EQ(info["last_error"], "cancelled");
+  ASSERT_EQ(info["history"].size(), 1u) << info.dump();
+  EXPECT_EQ(info["history"][0]["event"], "cancel");
+  EXPECT_EQ(info["history"][0]["status"], "cancelled");
+  EXPECT_EQ(info["history"][0]["node"], "client");
+  CliResult text = Run({"show", std::to_string(a)});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("\nhistory:"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(" cancel perform -> cancelled (attempt 0, client)"), std::string::npos)
+      << text.out;
+
+  // By filter: the queue `other`, both of its instances.
+  CliResult by_queue = Run({"cancel", "--queue", "other", "--reason", "queue retired"});
+  ASSERT_EQ(by_queue.exit_code, 0) << by_queue.err;
+  EXPECT_EQ(by_queue.out, fmt::format("cancelled: {} {}\nasked to stop (running): -\n",
+                                      std::min(b, c), std::max(b, c)));
+  EXPECT_EQ(Show(c)["last_error"], "queue retired");
+
+  CliResult retried = Run({"retry", std::to_string(a), std::to_string(b)});
+  ASSERT_EQ(retried.exit_code, 0) << retried.err;
+  EXPECT_EQ(retried.out, fmt::format("retried: {} {}\n", a, b));
+  info = Show(a);
+  EXPECT_EQ(info["status"], "runnable");
+  EXPECT_EQ(info["attempt"], 0);
+  ASSERT_EQ(info["history"].size(), 2u) << info.dump();
+  EXPECT_EQ(info["history"][1]["event"], "retry");
+  EXPECT_EQ(info["history"][1]["status"], "runnable");
+
+  // Recent rows are not "older than an hour"; --all deletes what is left.
+  CliResult old = Run({"delete", "--older-than", "3600000", "--json"});
+  ASSERT_EQ(old.exit_code, 0) << old.err;
+  EXPECT_EQ(Json::parse(old.out), (Json{{"deleted", 0}}));
+  CliResult one = Run({"delete", std::to_string(c)});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_EQ(one.out, "deleted 1\n");
+  EXPECT_EQ(Run({"show", std::to_string(c)}).exit_code, 1);
+  CliResult all = Run({"delete", "--all", "--json"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(Json::parse(all.out), (Json{{"deleted", 2}}));
+  EXPECT_TRUE(ListJson({}).empty());
+}
+
+// Refusals on domain grounds exit 3 with one line on stderr.
+TEST_F(OpsCliTest, CancelAndRetryOfInstancesTheyDoNotApplyToExitThree) {
+  const auto queued = Insert("demo.noop", "{}");
+  CliResult unknown = Run({"cancel", "987654321"});
+  EXPECT_EQ(unknown.exit_code, 3) << unknown.err;
+  ExpectOneLineReason(unknown);
+  EXPECT_NE(unknown.err.find("no_target"), std::string::npos) << unknown.err;
+
+  // Not failed or cancelled: retry refuses, and prints what it did retry (nothing).
+  for (const std::string& id : {std::to_string(queued), std::string("987654321")}) {
+    CliResult r = Run({"retry", id});
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_EQ(r.out, "retried: -\n");
+    EXPECT_TRUE(StartsWith(r.err, "gen_durable: not retried: " + id)) << r.err;
+    EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+  }
+  EXPECT_EQ(Show(queued)["status"], "runnable");
+  // A filter that matches nothing is no refusal: there was nothing to do.
+  CliResult none = Run({"retry", "--status", "failed", "--json"});
+  EXPECT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_EQ(Json::parse(none.out), (Json{{"retried", Json::array()}}));
+}
+
+// `nodes` and `stats` show each live node with what it runs, and per queue its state.
+TEST_F(OpsCliTest, NodesAndStatsShowWhatEachNodeRunsAndEachQueuesState) {
+  std::vector<std::string> flags = kFastWorker;
+  flags.insert(flags.end(), {"--queues", "default:3", "--name", "ops-a"});
+  auto worker = StartWorker(flags);
+  const auto running = Insert("demo.sleep", R"({"ms": 60000})");
+  ShowUntil(running, [](const Json& j) { return j["status"] == "executing"; });
+  ASSERT_TRUE(Eventually([&] {
+    auto n = Nodes();
+    return n.size() == 1 && n[0]["running"] == 1;
+  }));
+  const Json node = Nodes()[0];
+  EXPECT_EQ(node["engine"], "ops-a");
+  EXPECT_EQ(node["pid"], worker->pid());
+  EXPECT_FALSE(node["host"].get<std::string>().empty());
+  EXPECT_EQ(node["queues"], (Json{{"default", 3}}));
+  EXPECT_FALSE(node["heartbeat_at"].get<std::string>().empty());
+  EXPECT_FALSE(node["started_at"].get<std::string>().empty());
+  const std::string node_id = node["id"];
+  EXPECT_NE(node_id.find(std::to_string(worker->pid())), std::string::npos) << node_id;
+
+  CliResult table = Run({"nodes"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  const auto rows = Lines(table.out);
+  ASSERT_EQ(rows.size(), 2u) << table.out;
+  EXPECT_TRUE(StartsWith(rows[0], "NODE")) << rows[0];
+  for (const char* column : {"ENGINE", "PID", "QUEUES", "RUNNING", "HEARTBEAT"}) {
+    EXPECT_NE(rows[0].find(column), std::string::npos) << rows[0];
+  }
+  EXPECT_TRUE(StartsWith(rows[1], node_id)) << rows[1];
+  EXPECT_NE(rows[1].find("default:3"), std::string::npos) << rows[1];
+
+  // Paused, with one ready row waiting and one step running.
+  ASSERT_EQ(Run({"pause", "default"}).exit_code, 0);
+  Insert("demo.noop", "{}");
+  CliResult stats = Run({"stats", "--json"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  Json st = Json::parse(stats.out);
+  EXPECT_EQ(st["queues"]["default"]["executing"], 1);
+  EXPECT_EQ(st["queues"]["default"]["runnable"], 1);
+  EXPECT_EQ(st["total"]["runnable"], 1);
+  const Json& q = st["queue_info"]["default"];
+  EXPECT_EQ(q["paused"], true);
+  ASSERT_TRUE(q["oldest_ready_ms"].is_number()) << q.dump();
+  EXPECT_GE(q["oldest_ready_ms"].get<double>(), 0);
+  EXPECT_EQ(q["concurrency"], (Json{{node_id, 3}}));
+  EXPECT_EQ(q["completed_last_minute"], 0);
+  CliResult stats_table = Run({"stats"});
+  ASSERT_EQ(stats_table.exit_code, 0) << stats_table.err;
+  const auto lines = Lines(stats_table.out);
+  ASSERT_GE(lines.size(), 3u) << stats_table.out;
+  for (const char* column : {"paused", "oldest_ready", "done_1m", "slots"}) {
+    EXPECT_NE(lines[0].find(column), std::string::npos) << lines[0];
+  }
+  EXPECT_TRUE(StartsWith(lines[1], "default ")) << lines[1];
+  EXPECT_NE(lines[1].find(" yes "), std::string::npos) << lines[1];
+  for (const auto& line : lines) EXPECT_NE(line.back(), ' ') << "[" << line << "]";
+
+  // The running step, cancelled, counts as ended in the last minute.
+  ASSERT_EQ(Run({"cancel", std::to_string(running)}).exit_code, 0);
+  EXPECT_EQ(ShowUntilTerminal(running, seconds(15))["status"], "cancelled");
+  st = Json::parse(Run({"stats", "--json"}).out);
+  EXPECT_EQ(st["queue_info"]["default"]["completed_last_minute"], 1);
   worker->Signal(SIGTERM);
   EXPECT_TRUE(worker->Wait(seconds(15))) << worker->err();
 }

@@ -54,6 +54,8 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
       // No padding after the last column, so lines carry no trailing blanks.
       line += i + 1 == row.size() ? row[i] : fmt::format("{:<{}}  ", row[i], widths[i]);
     }
+    // Nor after trailing empty cells (the `(all)` row of `stats`).
+    line.erase(line.find_last_not_of(' ') + 1);
     fmt::print("{}\n", line);
   }
 }
