@@ -143,6 +143,8 @@ std::int64_t Maintenance::Collect() {
     for (;;) {
       const auto n = core_->store.GcSweep(conn, o.gc_retention, o.gc_batch);
       total += n;
+      // Counted as each batch commits, so the count never lags the table.
+      core_->counters.gc_deleted.fetch_add(n);
       if (n < o.gc_batch || wake_.stopped()) break;  // a full batch: sweep again at once
     }
     rate_limiter_.PruneIdle(conn);
@@ -153,7 +155,6 @@ std::int64_t Maintenance::Collect() {
     spdlog::warn("gc sweep failed: {}", e.what());
     if (conn_ && conn_->broken()) conn_.reset();
   }
-  core_->counters.gc_deleted.fetch_add(total);
   core_->Emit("gc.swept", [&](TelemetryEvent& e) {
     e.measurements["count"] = static_cast<double>(total);
   });
