@@ -51,10 +51,22 @@ AnyMachine Parent() {
       .Build();
 }
 
+// Awaits two children that each await a signal: a tree to cancel with cascade.
+AnyMachine Holder() {
+  return Machine<Json>("ui.holder")
+      .Step("start",
+            [](StepContext<Json>& c) {
+              std::vector<InsertRequest> kids(2, InsertRequest{"ui.checkout", {}, {}});
+              return ScheduleChildren("join", kids, c.state());
+            })
+      .Step("join", [](StepContext<Json>&) { return Done({}); })
+      .Build();
+}
+
 class DashboardTest : public EngineTest {
  protected:
   void StartAll() {
-    auto o = Options({Checkout(), Failing(), Child(), Parent()});
+    auto o = Options({Checkout(), Failing(), Child(), Parent(), Holder()});
     o.history = true;
     engine_ = Engine::Start(o);
     dashboard_ = Dashboard::Start(*engine_);
@@ -106,7 +118,25 @@ TEST_F(DashboardTest, ApiServesQueuesInstancesAndRefusesBadRequests) {
   const std::string signal = "/api/instances/" + std::to_string(*parked) + "/signal";
   EXPECT_EQ(http.Post(signal, "{}", "application/json")->status, 400);
   EXPECT_EQ(http.Post(signal, R"({"name": "x"})", "application/json")->status, 409);
-  EXPECT_EQ(http.Post("/api/instances/abc/retry", "{}", "application/json")->status, 404);
+
+  // Malformed input is 400 with a JSON error; actions take POST only.
+  for (const char* bad : {"/api/instances/abc", "/api/instances/0", "/api/instances/-3",
+                          "/api/instances?before=x", "/api/instances?limit=0"}) {
+    auto r = http.Get(bad);
+    ASSERT_TRUE(r) << bad;
+    EXPECT_EQ(r->status, 400) << bad;
+    EXPECT_TRUE(Json::parse(r->body).contains("error")) << bad << ": " << r->body;
+  }
+  auto bad_retry = http.Post("/api/instances/abc/retry", "{}", "application/json");
+  EXPECT_EQ(bad_retry->status, 400);
+  EXPECT_EQ(Json::parse(bad_retry->body)["error"], "'abc' is not an instance id");
+  EXPECT_EQ(http.Post(signal, "{not json", "application/json")->status, 400);
+  auto get_action = http.Get("/api/queues/default/pause");
+  EXPECT_EQ(get_action->status, 405);
+  EXPECT_EQ(get_action->get_header_value("Allow"), "POST");
+  EXPECT_EQ(http.Delete(cancel)->status, 405);
+  EXPECT_FALSE(client_->Queues().at(0).paused);
+  EXPECT_EQ(http.Get("/api/nothing")->status, 404);
 }
 
 // Chromium and the npm package are installed by scripts/deps and scripts/test; a developer
@@ -143,17 +173,27 @@ TEST_F(DashboardTest, HeadlessChromiumClicksThroughQueuesSearchAndInstancePages)
   auto signalled = client_->Insert("ui.checkout", with_state({{"order", 2}}));
   auto failed = client_->Insert("ui.fail", {});
   auto parent = client_->Insert("ui.parent", with_state({{"batch", 7}}));
-  ASSERT_TRUE(parked.ok() && signalled.ok() && failed.ok() && parent.ok());
+  auto holder = client_->Insert("ui.holder", {});
+  auto stray = client_->Insert("ui.checkout", with_state({{"order", 3}}));
+  ASSERT_TRUE(parked.ok() && signalled.ok() && failed.ok() && parent.ok() && holder.ok() &&
+              stray.ok());
   ASSERT_TRUE(WaitUntil([&] {
+    const auto h = client_->Get(*holder);
+    if (h->status != "awaiting_children" || h->children.size() != 2) return false;
+    for (auto child : h->children) {
+      if (client_->Get(child)->status != "awaiting_signal") return false;
+    }
     return client_->Get(*parked)->status == "awaiting_signal" &&
            client_->Get(*signalled)->status == "awaiting_signal" &&
+           client_->Get(*stray)->status == "awaiting_signal" &&
            client_->Get(*failed)->status == "failed" && client_->Get(*parent)->status == "done";
   }));
 
   std::string cmd = "cd '" + std::string(GEN_DURABLE_TESTS_DIR) + "/browser' && timeout 120 node " +
                     "dashboard.mjs '" + Url() + "' --parked " + std::to_string(*parked) +
                     " --signalled " + std::to_string(*signalled) + " --failed " +
-                    std::to_string(*failed) + " --parent " + std::to_string(*parent);
+                    std::to_string(*failed) + " --parent " + std::to_string(*parent) +
+                    " --holder " + std::to_string(*holder) + " --stray " + std::to_string(*stray);
   if (const char* dir = std::getenv("GEN_DURABLE_SCREENSHOTS")) cmd += " --screenshots '" +
                                                                        std::string(dir) + "'";
   std::string out;
@@ -166,6 +206,13 @@ TEST_F(DashboardTest, HeadlessChromiumClicksThroughQueuesSearchAndInstancePages)
 
   // What the clicks did, read back from the database.
   EXPECT_EQ(client_->Get(*parked)->status, "cancelled");
+  EXPECT_EQ(client_->Get(*stray)->last_error, "cancelled by the browser test");
+  const auto held = client_->Get(*holder);
+  EXPECT_EQ(held->status, "cancelled");
+  ASSERT_EQ(held->children.size(), 2u);
+  for (auto child : held->children) {
+    EXPECT_EQ(client_->Get(child)->status, "cancelled") << child;
+  }
   EXPECT_TRUE(WaitUntil([&] { return client_->Get(*signalled)->status == "done"; })) << out;
   EXPECT_EQ(client_->Get(*signalled)->result, (Json{{"shipped", {{"order", 2}}}}));
   auto history = client_->History(*failed);

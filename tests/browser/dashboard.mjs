@@ -2,7 +2,11 @@
 // it; no browser is downloaded). Run by tests/dashboard_pgtest.cpp, which prepares the instances
 // and checks the database afterwards:
 //
-//   node dashboard.mjs URL --parked ID --signalled ID --failed ID --parent ID [--screenshots DIR]
+//   node dashboard.mjs URL --parked ID --signalled ID --failed ID --parent ID --holder ID
+//                          --stray ID [--screenshots DIR]
+//
+// parked, signalled and stray await a signal; failed has failed; parent is done with 3 children;
+// holder awaits its 2 children, which await a signal.
 //
 // Prints one line per check and exits 0 when every check passed, 1 otherwise.
 import { chromium } from "playwright-core";
@@ -14,7 +18,7 @@ const opt = (name) => {
   return i > 0 ? args[i + 1] : undefined;
 };
 const ids = {parked: opt("parked"), signalled: opt("signalled"), failed: opt("failed"),
-             parent: opt("parent")};
+             parent: opt("parent"), holder: opt("holder"), stray: opt("stray")};
 const screenshots = opt("screenshots");
 const timeout = 15000;
 
@@ -61,6 +65,23 @@ try {
   const failedIds = await page.locator('[data-test="instance-link"]').allTextContents();
   check(failedIds.includes(ids.failed), `search by status finds the failed instance ${ids.failed}`);
 
+  // The search results refresh themselves: an instance cancelled elsewhere leaves them.
+  await page.goto(url + "#/instances?status=awaiting_signal");
+  await page.waitForFunction((id) => [...document.querySelectorAll('[data-test="instance-link"]')]
+    .some((a) => a.textContent === id), ids.stray);
+  // A filter being edited (not yet submitted, and not focused, so refreshes go on) stays.
+  await page.fill('[data-test="filter-fsm"]', "ui.check");
+  await page.click("h1");
+  const cancelled = await page.request.post(url + `api/instances/${ids.stray}/cancel`,
+                                            {data: {reason: "cancelled by the browser test"}});
+  check(cancelled.ok(), `instance ${ids.stray} cancelled through the API`);
+  await page.waitForFunction((id) => document.querySelector('[data-test="instance-row"]') &&
+    ![...document.querySelectorAll('[data-test="instance-link"]')]
+      .some((a) => a.textContent === id), ids.stray);
+  const kept = await page.inputValue('[data-test="filter-fsm"]');
+  check(kept === "ui.check",
+        `the search results refreshed by themselves, the form kept its edit ("${kept}")`);
+
   // The instance page of a parent: state, history, children tree.
   await page.goto(url + "#/instance/" + ids.parent);
   await page.waitForSelector('[data-test="instance-title"]');
@@ -81,6 +102,18 @@ try {
   await page.waitForFunction(() => document.querySelector('[data-test="fact-status"]')
     ?.textContent.includes("cancelled"));
   check(true, `parked instance ${ids.parked} cancelled`);
+
+  // Cancel a parent with its children.
+  await page.goto(url + "#/instance/" + ids.holder);
+  await page.waitForSelector('[data-test="cancel"]');
+  check(await page.locator('[data-test="children"] a').count() === 3, "holder shows 2 children");
+  await page.check('[data-test="cascade"]');
+  await page.click('[data-test="cancel"]');
+  await page.waitForFunction(() => document.querySelector('[data-test="fact-status"]')
+    ?.textContent.includes("cancelled"));
+  const badges = await page.locator('[data-test="children"] .badge').allTextContents();
+  check(badges.length === 3 && badges.every((b) => b === "cancelled"),
+        `holder ${ids.holder} cancelled with its children (${badges.join(", ")})`);
 
   // Send a signal to an awaiting one.
   await page.goto(url + "#/instance/" + ids.signalled);

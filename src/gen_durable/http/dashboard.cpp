@@ -9,7 +9,10 @@
 //   POST /api/queues/NAME/pause, /api/queues/NAME/resume
 //
 // POST bodies must be JSON (Content-Type application/json): a cross-site form cannot send that
-// without the browser asking first, so another site cannot drive these actions.
+// without the browser asking first, so another site cannot drive these actions. Errors are JSON
+// {"error": ...}: 400 bad input (an id that is not a positive integer, a body that is not a JSON
+// object), 404 no such instance, 405 an action not POSTed, 409 refused (not live, not
+// retryable, no target), 415 not JSON.
 #include "gen_durable/dashboard.hpp"
 
 #include <fmt/format.h>
@@ -42,14 +45,17 @@ void Reply(httplib::Response& res, int status, const Json& body) {
                   "application/json; charset=utf-8");
 }
 
-std::int64_t IdOf(const std::string& text) {
-  std::int64_t id = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (ec != std::errc() || end != text.data() + text.size() || id <= 0) {
-    throw HttpError{400, fmt::format("'{}' is not an instance id", text)};
+// `text` as a positive integer; 400 naming `what` otherwise.
+std::int64_t PositiveOf(const std::string& text, const char* what) {
+  std::int64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size() || n <= 0) {
+    throw HttpError{400, fmt::format("'{}' is not {}", text, what)};
   }
-  return id;
+  return n;
 }
+
+std::int64_t IdOf(const std::string& text) { return PositiveOf(text, "an instance id"); }
 
 std::optional<std::string> Param(const httplib::Request& req, const char* name) {
   if (!req.has_param(name)) return std::nullopt;
@@ -182,14 +188,14 @@ std::unique_ptr<httplib::Server> Routes(Client& client, Engine* engine,
       if (auto before = Param(req, "before")) f.before_id = IdOf(*before);
       f.limit = 50;
       if (auto limit = Param(req, "limit")) {
-        f.limit = static_cast<int>(std::min<std::int64_t>(IdOf(*limit), 500));
+        f.limit = static_cast<int>(std::min<std::int64_t>(PositiveOf(*limit, "a limit"), 500));
       }
       Json rows = Json::array();
       for (const auto& i : client.List(f)) rows.push_back(InstanceJson(i));
       Reply(res, 200, {{"instances", rows}});
     });
   });
-  server->Get(R"(/api/instances/(\d+))", [&client](const httplib::Request& req,
+  server->Get(R"(/api/instances/([^/]+))", [&client](const httplib::Request& req,
                                                   httplib::Response& res) {
     Guarded(res, [&] {
       const auto id = IdOf(req.matches[1].str());
@@ -201,7 +207,7 @@ std::unique_ptr<httplib::Server> Routes(Client& client, Engine* engine,
             {{"instance", InstanceJson(*info)}, {"history", history}, {"tree", Tree(client, *info)}});
     });
   });
-  server->Post(R"(/api/instances/(\d+)/cancel)", [&client](const httplib::Request& req,
+  server->Post(R"(/api/instances/([^/]+)/cancel)", [&client](const httplib::Request& req,
                                                           httplib::Response& res) {
     Guarded(res, [&] {
       const auto id = IdOf(req.matches[1].str());
@@ -216,7 +222,7 @@ std::unique_ptr<httplib::Server> Routes(Client& client, Engine* engine,
       Reply(res, 200, {{"cancelled", r.cancelled}, {"requested", r.requested}});
     });
   });
-  server->Post(R"(/api/instances/(\d+)/retry)", [&client](const httplib::Request& req,
+  server->Post(R"(/api/instances/([^/]+)/retry)", [&client](const httplib::Request& req,
                                                          httplib::Response& res) {
     Guarded(res, [&] {
       const auto id = IdOf(req.matches[1].str());
@@ -230,7 +236,7 @@ std::unique_ptr<httplib::Server> Routes(Client& client, Engine* engine,
       Reply(res, 200, {{"retried", id}});
     });
   });
-  server->Post(R"(/api/instances/(\d+)/signal)", [&client](const httplib::Request& req,
+  server->Post(R"(/api/instances/([^/]+)/signal)", [&client](const httplib::Request& req,
                                                           httplib::Response& res) {
     Guarded(res, [&] {
       const auto id = IdOf(req.matches[1].str());
@@ -258,6 +264,17 @@ std::unique_ptr<httplib::Server> Routes(Client& client, Engine* engine,
                    });
                  });
   }
+  // The actions are POST only: another method on their paths says so instead of "not found".
+  const char* actions =
+      R"(/api/(instances/[^/]+/(cancel|retry|signal)|queues/[^/]+/(pause|resume)))";
+  const auto post_only = [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Allow", "POST");
+    Reply(res, 405, {{"error", "this action takes a POST"}});
+  };
+  server->Get(actions, post_only);
+  server->Put(actions, post_only);
+  server->Patch(actions, post_only);
+  server->Delete(actions, post_only);
   server->set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.body.empty()) {
       Reply(res, res.status, {{"error", res.status == 404 ? "not found" : "bad request"}});

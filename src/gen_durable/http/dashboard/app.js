@@ -7,6 +7,7 @@ const STATUSES = ["scheduled", "runnable", "executing", "awaiting_signal", "awai
                   "done", "failed", "cancelled"];
 let refreshMs = 3000;
 let timer = null;
+let cascadeChecked = false;  // the instance page's "with children" box, kept across refreshes
 
 // el("td", {class: "num"}, "12") -> <td class="num">12</td>
 function el(tag, attrs, ...children) {
@@ -56,8 +57,9 @@ function query(params) {
 
 // --- pages ---
 
-async function queuesPage(main) {
+async function queuesPage(main, stale) {
   const data = await api("/api/overview");
+  if (stale()) return;
   refreshMs = data.refresh_ms || refreshMs;
   document.getElementById("schema").textContent = "schema " + data.schema;
   const head = el("tr", {}, el("th", {}, "queue"), el("th", {}, "state"),
@@ -110,11 +112,36 @@ async function queuesPage(main) {
   main.replaceChildren(...parts);
 }
 
-async function instancesPage(main, params) {
+// The search results: a refresh replaces only these, never the form being filled in.
+function searchResults(data, filters) {
+  const rows = data.instances.map((i) => el("tr", {"data-test": "instance-row"},
+    el("td", {class: "num"},
+       el("a", {href: "#/instance/" + i.id, "data-test": "instance-link"}, i.id)),
+    el("td", {}, i.fsm + "@" + i.fsm_version), el("td", {}, badge(i.status)), el("td", {}, i.step),
+    el("td", {class: "num"}, i.attempt), el("td", {}, i.queue),
+    el("td", {}, i.unique_key || i.partition_key || ""), el("td", {class: "muted"}, i.updated_at)));
+  const last = data.instances.length ? data.instances[data.instances.length - 1].id : null;
+  const more = data.instances.length >= 50 && last
+    ? el("a", {href: "#/instances" + query({...filters, before: last}), "data-test": "older"},
+         "Older →") : null;
+  return [el("table", {"data-test": "instances"}, el("thead", {}, el("tr", {},
+    ["id", "fsm", "status", "step", "attempt", "queue", "key", "updated"].map(
+      (h) => el("th", {}, h)))),
+    el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 8, class: "muted"},
+                                                         "No instance matches.")))), more];
+}
+
+async function instancesPage(main, params, refresh, stale) {
   const filters = {status: params.get("status") || "", queue: params.get("queue") || "",
                    fsm: params.get("fsm") || "", key: params.get("key") || ""};
   const before = params.get("before") || "";
   const data = await api("/api/instances" + query({...filters, before}));
+  if (stale()) return;
+  const results = document.getElementById("results");
+  if (refresh && results) {
+    results.replaceChildren(...searchResults(data, filters));
+    return;
+  }
   const field = (name, input) => el("label", {}, name, input);
   const status = el("select", {name: "status", "data-test": "filter-status"},
     el("option", {value: ""}, "any"),
@@ -127,20 +154,8 @@ async function instancesPage(main, params) {
     location.hash = "#/instances" + query(Object.fromEntries(f.entries()));
   }}, field("status", status), field("queue", input("queue")), field("fsm", input("fsm")),
       field("key", input("key")), el("button", {type: "submit", "data-test": "search-go"}, "Search"));
-  const rows = data.instances.map((i) => el("tr", {"data-test": "instance-row"},
-    el("td", {class: "num"}, el("a", {href: "#/instance/" + i.id, "data-test": "instance-link"}, i.id)),
-    el("td", {}, i.fsm + "@" + i.fsm_version), el("td", {}, badge(i.status)), el("td", {}, i.step),
-    el("td", {class: "num"}, i.attempt), el("td", {}, i.queue),
-    el("td", {}, i.unique_key || i.partition_key || ""), el("td", {class: "muted"}, i.updated_at)));
-  const last = data.instances.length ? data.instances[data.instances.length - 1].id : null;
-  const more = data.instances.length >= 50 && last
-    ? el("a", {href: "#/instances" + query({...filters, before: last})}, "Older →") : null;
   main.replaceChildren(el("h1", {}, "Instances"), el("section", {}, form,
-    el("table", {"data-test": "instances"}, el("thead", {}, el("tr", {},
-      ["id", "fsm", "status", "step", "attempt", "queue", "key", "updated"].map(
-        (h) => el("th", {}, h)))),
-    el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 8, class: "muted"},
-                                                         "No instance matches.")))), more));
+    el("div", {id: "results"}, searchResults(data, filters))));
 }
 
 function tree(node) {
@@ -149,11 +164,13 @@ function tree(node) {
             node.children.length ? el("ul", {class: "tree"}, node.children.map(tree)) : null);
 }
 
-async function instancePage(main, id) {
+async function instancePage(main, id, stale) {
   const data = await api("/api/instances/" + id);
+  if (stale()) return;
   const i = data.instance;
   const live = !["done", "failed", "cancelled"].includes(i.status);
-  const cascade = el("input", {type: "checkbox", "data-test": "cascade"});
+  const cascade = el("input", {type: "checkbox", "data-test": "cascade", checked: cascadeChecked,
+                              onchange: () => { cascadeChecked = cascade.checked; }});
   const signalName = el("input", {placeholder: "signal name", "data-test": "signal-name"});
   const signalPayload = el("input", {placeholder: "payload (JSON)", "data-test": "signal-payload",
                                      size: 30});
@@ -231,21 +248,29 @@ async function act(action) {
   await render();
 }
 
-async function render() {
+// Draws the page of the current route; `refresh` when the timer redraws it. Only the latest
+// render draws: one that a newer render overtook (another page, an action) is dropped.
+let renders = 0;
+async function render(refresh) {
+  const generation = ++renders;
+  const stale = () => generation !== renders;
   const main = document.getElementById("main");
   const hash = location.hash || "#/";
   const [path, qs] = hash.slice(1).split("?");
+  const samePage = refresh === true && main.dataset.route === hash;
   try {
     if (path.startsWith("/instance/")) {
-      await instancePage(main, encodeURIComponent(path.slice("/instance/".length)));
+      await instancePage(main, encodeURIComponent(path.slice("/instance/".length)), stale);
     } else if (path.startsWith("/instances")) {
-      await instancesPage(main, new URLSearchParams(qs || ""));
+      await instancesPage(main, new URLSearchParams(qs || ""), samePage, stale);
     } else {
-      await queuesPage(main);
+      await queuesPage(main, stale);
     }
+    if (stale()) return;
+    main.dataset.route = hash;
     document.body.dataset.ready = "1";
   } catch (err) {
-    setStatus(err.message, true);
+    if (!stale()) setStatus(err.message, true);
   }
 }
 
@@ -255,10 +280,14 @@ function schedule() {
     // Never re-render under the user's hands (an input being typed in).
     const typing = document.activeElement && ["INPUT", "TEXTAREA", "SELECT"].includes(
       document.activeElement.tagName);
-    if (!typing && !location.hash.startsWith("#/instances")) await render();
+    if (!typing) await render(true);
     schedule();
   }, refreshMs);
 }
 
-window.addEventListener("hashchange", () => { render(); schedule(); });
+window.addEventListener("hashchange", () => {
+  cascadeChecked = false;
+  render();
+  schedule();
+});
 render().then(schedule);
