@@ -73,15 +73,18 @@ TEST_F(CrashedServerTest, AClaimOfAKeyedRowSurvivesAnImmediateCrash) {
         "RETURNING id");
     const std::int64_t id = inserted.Int64(0, 0);
     auto claimed =
-        core_->store.Claim(*conn, "default", 1, core_->node_id, 60s, {"t.keyed@1"}, false, round);
+        core_->store.Claim(*conn, "default", 1, core_->node_id, 60s, {"t.keyed@1"}, false, round)
+            .rows;
     ASSERT_EQ(claimed.size(), 1u);
     ASSERT_EQ(claimed[0].id, id);
     conn.reset();
     Crash();
 
     auto after = core_->Connect("test");
-    auto row = after->Exec("SELECT status, lease_seq, coalesce(locked_by, '') FROM gd_instances "
-                           "WHERE id = " + std::to_string(id));
+    auto row = after->Exec(
+        "SELECT status, lease_seq, coalesce(locked_by, '') FROM gd_instances "
+        "WHERE id = " +
+        std::to_string(id));
     ASSERT_EQ(row.rows(), 1);
     EXPECT_EQ(row.String(0, 0), "executing");
     EXPECT_EQ(row.Int64(0, 1), claimed[0].lease_seq);

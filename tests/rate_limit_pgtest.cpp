@@ -134,39 +134,95 @@ TEST_F(RateLimitTest, BurstIsAdmittedThenRowsAreHandedBackUntilTheRefill) {
   const auto ids = Ids(rows);
   auto admitted = limiter.Admit(*conn, rows);
 
-  // The first five in claim order start; the other three wait for a token each (200 ms).
+  // The first five in claim order start; the other three reserve the next three tokens, one
+  // every 200 ms, and wait for them in that order.
   EXPECT_EQ(Ids(admitted), std::vector<std::int64_t>(ids.begin(), ids.begin() + 5));
   EXPECT_EQ(Count("status = 'executing' AND locked_by = 'node-a'"), 5);
   EXPECT_EQ(Count("status = 'scheduled' AND locked_by IS NULL AND lease_expires_at IS NULL "
-                  "AND attempt = 0 AND lease_seq = 1"),
+                  "AND attempt = 0 AND lease_seq = 1 AND rate_paid"),
             3);
-  EXPECT_EQ(Count("status = 'scheduled' AND eligible_at > updated_at + interval '150 ms' "
-                  "AND eligible_at < updated_at + interval '1 s'"),
-            3);
-  EXPECT_LT(Tokens("demo"), 0.1);
+  EXPECT_NEAR(Tokens("demo"), -3.0, 0.1);  // three tokens owed
 
   auto throttled = events.Named("rate_limit.throttled");
   ASSERT_EQ(throttled.size(), 3u);
-  for (const auto& e : throttled) {
+  for (std::size_t k = 0; k < throttled.size(); ++k) {
+    const auto& e = throttled[k];
     EXPECT_EQ(e.measurements.at("count"), 1);
-    EXPECT_GT(e.measurements.at("wait_ms"), 150);
-    EXPECT_LE(e.measurements.at("wait_ms"), 200);
+    EXPECT_GT(e.measurements.at("wait_ms"), 200.0 * static_cast<double>(k + 1) - 50);
+    EXPECT_LE(e.measurements.at("wait_ms"), 200.0 * static_cast<double>(k + 1));
+    EXPECT_EQ(e.measurements.at("reserved"), 0);  // nothing runnable behind them
+    EXPECT_EQ(e.metadata["id"], ids[5 + k]);
     EXPECT_EQ(e.metadata["limit"], "demo");
     EXPECT_EQ(e.metadata["key"], "");
     EXPECT_EQ(e.metadata["fsm"], "t.rl");
   }
 
-  // Once the bucket has refilled a little, a second claim of the same rows gets some through.
-  std::this_thread::sleep_for(250ms);
+  // When they come due, their next claim starts them without taking a token again: the bucket
+  // still owes what it owed, less the refill.
   sql_->Exec(
-      "UPDATE gd_instances SET status = 'executing', locked_by = 'node-a', lease_seq = 2 "
-      "WHERE status = 'scheduled'");
-  std::vector<ClaimedRow> again;
-  for (std::size_t i = 5; i < 8; ++i) {
-    again.push_back(rows[i]);
-    again.back().lease_seq = 2;
+      "UPDATE gd_instances SET status = 'runnable', eligible_at = now() WHERE status = "
+      "'scheduled'");
+  auto due = core->store.Claim(*conn, "default", 10, core->node_id, 60s, {"t.rl@1"}, false, 7);
+  ASSERT_EQ(due.rows.size(), 3u);
+  for (const auto& r : due.rows) EXPECT_TRUE(r.rate_paid) << r.id;
+  const double owed = Tokens("demo");
+  EXPECT_EQ(Ids(limiter.Admit(*conn, due.rows)), Ids(due.rows));
+  EXPECT_NEAR(Tokens("demo"), owed, 0.01);
+  EXPECT_EQ(Count("rate_paid"), 0);  // the claim spent the reservations
+}
+
+// A throttled row reserves the tokens of the runnable rows of its bucket queued behind it, in
+// claim order, one token-time apart, and hands them back with it: the backlog leaves the claim
+// path at once and is never examined again before its tokens are there. Rows of other buckets
+// and rows without a limit stay where they are.
+TEST_F(RateLimitTest, AThrottledRowReservesTheBacklogBehindItInClaimOrder) {
+  auto core = Core({{"slow", RateLimit{10, 1000ms, 1}}});  // one token every 100 ms
+  EventLog events(core->telemetry);
+  RateLimiter limiter(core);
+  auto conn = core->Connect("test");
+  ASSERT_EQ(limiter.Admit(*conn, Claimed(1, Ref("slow"))).size(), 1u);  // the bucket is empty
+
+  auto head = Claimed(1, Ref("slow"));
+  sql_->Exec(R"SQL(
+INSERT INTO gd_instances (fsm, step, status, rate_limit, rate_key, priority)
+SELECT 't.rl', 'call', 'runnable', 'slow', NULL, CASE WHEN g % 10 = 0 THEN -1 ELSE 0 END
+FROM generate_series(1, 50) g;
+INSERT INTO gd_instances (fsm, step, status, rate_limit, rate_key)
+SELECT 't.rl', 'call', 'runnable', 'slow', 'other-key' FROM generate_series(1, 5);
+INSERT INTO gd_instances (fsm, step, status) SELECT 't.rl', 'call', 'runnable'
+FROM generate_series(1, 5);
+INSERT INTO gd_instances (fsm, step, status, queue, rate_limit)
+SELECT 't.rl', 'call', 'runnable', 'elsewhere', 'slow' FROM generate_series(1, 5))SQL");
+
+  EXPECT_TRUE(limiter.Admit(*conn, head).empty());
+  auto throttled = events.Named("rate_limit.throttled");
+  ASSERT_EQ(throttled.size(), 1u);
+  EXPECT_EQ(throttled[0].measurements.at("reserved"), 50);
+
+  // The head and the 50 behind it wait outside the claim index, each holding a token.
+  EXPECT_EQ(Count("status = 'scheduled' AND rate_paid AND locked_by IS NULL"), 51);
+  EXPECT_EQ(Count("status = 'runnable' AND rate_paid"), 0);
+  EXPECT_EQ(Count("status = 'runnable'"), 15);  // other key, no limit, other queue
+  // (owed: 51 tokens, less what refilled while the test ran)
+  EXPECT_GT(Tokens("slow"), -51.01);
+  EXPECT_LT(Tokens("slow"), -45.0);
+  // In claim order (priority, then age): the head first, then the five rows of priority -1,
+  // then the rest by id; consecutive reservations are one token-time (100 ms) apart.
+  auto r = sql_->Exec(
+      "SELECT id, priority, extract(epoch FROM eligible_at - min(eligible_at) OVER ()) * 1000 "
+      "FROM gd_instances WHERE status = 'scheduled' ORDER BY eligible_at");
+  ASSERT_EQ(r.rows(), 51);
+  EXPECT_EQ(r.Int64(0, 0), head[0].id);
+  for (int i = 1; i <= 5; ++i) EXPECT_EQ(r.Int(i, 1), -1) << "position " << i;
+  for (int i = 6; i < r.rows(); ++i) {
+    EXPECT_EQ(r.Int(i, 1), 0) << "position " << i;
+    if (i > 6) {
+      EXPECT_GT(r.Int64(i, 0), r.Int64(i - 1, 0)) << "position " << i;
+    }
   }
-  EXPECT_GE(limiter.Admit(*conn, again).size(), 1u);
+  for (int i = 1; i < r.rows(); ++i) {
+    EXPECT_NEAR(r.Double(i, 2) - r.Double(i - 1, 2), 100.0, 1.5) << "position " << i;
+  }
 }
 
 TEST_F(RateLimitTest, RowsWithoutALimitPassUntouchedAndInOrder) {
@@ -216,7 +272,7 @@ TEST_F(RateLimitTest, WeightTakesThatManyTokensAndSetsTheWait) {
   auto conn = core->Connect("test");
   auto admitted = limiter.Admit(*conn, Claimed(3, Ref("bulk", "", 4)));
   EXPECT_EQ(admitted.size(), 2u);
-  EXPECT_NEAR(Tokens("bulk"), 2.0, 0.01);
+  EXPECT_NEAR(Tokens("bulk"), -2.0, 0.01);  // 2 left, and 4 reserved for the third
   // 2 more tokens are missing at 10 per hour: 12 minutes.
   auto throttled = events.Named("rate_limit.throttled");
   ASSERT_EQ(throttled.size(), 1u);
@@ -224,8 +280,12 @@ TEST_F(RateLimitTest, WeightTakesThatManyTokensAndSetsTheWait) {
   EXPECT_EQ(Count("status = 'scheduled' AND eligible_at > now() + interval '11 min' "
                   "AND eligible_at < now() + interval '13 min'"),
             1);
-  // Two tokens still pay for a lighter start.
-  EXPECT_EQ(limiter.Admit(*conn, Claimed(1, Ref("bulk", "", 2))).size(), 1u);
+  // The two tokens left went to the reservation: a lighter start queues behind it, 12 more
+  // minutes for its 2 tokens, instead of overtaking it.
+  EXPECT_EQ(limiter.Admit(*conn, Claimed(1, Ref("bulk", "", 2))).size(), 0u);
+  EXPECT_EQ(Count("status = 'scheduled' AND eligible_at > now() + interval '23 min' "
+                  "AND eligible_at < now() + interval '25 min'"),
+            1);
 }
 
 TEST_F(RateLimitTest, WeightAboveBurstOrBelowOneFailsTheRow) {
@@ -335,9 +395,13 @@ TEST_F(RateLimitTest, ConcurrentNodesNeverOverAdmit) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(admitted.load(), 10);
   EXPECT_EQ(Count("status = 'executing'"), 10);
-  EXPECT_EQ(Count("status = 'scheduled'"), kNodes * kRowsPerNode - 10);
-  EXPECT_LT(Tokens("shared"), 1.0);
-  EXPECT_GE(Tokens("shared"), 0.0);
+  EXPECT_EQ(Count("status = 'scheduled' AND rate_paid"), kNodes * kRowsPerNode - 10);
+  // Every other row holds a reservation: the bucket owes one token each, and no two rows were
+  // given the same token (each waits one token-time, 6 minutes, after another).
+  EXPECT_NEAR(Tokens("shared"), -(kNodes * kRowsPerNode - 10), 0.1);
+  EXPECT_EQ(Sql64("SELECT count(DISTINCT date_trunc('minute', eligible_at)) FROM gd_instances "
+                  "WHERE status = 'scheduled'"),
+            kNodes * kRowsPerNode - 10);
 }
 
 TEST_F(RateLimitTest, ThrottledRowsLeaveTheQueueToUnrelatedWork) {
@@ -352,13 +416,14 @@ TEST_F(RateLimitTest, ThrottledRowsLeaveTheQueueToUnrelatedWork) {
       "lease_expires_at = NULL");
 
   // The claim takes the oldest rows first: the limited ones fill it.
-  auto claimed = core->store.Claim(*conn, "default", 20, core->node_id, 60s, {"t.rl@1"}, false, 1);
+  auto claimed =
+      core->store.Claim(*conn, "default", 20, core->node_id, 60s, {"t.rl@1"}, false, 1).rows;
   ASSERT_EQ(claimed.size(), 20u);
   for (auto& row : claimed) row.rate_limit = Ref("slow");
   EXPECT_EQ(limiter.Admit(*conn, claimed).size(), 1u);
 
   // The 19 throttled rows no longer stand in front of it: the next claim gets the plain row.
-  auto next = core->store.Claim(*conn, "default", 20, core->node_id, 60s, {"t.rl@1"}, true, 2);
+  auto next = core->store.Claim(*conn, "default", 20, core->node_id, 60s, {"t.rl@1"}, true, 2).rows;
   EXPECT_EQ(Ids(next), Ids(plain));
   EXPECT_EQ(Count("status = 'scheduled' AND eligible_at > now() + interval '50 min'"), 19);
 }
@@ -378,10 +443,11 @@ TEST_F(ClaimTest, ALostClaimsLeaseSeqIsNeverIssuedAgainToTheSameNode) {
       "UPDATE gd_instances SET status = 'runnable', locked_by = NULL, lease_expires_at = NULL, "
       "lease_seq = 1";
   sql_->Exec(kAsBefore);
-  auto lost = core->store.Claim(*conn, "default", 1, core->node_id, 60s, {"t.rl@1"}, false, 1);
+  auto lost = core->store.Claim(*conn, "default", 1, core->node_id, 60s, {"t.rl@1"}, false, 1).rows;
   ASSERT_EQ(lost.size(), 1u);
   sql_->Exec(kAsBefore);  // the server lost it
-  auto again = core->store.Claim(*conn, "default", 1, core->node_id, 60s, {"t.rl@1"}, false, 2);
+  auto again =
+      core->store.Claim(*conn, "default", 1, core->node_id, 60s, {"t.rl@1"}, false, 2).rows;
   ASSERT_EQ(again.size(), 1u);
   EXPECT_GT(again[0].lease_seq, lost[0].lease_seq);
 
@@ -451,6 +517,20 @@ INSERT INTO gd_rate_buckets (name, key, tokens, updated_at) VALUES
   EXPECT_EQ(left, (std::vector<std::string>{"fast/recent", "fast/used", "retired/recent",
                                             "slow/idle-but-not-refilled"}));
   EXPECT_EQ(limiter.PruneIdle(*conn), 0);
+}
+
+// A bucket in debt (tokens reserved for throttled rows) is not full however long it has been
+// idle: pruning it would forget the reservations, and new rows would start ahead of them.
+TEST_F(RateLimitTest, PruneIdleKeepsABucketUntilItsReservationsArePaidBack) {
+  auto core = Core({{"fast", RateLimit{10, 1000ms, std::nullopt}}});  // 10 tokens a second
+  RateLimiter limiter(core);
+  auto conn = core->Connect("test");
+  sql_->Exec(R"SQL(
+INSERT INTO gd_rate_buckets (name, key, tokens, updated_at) VALUES
+  ('fast', 'deep-debt', -50, now() - interval '2 s'),
+  ('fast', 'paid-back', -5, now() - interval '2 s'))SQL");
+  EXPECT_EQ(limiter.PruneIdle(*conn), 1);
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_rate_buckets WHERE key = 'deep-debt'"), 1);
 }
 
 TEST_F(RateLimitTest, APrunedBucketComesBackFull) {
@@ -605,6 +685,40 @@ TEST_F(RateLimitEngineTest, AThrottledBacklogDoesNotStarveUnrelatedWork) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
   EXPECT_TRUE(WaitUntil([&] { return Count("status = 'scheduled'") == 99; }));
   EXPECT_EQ(Count("status = 'done'"), 2);  // the plain row and the one limited start
+}
+
+// Each limited row of a backlog is handed back at most once before its token is there: the
+// backlog does not come due all at once every refill period to be claimed and handed back again
+// (which rewrote every row of it each period and kept the feeder paging through it).
+TEST_F(RateLimitEngineTest, AThrottledBacklogIsExaminedOnceNotAtEveryRefill) {
+  auto limited = Call("t.rl.examined");
+  auto o = Options({limited}, 4);
+  o.rate_limits = {{"tenth", RateLimit{10, 1000ms, 1}}};  // a token every 100 ms
+  constexpr int kBacklog = 300;
+  std::vector<InsertRequest> backlog;
+  for (int i = 0; i < kBacklog; ++i) {
+    InsertRequest r;
+    r.fsm = "t.rl.examined";
+    r.options.rate_limit = Ref("tenth");
+    backlog.push_back(std::move(r));
+  }
+  auto engine = Engine::Start(o);
+  EventLog events(engine->telemetry());
+  client_->InsertAll(backlog);
+  // 15 starts take at least 1.4 s: 14 refill periods, each of which used to bring the whole
+  // backlog due again.
+  ASSERT_TRUE(WaitUntil([&] { return Count("status = 'done'") >= 15; }, 60s));
+  std::int64_t examined = 0;
+  for (const auto& e : events.Named("rate_limit.throttled")) {
+    const auto reserved = e.measurements.find("reserved");
+    examined +=
+        1 + (reserved == e.measurements.end() ? 0 : static_cast<std::int64_t>(reserved->second));
+  }
+  EXPECT_LE(examined, kBacklog) << events.Named("rate_limit.throttled").size() << " hand-backs";
+  // No token was handed out twice: the starts keep to the rate (see StepsUnderALimit...).
+  auto starts = starts_.Sorted();
+  ASSERT_GE(starts.size(), 15u);
+  EXPECT_GE(starts[14] - starts[0], 14 * 100ms - 150ms);
 }
 
 TEST_F(RateLimitEngineTest, GcPrunesIdleBuckets) {

@@ -168,7 +168,7 @@ const std::vector<CounterSpec> kCounters = {
     {"gen_durable_gc_deleted_total", "Terminal rows deleted by this node's GC.", {}},
     {"gen_durable_await_timeouts_total", "Awaits woken by their timeout.", {}},
     {"gen_durable_partition_contended_total",
-     "Claims refused because another node took a slot of the same partition key.", {"queue"}},
+     "Keyed rows a claim skipped because another claim held their partition key.", {"queue"}},
     {"gen_durable_rate_limit_throttled_total",
      "Claimed rows handed back because their token bucket was short.", {"limit"}},
     {"gen_durable_rate_limit_rejected_total",

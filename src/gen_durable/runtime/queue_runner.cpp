@@ -192,14 +192,22 @@ void QueueRunner::FeederLoop() {
       int claimed = 0;
       try {
         if (!conn || conn->broken()) conn = core_->Connect("feeder:" + queue_);
-        rows = core_->store.Claim(*conn, queue_, demand, core_->node_id, opts.lease_ttl,
-                                  core_->machine_keys, promote,
-                                  core_->claims_issued.fetch_add(1) + 1);
+        ClaimBatch batch =
+            core_->store.Claim(*conn, queue_, demand, core_->node_id, opts.lease_ttl,
+                               core_->machine_keys, promote, core_->claims_issued.fetch_add(1) + 1);
+        rows = std::move(batch.rows);
         retry = Millis{100};
-        contended = 0;
         claimed = static_cast<int>(rows.size());
-        const bool limited = std::any_of(rows.begin(), rows.end(),
-                                         [](const ClaimedRow& r) { return r.rate_limit; });
+        if (batch.contended.empty()) {
+          contended = 0;
+        } else {
+          // Another node holds these rows' keys right now; the rest of the batch is ours.
+          ReportContended(batch.contended);
+          ++contended;
+        }
+        const bool limited = std::any_of(rows.begin(), rows.end(), [](const ClaimedRow& r) {
+          return r.rate_limit && !r.rate_paid;
+        });
         if (limited) {
           const std::vector<std::int64_t> held = Ids(rows);
           try {
@@ -211,20 +219,6 @@ void QueueRunner::FeederLoop() {
           }
         }
       } catch (const std::exception& e) {
-        const auto* db = dynamic_cast<const DatabaseError*>(&e);
-        if (db && db->sqlstate() == "23505" && !conn->broken() &&
-            std::string_view(e.what()).find("gd_instances_partition") != std::string_view::npos) {
-          // Another node claimed a row of the same partition key between our probe and our
-          // commit; the unique index refused ours and nothing was claimed. Pick again: the
-          // busy key is now visible and skipped.
-          PartitionContended(*db);
-          if (++contended < 3) continue;
-          // Repeated refusals: give the other claimant a moment rather than spin.
-          contended = 0;
-          std::unique_lock lock(mu_);
-          feeder_cv_.wait_for(lock, opts.poll_interval, [&] { return stopping_; });
-          continue;
-        }
         // Never let a failure end the feeder: a lost connection, or anything unexpected.
         spdlog::warn("queue {}: claim failed ({}); retrying in {} ms", queue_, e.what(),
                      retry.count());
@@ -237,8 +231,10 @@ void QueueRunner::FeederLoop() {
       }
       const int count = static_cast<int>(rows.size());
       // Fullness and idleness follow what the claim found, not what admission let through:
-      // a backlog of throttled rows is work to page past, never a reason to back off.
-      full = claimed == demand;
+      // a backlog of throttled rows is work to page past, never a reason to back off. Rows left
+      // to a contending claim took places in the batch that other rows may fill: pick again at
+      // once, a few times, then wait for the poll (or a poke) rather than spin on a busy key.
+      full = claimed == demand || (contended > 0 && contended < 3);
       interval =
           claimed == 0 ? std::min(interval * 2, opts.max_poll_interval) : opts.poll_interval;
       core_->counters.claimed.fetch_add(count, std::memory_order_relaxed);
@@ -280,24 +276,18 @@ void QueueRunner::FeederLoop() {
   }
 }
 
-void QueueRunner::PartitionContended(const DatabaseError& e) {
-  // The server's detail names the key: Key (partition_key, partition_slot)=(k, 0) already
-  // exists. The key itself may contain ", ", so cut at the last one.
-  std::string key;
-  const std::string what = e.what();
-  const auto open = what.find(")=(");
-  const auto close = what.rfind(") already exists");
-  if (open != std::string::npos && close != std::string::npos && close > open) {
-    key = what.substr(open + 3, close - open - 3);
-    const auto comma = key.rfind(", ");
-    if (comma != std::string::npos) key.resize(comma);
+void QueueRunner::ReportContended(const std::vector<ContendedRow>& rows) {
+  for (const auto& row : rows) {
+    spdlog::debug("queue {}: instance {} skipped, partition {} is being claimed elsewhere",
+                  queue_, row.id, row.partition_key);
+    core_->Emit("partition.contended", [&](TelemetryEvent& ev) {
+      ev.measurements["count"] = 1;
+      ev.metadata["id"] = row.id;
+      ev.metadata["fsm"] = row.fsm;
+      ev.metadata["partition_key"] = row.partition_key;
+      ev.metadata["queue"] = queue_;
+    });
   }
-  spdlog::debug("queue {}: partition {} contended; picking again", queue_, key);
-  core_->Emit("partition.contended", [&](TelemetryEvent& ev) {
-    ev.measurements["count"] = 1;
-    ev.metadata["queue"] = queue_;
-    ev.metadata["partition_key"] = key;
-  });
 }
 
 std::vector<std::int64_t> QueueRunner::Ids(const std::vector<ClaimedRow>& rows) {

@@ -89,8 +89,9 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   // left to the reaper). Returns how many were released.
   std::int64_t Release(const std::vector<std::int64_t>& ids);
   static std::vector<std::int64_t> Ids(const std::vector<ClaimedRow>& rows);
-  // Reports a claim refused by the one-executing-per-partition-key index.
-  void PartitionContended(const DatabaseError& e);
+  // Reports keyed rows a claim left alone because another claim held their key
+  // (`partition.contended`, one event per row).
+  void ReportContended(const std::vector<ContendedRow>& rows);
   int DemandLocked() const;
   // After the commit of a claim's last outcome: frees the row and wakes whoever it concerns.
   // `partitioned`: the row held a partition slot, which the commit released.

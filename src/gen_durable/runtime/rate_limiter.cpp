@@ -33,7 +33,8 @@ std::vector<ClaimedRow> RateLimiter::Admit(pg::Connection& conn, std::vector<Cla
   const auto& limits = core_->options.rate_limits;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const ClaimedRow& row = rows[i];
-    if (!row.rate_limit) continue;
+    // (a row throttled earlier had its token reserved then: it starts now without another)
+    if (!row.rate_limit || row.rate_paid) continue;
     const RateLimitRef& ref = *row.rate_limit;
     const auto it = limits.find(ref.name);
     std::string error;
@@ -54,8 +55,8 @@ std::vector<ClaimedRow> RateLimiter::Admit(pg::Connection& conn, std::vector<Cla
       continue;
     }
     const RateLimit& limit = it->second;
-    requests.push_back({row.id, row.lease_seq, ref.name, ref.key, ref.weight, limit.allowed,
-                        limit.period, BurstOf(limit)});
+    requests.push_back({row.id, row.lease_seq, ref.name, ref.key, row.queue, ref.weight,
+                        limit.allowed, limit.period, BurstOf(limit)});
     request_rows.push_back(i);
   }
   if (requests.empty() && rejections.empty()) return rows;
@@ -104,6 +105,7 @@ std::vector<ClaimedRow> RateLimiter::Admit(pg::Connection& conn, std::vector<Cla
     core_->Emit("rate_limit.throttled", [&](TelemetryEvent& e) {
       e.measurements["count"] = 1;
       e.measurements["wait_ms"] = static_cast<double>(grant.wait_ms);
+      e.measurements["reserved"] = static_cast<double>(grant.reserved_behind);
       e.metadata["id"] = row.id;
       e.metadata["fsm"] = row.fsm;
       e.metadata["step"] = row.step;

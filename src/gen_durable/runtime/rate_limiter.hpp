@@ -2,9 +2,12 @@
 //
 // A row carries the limit its next start is subject to (set by the outcome that led to it, or
 // by the insert). After a claim, and before any such row runs, the feeder asks Admit() to take
-// tokens for those rows, in one round trip. Rows whose bucket is short are handed back as
-// `scheduled` at the moment their bucket will hold enough tokens, so they never hold a worker
-// slot while they wait and never block unrelated rows of the queue.
+// tokens for those rows, in one round trip. A row whose bucket is short reserves its tokens and
+// is handed back as `scheduled` for the moment they will have refilled, together with the
+// runnable rows of its bucket queued behind it, each reserved one token-time later: the backlog
+// waits outside the claim index in token order, comes due one row per token, holds no worker
+// slot while it waits and never blocks unrelated rows of the queue. A reserved row's next
+// claim starts it without taking tokens again.
 #pragma once
 
 #include <memory>

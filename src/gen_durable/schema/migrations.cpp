@@ -325,6 +325,45 @@ CREATE INDEX gd_history_instance ON {s}.gd_history (instance_id, id);
 CREATE INDEX gd_history_at ON {s}.gd_history (at);
 )SQL";
 
+// Version 5: correct under contention. Rate-limit reservations (a throttled backlog waits in
+// token order instead of coming due all at once) and partition slots taken under a lock seen
+// by every claimant (a contended keyed row is skipped, not a reason to refuse a whole claim).
+constexpr const char* kV5 = R"SQL(
+-- A throttled row holds a reserved token for its next start (taken from its bucket when it was
+-- handed back): the claim that picks it up clears the flag and the row starts without taking
+-- another. Set only by gd_rate_take.
+ALTER TABLE {s}.gd_instances ADD COLUMN rate_paid boolean NOT NULL DEFAULT false;
+
+-- gd_rate_take: the next runnable rows of one queue and bucket, in claim order, so that one
+-- throttled row reserves the tokens of the rows behind it without reading the rest of the
+-- queue. Only runnable rows that name a limit are in it.
+CREATE INDEX gd_instances_rate_backlog ON {s}.gd_instances
+  (queue, rate_limit, (COALESCE(rate_key, '')), priority, eligible_at, id)
+  WHERE status = 'runnable' AND rate_limit IS NOT NULL;
+
+-- gd_claim: the free slots of partition `key` (at most `wanted` of its `k`), read under a
+-- transaction-scoped lock of the key that every claimant takes. VOLATILE, so the read takes a
+-- snapshot of its own after the lock: it sees every claim of the key committed before the lock
+-- was granted, which the claim statement's own (older) snapshot may not. A key whose lock is
+-- held by another claim in flight has no free slot for this one: the row is skipped, never
+-- waited on. Served by gd_instances_partition.
+CREATE FUNCTION {s}.gd_partition_free_slots(key text, k integer, wanted integer)
+RETURNS integer[] LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF NOT pg_try_advisory_xact_lock(hashtextextended('{c}/' || key, 0)) THEN
+    RETURN '{}';
+  END IF;
+  RETURN ARRAY(
+    SELECT s FROM generate_series(0, k - 1) s
+    WHERE NOT EXISTS (SELECT 1 FROM {s}.gd_instances e
+                      WHERE e.partition_key = key AND e.status = 'executing'
+                        AND e.partition_slot = s)
+    ORDER BY s LIMIT wanted);
+END
+$fn$;
+)SQL";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -333,6 +372,7 @@ const std::vector<Migration>& Migrations() {
       {2, "signals, children, unique and partition keys, rate limits, SQL functions", kV2},
       {3, "hot-path indexes and autovacuum of the instances table", kV3},
       {4, "queue state, cancellation of running instances, history", kV4},
+      {5, "rate-limit reservations, partition slots taken under a key lock", kV5},
   };
   return kAll;
 }

@@ -11,6 +11,14 @@
 
 namespace gen_durable::detail {
 
+namespace {
+
+// How many runnable rows behind a throttled one gd_rate_take reserves tokens for at once: a
+// backlog of N rows is handed back in about N / kReserveAhead admissions, each one statement.
+constexpr int kReserveAhead = 1000;
+
+}  // namespace
+
 RateLimitStore::RateLimitStore(std::string schema) : schema_(std::move(schema)) {
   // Creates the buckets of a batch that do not exist yet (full) and locks those that do, in one
   // fixed order so that two nodes admitting the same buckets cannot deadlock. Served by the
@@ -26,12 +34,18 @@ ORDER BY r.name COLLATE "C", r.key COLLATE "C"
 ON CONFLICT (name, key) DO UPDATE SET tokens = b.tokens WHERE false)SQL");
 
   // Takes $3 tokens from bucket ($1, $2) for the claimed row $7 (guarded by node $8 and claim
-  // $9), or hands the row back as `scheduled` for when they will be there. The bucket is
-  // already locked by gd_rate_lock in the same transaction; its primary key serves the read and
-  // the update, and the primary key of gd_instances serves the guard and the hand-back.
-  // Refill is continuous: tokens + elapsed * allowed ($4) / period ($5 ms), capped at burst
-  // ($6), on the database's clock. The 1e-9 absorbs floating-point residue (0.9999999999 tokens
-  // after refills must still pay for one). A stale row takes and writes nothing.
+  // $9), or, when they are not there, reserves them: the row goes back as `scheduled` for the
+  // moment its tokens will have refilled, with the token already taken (rate_paid), and so do
+  // up to $10 runnable rows of its queue ($11) and bucket that come after it in claim order,
+  // each one token-time after the one before. The bucket then runs into debt (tokens < 0),
+  // which later requests queue behind. So a throttled backlog is examined once, comes due one
+  // row per token in claim order, and never stands between the queue and unrelated work.
+  // The bucket is already locked by gd_rate_lock in the same transaction; its primary key serves
+  // the read and the update, the primary key of gd_instances the guard and the hand-back, and
+  // gd_instances_rate_backlog the rows behind. Refill is continuous: tokens + elapsed * allowed
+  // ($4) / period ($5 ms), capped at burst ($6), on the database's clock. The 1e-9 absorbs
+  // floating-point residue (0.9999999999 tokens after refills must still pay for one). A stale
+  // row takes and writes nothing.
   take_ = Make("gd_rate_take", R"SQL(
 WITH t AS MATERIALIZED (SELECT clock_timestamp() AS at),
 inst AS MATERIALIZED (
@@ -40,32 +54,55 @@ inst AS MATERIALIZED (
     AND lease_seq = $9::bigint
   FOR UPDATE),
 b AS MATERIALIZED (
-  SELECT LEAST($6::float8,
-               r.tokens + GREATEST(0, extract(epoch FROM t.at - r.updated_at)::float8 * 1000)
-                          * $4::float8 / $5::float8) AS refill
-  FROM {s}.gd_rate_buckets r, t, inst
-  WHERE r.name = $1::text AND r.key = $2::text),
-take AS (
+  SELECT x.refill, x.refill + 1e-9::float8 >= $3::integer AS granted
+  FROM (SELECT LEAST($6::float8,
+                     r.tokens + GREATEST(0, extract(epoch FROM t.at - r.updated_at)::float8 * 1000)
+                                * $4::float8 / $5::float8) AS refill
+        FROM {s}.gd_rate_buckets r, t, inst
+        WHERE r.name = $1::text AND r.key = $2::text) x),
+behind AS MATERIALIZED (
+  SELECT c.id, COALESCE(c.rate_weight, 1) AS w, c.priority, c.eligible_at
+  FROM {s}.gd_instances c
+  WHERE EXISTS (SELECT 1 FROM b WHERE NOT b.granted)
+    AND c.status = 'runnable' AND c.queue = $11::text AND c.rate_limit = $1::text
+    AND COALESCE(c.rate_key, '') = $2::text AND NOT c.rate_paid
+    AND COALESCE(c.rate_weight, 1) BETWEEN 1 AND $6::integer
+  ORDER BY c.priority, c.eligible_at, c.id
+  LIMIT $10::integer
+  FOR UPDATE OF c SKIP LOCKED),
+-- the reservations in order (the claimed row first), each due when the tokens of every
+-- reservation up to and including it will have refilled
+resv AS MATERIALIZED (
+  SELECT q.id,
+         GREATEST(1, ceil((sum(q.w) OVER (ORDER BY q.ord) - b.refill) * $5::float8
+                          / $4::float8))::bigint AS wait_ms,
+         sum(q.w) OVER () AS total
+  FROM (SELECT inst.id, $3::integer AS w, 0::bigint AS ord FROM inst
+        UNION ALL
+        SELECT id, w, row_number() OVER (ORDER BY priority, eligible_at, id) FROM behind) q, b
+  WHERE NOT b.granted),
+bucket AS (
   UPDATE {s}.gd_rate_buckets r
-  SET tokens = GREATEST(0, b.refill - $3::integer), updated_at = t.at
+  SET tokens = CASE WHEN b.granted THEN GREATEST(0, b.refill - $3::integer)
+                    ELSE b.refill - (SELECT max(total) FROM resv) END,
+      updated_at = t.at
   FROM b, t
-  WHERE r.name = $1::text AND r.key = $2::text AND b.refill + 1e-9::float8 >= $3::integer
-  RETURNING 1),
+  WHERE r.name = $1::text AND r.key = $2::text
+  RETURNING b.granted),
 back AS (
   UPDATE {s}.gd_instances i
-  -- (a row cancelled while claimed ends here instead of waiting for its tokens)
+  -- (a claimed row cancelled meanwhile ends here instead of waiting for its tokens)
   SET status = CASE WHEN i.cancel_requested IS NULL THEN 'scheduled' ELSE 'cancelled' END,
       completed_at = CASE WHEN i.cancel_requested IS NULL THEN NULL ELSE now() END,
       last_error = COALESCE(i.cancel_requested, i.last_error),
-      eligible_at = t.at + w.wait_ms * interval '1 millisecond',
+      eligible_at = t.at + resv.wait_ms * interval '1 millisecond', rate_paid = true,
       locked_by = NULL, lease_expires_at = NULL, updated_at = now()
-  FROM (SELECT GREATEST(1, ceil(($3::integer - b.refill) * $5::float8 / $4::float8))::bigint
-               AS wait_ms
-        FROM b WHERE b.refill + 1e-9::float8 < $3::integer) w, t
-  WHERE i.id = $7::bigint AND i.status = 'executing' AND i.locked_by = $8::text
-    AND i.lease_seq = $9::bigint
-  RETURNING w.wait_ms)
-SELECT EXISTS (SELECT FROM take) AS granted, (SELECT wait_ms FROM back) AS wait_ms)SQL");
+  FROM resv, t
+  WHERE i.id = resv.id
+  RETURNING i.id, resv.wait_ms)
+SELECT COALESCE((SELECT granted FROM bucket), false) AS granted,
+       (SELECT wait_ms FROM back WHERE id = $7::bigint) AS wait_ms,
+       (SELECT count(*) FROM back WHERE id <> $7::bigint) AS reserved)SQL");
 
   // Fails claimed rows that cannot be admitted (unknown limit, impossible weight). Served by the
   // primary key with the claim guard; returns the ids it failed.
@@ -78,17 +115,23 @@ FROM f
 WHERE i.id = f.id AND i.status = 'executing' AND i.locked_by = $2 AND i.lease_seq = f.seq
 RETURNING i.id)SQL");
 
-  // Deletes idle buckets: a bucket not touched for as long as its limit needs to refill from
-  // empty is full, and a full bucket is exactly what a missing one stands for. $1 holds the idle
-  // time of each configured limit; buckets of other names wait $2 ms. Scans the table (there is
-  // no index on updated_at): it holds one row per bucket in use, and this runs once per GC
-  // sweep. SKIP LOCKED leaves buckets being admitted alone, and the lock re-checks updated_at,
-  // so a bucket used since the scan began is kept.
+  // Deletes idle buckets: a bucket that has refilled to its burst is exactly what a missing one
+  // stands for. $1 holds each configured limit's rate and burst and the time it takes to refill
+  // from empty: a bucket untouched that long is deleted once it is full, so a bucket in debt
+  // (reservations, see gd_rate_take) is kept until they are paid back and it has refilled. Buckets
+  // of other names (a limit another node configures) are kept $2 ms after their last use. Scans
+  // the table (there is no index on updated_at): it holds one row per bucket in use, and this
+  // runs once per GC sweep. SKIP LOCKED leaves buckets being admitted alone, and the lock
+  // re-checks the row, so a bucket used since the scan began is kept.
   prune_ = Make("gd_rate_prune", R"SQL(
 WITH idle AS (
   SELECT r.name, r.key FROM {s}.gd_rate_buckets r
-  LEFT JOIN jsonb_to_recordset($1::jsonb) AS c(name text, idle_ms bigint) ON c.name = r.name
+  LEFT JOIN jsonb_to_recordset($1::jsonb) AS c(name text, allowed float8, period_ms float8,
+                                                burst float8, idle_ms bigint) ON c.name = r.name
   WHERE r.updated_at < now() - COALESCE(c.idle_ms, $2::bigint) * interval '1 millisecond'
+    AND (c.name IS NULL
+         OR r.tokens + GREATEST(0, extract(epoch FROM now() - r.updated_at)::float8 * 1000)
+                       * c.allowed / c.period_ms >= c.burst)
   FOR UPDATE OF r SKIP LOCKED)
 DELETE FROM {s}.gd_rate_buckets d USING idle WHERE d.name = idle.name AND d.key = idle.key)SQL");
 }
@@ -140,7 +183,7 @@ RateLimitStore::AdmitResult RateLimitStore::Admit(
       pg::Params t;
       t.Add(r.name).Add(r.key).Add(r.weight).Add(static_cast<double>(r.allowed));
       t.Add(static_cast<double>(r.period.count())).Add(static_cast<double>(r.burst));
-      t.Add(r.id).Add(node).Add(r.lease_seq);
+      t.Add(r.id).Add(node).Add(r.lease_seq).Add(kReserveAhead).Add(r.queue);
       batch.emplace_back(&take_, std::move(t));
     }
   }
@@ -159,6 +202,7 @@ RateLimitStore::AdmitResult RateLimitStore::Admit(
     } else if (!r.IsNull(0, 1)) {
       g.status = TokenGrant::Status::kThrottled;
       g.wait_ms = r.Int64(0, 1);
+      g.reserved_behind = r.Int64(0, 2);
     } else {
       g.status = TokenGrant::Status::kStale;
     }
@@ -171,10 +215,16 @@ std::int64_t RateLimitStore::PruneIdle(pg::Connection& c,
                                        Millis unknown_idle) const {
   Json arr = Json::array();
   for (const auto& [name, limit] : limits) {
-    const double burst = limit.burst.value_or(limit.allowed);
-    const double idle_ms =
-        std::ceil(burst * static_cast<double>(limit.period.count()) / std::max(1, limit.allowed));
-    arr.push_back({{"name", name}, {"idle_ms", static_cast<std::int64_t>(idle_ms)}});
+    const int allowed = std::max(1, limit.allowed);
+    const int burst = limit.burst.value_or(limit.allowed);
+    const auto period_ms = std::max<std::int64_t>(1, limit.period.count());
+    const double idle_ms = std::ceil(static_cast<double>(burst) *
+                                     static_cast<double>(period_ms) / allowed);
+    arr.push_back({{"name", name},
+                   {"allowed", allowed},
+                   {"period_ms", period_ms},
+                   {"burst", burst},
+                   {"idle_ms", static_cast<std::int64_t>(idle_ms)}});
   }
   pg::Params p;
   p.Add(arr.dump(-1, ' ', false, Json::error_handler_t::replace))

@@ -23,6 +23,7 @@ struct TokenRequest {
   std::int64_t lease_seq = 0;
   std::string name;
   std::string key;  // "" for the limit's global bucket
+  std::string queue;  // the row's queue: rows behind it in this queue share its reservation
   int weight = 1;
   int allowed = 1;
   Millis period{1000};
@@ -33,11 +34,13 @@ struct TokenRequest {
 struct TokenGrant {
   enum class Status {
     kGranted,    // tokens taken; the row may start
-    kThrottled,  // not enough tokens; the row was handed back as `scheduled`
+    kThrottled,  // not enough tokens: reserved; the row was handed back as `scheduled`
     kStale,      // the row is no longer this claim's; nothing was taken or written
   };
   Status status = Status::kStale;
   std::int64_t wait_ms = 0;  // kThrottled: how far in the future the row becomes eligible
+  // kThrottled: runnable rows of the same queue and bucket whose tokens were reserved with it
+  std::int64_t reserved_behind = 0;
 };
 
 // A claimed row to fail without running it, with `error` as its last_error.
@@ -53,7 +56,9 @@ class RateLimitStore {
 
   // In one round trip: fails `rejections` and takes tokens for `requests`, all guarded by the
   // claim (status 'executing', locked_by = `node`, the request's lease_seq). A request whose
-  // bucket is short hands its row back as `scheduled`, eligible when its tokens will be there.
+  // bucket is short reserves its tokens and hands its row back as `scheduled`, eligible when
+  // they will have refilled; the runnable rows of its bucket queued behind it are reserved and
+  // scheduled the same way, in claim order (see gd_rate_take).
   // Returns one TokenGrant per request (in order) and the ids of the rejections applied (the
   // others were stale). The batch is one implicit transaction: on error nothing was written.
   // Correct under concurrent nodes; never waits for anything but other admissions of the same
@@ -66,8 +71,8 @@ class RateLimitStore {
                     const std::vector<TokenRequest>& requests,
                     const std::vector<RowRejection>& rejections) const;
 
-  // Deletes buckets idle long enough to have refilled from empty under their configured limit
-  // (burst * period / allowed), and buckets of names not in `limits` idle for `unknown_idle`.
+  // Deletes buckets that have refilled to their burst under their configured limit (a bucket in
+  // debt is kept until its reservations are paid back), and buckets of names not in `limits` idle for `unknown_idle`.
   // Skips buckets an admission holds. Returns how many were deleted. Throws DatabaseError.
   std::int64_t PruneIdle(pg::Connection& c, const std::map<std::string, RateLimit>& limits,
                          Millis unknown_idle) const;

@@ -328,10 +328,11 @@ SELECT ins.id, ins.unique_key FROM ins WHERE (SELECT count(*) FROM n) >= 0 ORDER
   claim_ = Make("gd_claim", (std::string(R"SQL(
 WITH lim AS (SELECT key AS prefix, value::integer AS k FROM jsonb_each_text($6::jsonb)),
 cand AS (
-  SELECT c.id, c.partition_key, c.priority, c.eligible_at, pk.k, pk.busy
+  SELECT c.id, c.fsm, c.partition_key, c.priority, c.eligible_at, c.rate_paid, pk.k, pk.busy
   FROM {s}.gd_instances c
   -- slots of the row's key (1, or the longest matching prefix's limit) and how many are taken
-  -- (probe served by gd_instances_partition)
+  -- as this statement's snapshot sees them (probe served by gd_instances_partition): a key
+  -- seen full is skipped here; the others are settled by gd_partition_free_slots below
   LEFT JOIN LATERAL (
     SELECT COALESCE((SELECT l.k FROM lim l WHERE left(c.partition_key, length(l.prefix)) = l.prefix
                      ORDER BY length(l.prefix) DESC LIMIT 1), 1) AS k,
@@ -347,33 +348,46 @@ cand AS (
   ORDER BY c.priority, c.eligible_at, c.id
   LIMIT $2
   FOR UPDATE OF c SKIP LOCKED),
--- no more rows per key than it has free slots; the unique index settles races between nodes
--- (rows without a key skip the window's sort)
+-- the keyed candidates, numbered within their key in claim order
+keyed AS MATERIALIZED (
+  SELECT id, fsm, partition_key, rate_paid, k, busy,
+         row_number() OVER (PARTITION BY partition_key ORDER BY priority, eligible_at, id) AS rn
+  FROM cand WHERE partition_key IS NOT NULL),
+-- each key's free slots, read under the key's lock with a fresh snapshot: a claim of the key
+-- committed by another node after this statement began is seen here, and a claim of the key
+-- still in flight leaves none (rows without a key never get here)
+slots AS MATERIALIZED (
+  SELECT partition_key,
+         {s}.gd_partition_free_slots(partition_key, min(k)::integer,
+                                     LEAST(count(*), min(k) - min(busy))::integer) AS free
+  FROM keyed WHERE rn <= k - busy GROUP BY partition_key),
 picked AS (
-  SELECT id, NULL::bigint AS rn, k FROM cand WHERE partition_key IS NULL
+  SELECT id, NULL::integer AS slot, rate_paid FROM cand WHERE partition_key IS NULL
   UNION ALL
-  SELECT id, rn, k FROM (
-    SELECT id, k, busy,
-           row_number() OVER (PARTITION BY partition_key
-                              ORDER BY priority, eligible_at, id) AS rn
-    FROM cand WHERE partition_key IS NOT NULL) x
-  WHERE rn <= k - busy)
-UPDATE {s}.gd_instances i
--- lease_seq grows by the number of this node's claim statement ($7, counting from 1), not by
--- one: a claim lost with the server (it commits asynchronously) leaves the previous value, and
--- any later claim of the row by this node then yields a larger one than the lost claim did, so
--- a late outcome of the lost claim can never pass the guard.
-SET status = 'executing', locked_by = $3, lease_seq = i.lease_seq + $7::bigint,
-    -- the rn-th free slot of the key (snapshot of before this claim, same for every row)
-    partition_slot = CASE WHEN i.partition_key IS NULL THEN NULL ELSE (
-      SELECT s FROM generate_series(0, picked.k - 1) s
-      WHERE NOT EXISTS (SELECT 1 FROM {s}.gd_instances e
-                        WHERE e.partition_key = i.partition_key AND e.status = 'executing'
-                          AND e.partition_slot = s)
-      ORDER BY s OFFSET picked.rn - 1 LIMIT 1) END,
-    lease_expires_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()
-FROM picked WHERE i.id = picked.id
-RETURNING )SQL") + kClaimReturning)
+  SELECT kd.id, sl.free[kd.rn], kd.rate_paid
+  FROM keyed kd JOIN slots sl USING (partition_key) WHERE kd.rn <= cardinality(sl.free)),
+claimed AS (
+  UPDATE {s}.gd_instances i
+  -- lease_seq grows by the number of this node's claim statement ($7, counting from 1), not by
+  -- one: a claim lost with the server (it commits asynchronously) leaves the previous value,
+  -- and any later claim of the row by this node then yields a larger one than the lost claim
+  -- did, so a late outcome of the lost claim can never pass the guard.
+  SET status = 'executing', locked_by = $3, lease_seq = i.lease_seq + $7::bigint,
+      partition_slot = picked.slot,
+      -- a reserved token is spent by this start (see gd_rate_take)
+      rate_paid = false,
+      lease_expires_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()
+  FROM picked WHERE i.id = picked.id
+  RETURNING )SQL") + kClaimReturning + R"SQL(, picked.rate_paid, false)
+SELECT * FROM claimed
+UNION ALL
+-- keyed rows whose slot another claim took after this statement's snapshot was taken: left
+-- runnable (their row locks end with this transaction) and reported, never a failed claim
+SELECT kd.id, kd.fsm, NULL::integer, NULL::text, NULL::jsonb, NULL::integer, NULL::integer,
+       NULL::integer, NULL::bigint, NULL::text, kd.partition_key, NULL::text, NULL::text,
+       NULL::text, NULL::integer, NULL::jsonb, NULL::jsonb, NULL::text, NULL::boolean, true
+FROM keyed kd JOIN slots sl USING (partition_key)
+WHERE kd.rn <= kd.k - kd.busy AND kd.rn > cardinality(sl.free))SQL")
                                     .c_str());
 
   // Opens every claim transaction: its commit does not wait for the WAL flush. A claim lost
@@ -668,7 +682,7 @@ std::vector<std::optional<std::int64_t>> Store::InsertBatch(pg::Connection& c,
   return MatchInserted(rows, res);
 }
 
-std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue, int limit,
+ClaimBatch Store::Claim(pg::Connection& c, const std::string& queue, int limit,
                                      const std::string& node, Millis lease_ttl,
                                      const std::vector<std::string>& machines, bool promote,
                                      std::int64_t claim_no) const {
@@ -684,9 +698,14 @@ std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue
   if (promote) batch.emplace_back(&promote_, pg::Params().Add(queue).Add(kPromoteBatch));
   batch.emplace_back(&claim_, p);
   pg::Result r = std::move(c.Pipeline(batch, /*transaction=*/true).back());
-  std::vector<ClaimedRow> rows;
+  ClaimBatch out;
+  std::vector<ClaimedRow>& rows = out.rows;
   rows.reserve(r.rows());
   for (int i = 0; i < r.rows(); ++i) {
+    if (r.Bool(i, 19)) {  // contended: only id, fsm and key are set
+      out.contended.push_back({r.Int64(i, 0), r.String(i, 1), r.String(i, 10)});
+      continue;
+    }
     ClaimedRow row;
     row.id = r.Int64(i, 0);
     row.fsm = r.String(i, 1);
@@ -703,6 +722,7 @@ std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue
       row.rate_limit = RateLimitRef{r.String(i, 12), r.String(i, 13),
                                     r.IsNull(i, 14) ? 1 : r.Int(i, 14)};
     }
+    row.rate_paid = r.Bool(i, 18);
     auto opt_text = [&](int col) {
       return r.IsNull(i, col) ? std::nullopt : std::optional<std::string_view>(r.Text(i, col));
     };
@@ -713,7 +733,7 @@ std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue
   std::sort(rows.begin(), rows.end(), [](const ClaimedRow& a, const ClaimedRow& b) {
     return a.priority != b.priority ? a.priority < b.priority : a.id < b.id;
   });
-  return rows;
+  return out;
 }
 
 CommitPayload EncodeCommit(const std::vector<OutcomeRow>& rows) {

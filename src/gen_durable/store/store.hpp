@@ -37,6 +37,9 @@ struct ClaimedRow {
   std::optional<std::string> unique_key;
   // The token bucket this start is subject to (admitted by the RateLimiter before it runs).
   std::optional<RateLimitRef> rate_limit;
+  // A token of `rate_limit` was reserved for this start when the row was throttled (see
+  // gd_rate_take): it starts without taking another.
+  bool rate_paid = false;
   std::vector<Signal> signals;          // unconsumed inbox, oldest first
   std::vector<ChildResult> children;    // of the last schedule_children
   // Set when the stored state cannot be decoded at all; the instance fails with this error.
@@ -49,6 +52,21 @@ struct ClaimedRow {
 // instance fails without running its step. Never throws (but std::bad_alloc).
 void DecodeClaimJson(std::string_view state, std::optional<std::string_view> signals,
                      std::optional<std::string_view> children, ClaimedRow& row);
+
+// A keyed row a claim left alone because another claim of its partition key was in flight or
+// had just taken the key's last free slot (partition.contended).
+struct ContendedRow {
+  std::int64_t id = 0;
+  std::string fsm;
+  std::string partition_key;
+};
+
+// What one claim statement returns: the rows claimed, in claim order, and the keyed rows it
+// skipped under contention (still runnable).
+struct ClaimBatch {
+  std::vector<ClaimedRow> rows;
+  std::vector<ContendedRow> contended;
+};
 
 // A fully resolved insert (defaults applied by the client).
 struct NewInstance {
@@ -163,8 +181,10 @@ class Store {
   // --- the hot loop ---
   // Claims up to `limit` ready rows; with `promote`, first moves due scheduled rows of the
   // queue to runnable in the same round trip. `claim_no` numbers this node's claim statements
-  // (1, 2, ...): each claimed row's lease_seq grows by it (see gd_claim).
-  std::vector<ClaimedRow> Claim(pg::Connection& c, const std::string& queue, int limit,
+  // (1, 2, ...): each claimed row's lease_seq grows by it (see gd_claim). A keyed row whose key
+  // another claim holds at that moment is skipped and listed in `contended`; it never fails the
+  // batch.
+  ClaimBatch Claim(pg::Connection& c, const std::string& queue, int limit,
                                 const std::string& node, Millis lease_ttl,
                                 const std::vector<std::string>& machines, bool promote,
                                 std::int64_t claim_no) const;
