@@ -14,9 +14,11 @@ namespace gen_durable::testing {
 namespace {
 
 // Records `partition.contended` events.
+// Declared before the engine and attached after its start, so that it outlives every call of
+// its handler.
 class ContendedLog {
  public:
-  explicit ContendedLog(Telemetry& telemetry) {
+  void AttachTo(Telemetry& telemetry) {
     telemetry.Attach("partition.contended", [this](const TelemetryEvent& e) {
       std::lock_guard lock(mu_);
       events_.push_back(e);
@@ -64,8 +66,9 @@ TEST_F(PartitionContentionTest, AKeyBeingClaimedElsewhereCostsOnlyItsOwnRow) {
 
   auto o = Options({job}, 4);
   o.prefetch = 20;  // one claim asks for the keyed row and every plain row at once
+  ContendedLog contended;
   auto engine = Engine::Start(o);
-  ContendedLog contended(engine->telemetry());
+  contended.AttachTo(engine->telemetry());
   engine->Pause("default");
   const auto key_row = *client_->Insert(job, keyed);
   std::vector<InsertRequest> plain(20, InsertRequest{"t.contend", 1, {}});

@@ -31,10 +31,13 @@ RateLimitRef Ref(std::string name, std::string key = "", int weight = 1) {
   return RateLimitRef{std::move(name), std::move(key), weight};
 }
 
-// Records the events of one telemetry registry.
+// Records the events of one telemetry registry. An engine's log is declared before the engine
+// and attached after its start, so that it outlives every call of its handler.
 class EventLog {
  public:
-  explicit EventLog(Telemetry& telemetry) {
+  EventLog() = default;
+  explicit EventLog(Telemetry& telemetry) { AttachTo(telemetry); }
+  void AttachTo(Telemetry& telemetry) {
     telemetry.Attach("rate_limit.", [this](const TelemetryEvent& e) {
       std::lock_guard lock(mu_);
       events_.push_back(e);
@@ -605,8 +608,9 @@ TEST_F(RateLimitEngineTest, StepsUnderALimitStartAtItsRate) {
   auto m = Limited("t.rl.rate", "demo");
   auto o = Options({m}, 6);
   o.rate_limits = {{"demo", RateLimit{2, 1000ms, 2}}};
+  EventLog events;  // (outlives the engine)
   auto engine = Engine::Start(o);
-  EventLog events(engine->telemetry());
+  events.AttachTo(engine->telemetry());
   std::vector<std::int64_t> ids;
   for (int i = 0; i < 6; ++i) ids.push_back(*client_->Insert(m, Calls{i}));
   for (auto id : ids) EXPECT_EQ(WaitTerminal(id).status, "done");
@@ -649,8 +653,9 @@ TEST_F(RateLimitEngineTest, AnInsertNamingAnUnknownLimitFailsWithoutRunning) {
   auto m = Call("t.rl.unknown");
   auto o = Options({m});
   o.rate_limits = {{"demo", RateLimit{5, 1000ms, std::nullopt}}};
+  EventLog events;  // (outlives the engine)
   auto engine = Engine::Start(o);
-  EventLog events(engine->telemetry());
+  events.AttachTo(engine->telemetry());
   InsertOptions io;
   io.rate_limit = Ref("nope");
   auto info = WaitTerminal(*client_->Insert(m, Calls{}, io));
@@ -702,8 +707,9 @@ TEST_F(RateLimitEngineTest, AThrottledBacklogIsExaminedOnceNotAtEveryRefill) {
     r.options.rate_limit = Ref("tenth");
     backlog.push_back(std::move(r));
   }
+  EventLog events;  // (outlives the engine)
   auto engine = Engine::Start(o);
-  EventLog events(engine->telemetry());
+  events.AttachTo(engine->telemetry());
   client_->InsertAll(backlog);
   // 15 starts take at least 1.4 s: 14 refill periods, each of which used to bring the whole
   // backlog due again.
