@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <latch>
 #include <mutex>
 #include <random>
@@ -310,11 +311,26 @@ TEST_F(EngineTest, OnePartitionKeyRunsOneStepAtATimeAcrossNodes) {
 
 TEST_F(EngineTest, DifferentPartitionKeysRunInParallel) {
   Span spans;
-  std::latch together(3);
+  // A barrier of three with a deadline: each step waits for the other two to be running, and
+  // gives up after a while, so keys that do not run side by side fail the test instead of
+  // hanging it until the test runner's timeout.
+  std::mutex mu;
+  std::condition_variable cv;
+  int arrived = 0;
+  int gave_up = 0;
+  std::optional<std::chrono::steady_clock::time_point> deadline;  // set by the first to arrive
   auto j = Job<Json>("p.par")
                .Perform([&](const Json&, JobContext&) {
                  spans.Enter();
-                 together.arrive_and_wait();  // returns only if all three run at once
+                 {
+                   std::unique_lock lock(mu);
+                   arrived += 1;
+                   cv.notify_all();
+                   if (!deadline) deadline = std::chrono::steady_clock::now() + 20s;
+                   if (!cv.wait_until(lock, *deadline, [&] { return arrived >= 3; })) {
+                     gave_up += 1;
+                   }
+                 }
                  spans.Leave();
                  return JobResult::Ok();
                })
@@ -327,7 +343,10 @@ TEST_F(EngineTest, DifferentPartitionKeysRunInParallel) {
   }
   auto ids = client_->InsertAll(reqs);
   auto engine = Engine::Start(Options({j}, 3));
-  for (auto id : ids) EXPECT_EQ(WaitTerminal(id).status, "done");
+  for (auto id : ids) EXPECT_EQ(WaitTerminal(id, 40s).status, "done");
+  std::lock_guard lock(mu);
+  EXPECT_EQ(gave_up, 0) << "steps of three different keys did not all run at once: "
+                        << "the most running together was " << spans.max_running.load();
   EXPECT_EQ(spans.max_running.load(), 3);
 }
 

@@ -871,6 +871,16 @@ class BenchTest : public CliTest {
     return j;
   }
 
+  // A rate the bench printed is its count over its elapsed time. Both are printed rounded (the
+  // time to 1 ms, the rate to 0.1), which bounds how far they may disagree.
+  static void ExpectRate(const Json& j, const char* rate, double count) {
+    const double elapsed = j.value("elapsed_s", 0.0);
+    ASSERT_GT(elapsed, 0.0) << j.dump();
+    const double want = count / elapsed;
+    const double slack = want * 0.0006 / elapsed + 0.1;
+    EXPECT_NEAR(j.value(rate, 0.0), want, slack) << rate << " " << j.dump();
+  }
+
   Json Totals() {
     CliResult r = Run({"stats", "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -916,27 +926,33 @@ TEST_F(BenchTest, JobsDrainsEveryRowOnTwoNodesAndReportsItsFigures) {
   EXPECT_EQ(j.value("scenario", ""), "jobs");
   EXPECT_EQ(j.value("count", 0), 300);
   EXPECT_EQ(j.value("nodes", 0), 2);
-  EXPECT_GT(j.value("jobs_per_s", 0.0), 0.0);
-  EXPECT_GT(j.value("elapsed_s", 0.0), 0.0);
+  ExpectRate(j, "jobs_per_s", 300);
+  EXPECT_EQ(j.value("steps_per_s", -1.0), j.value("jobs_per_s", 0.0));  // one step each
   EXPECT_GT(j.value("cpu_s", 0.0), 0.0);
   EXPECT_GT(j.value("rss_mb", 0.0), 0.0);
   EXPECT_EQ(j["settings"].value("concurrency", 0), 4);
   Json total = Totals();
+  // Every job it inserted ran to done, and nothing else exists.
   EXPECT_EQ(total.value("done", 0), 300);
   EXPECT_EQ(total.value("executing", -1), 0);
+  EXPECT_EQ(total.value("runnable", -1), 0);
+  EXPECT_EQ(total.value("failed", -1), 0);
 }
 
 TEST_F(BenchTest, ChainRunsEveryStep) {
   Json j = Bench({"chain", "--count", "40", "--steps", "3"});
   EXPECT_EQ(j.value("steps", 0), 3);
-  EXPECT_NEAR(j.value("steps_per_s", 0.0), 3 * j.value("jobs_per_s", 0.0), 1.0);
+  ExpectRate(j, "jobs_per_s", 40);
+  ExpectRate(j, "steps_per_s", 40 * 3);
   EXPECT_EQ(Totals().value("done", 0), 40);
 }
 
 TEST_F(BenchTest, InsertLeavesTheRowsRunnable) {
   Json j = Bench({"insert", "--count", "500", "--batch", "100"});
-  EXPECT_GT(j.value("inserts_per_s", 0.0), 0.0);
-  EXPECT_EQ(Totals().value("runnable", 0), 500);
+  ExpectRate(j, "inserts_per_s", 500);
+  Json total = Totals();
+  EXPECT_EQ(total.value("runnable", 0), 500);
+  EXPECT_EQ(total.value("done", -1), 0);  // no node ran
 }
 
 TEST_F(BenchTest, LatencyMeasuresInsertToStartAfterTheWarmup) {
@@ -964,8 +980,14 @@ TEST_F(BenchTest, SignalMeasuresEveryResumedInstance) {
 
 TEST_F(BenchTest, FanoutJoinsAllChildren) {
   Json j = Bench({"fanout", "--count", "100"});
-  EXPECT_GT(j.value("jobs_per_s", 0.0), 0.0);
+  ExpectRate(j, "jobs_per_s", 100);
   EXPECT_EQ(Totals().value("done", 0), 101);
+  // The parent's join saw all 100 children.
+  const auto parents = ListJson({"--fsm", "bench.fanout"});
+  ASSERT_EQ(parents.size(), 1u);
+  const Json parent = Show(parents[0]["id"].get<std::int64_t>());
+  EXPECT_EQ(parent["status"], "done");
+  EXPECT_EQ(parent["result"], (Json{{"children", 100}})) << parent.dump();
 }
 
 TEST_F(BenchTest, LargeRunsBesideRetainedAndFutureRows) {
@@ -1187,10 +1209,32 @@ TEST_F(OpsCliTest, AutoscaledQueueGrowsUnderASleepBacklogAndShrinksAfterIt) {
     return nodes.size() == 1 ? nodes[0]["queues"].value("default", -1) : -1;
   };
   ASSERT_TRUE(Eventually([&] { return slots() == 1; })) << "the worker did not start with 1 slot";
+  // The backlog is built in the paused queue: inserted one CLI process at a time, a busy
+  // machine inserts no faster than one slot runs 300 ms sleeps, and the backlog never forms.
+  // A paused queue has no backlog for the autoscaler, so it stays at 1 slot until the resume.
+  ASSERT_EQ(Run({"pause", "default"}).exit_code, 0);
   std::vector<std::int64_t> ids;
   for (int i = 0; i < 40; ++i) ids.push_back(Insert("demo.sleep", R"({"ms": 300})"));
+  EXPECT_EQ(slots(), 1);
+  ASSERT_EQ(Run({"resume", "default"}).exit_code, 0);
   EXPECT_TRUE(Eventually([&] { return slots() == 8; })) << "did not grow to 8: " << slots();
-  for (auto id : ids) EXPECT_EQ(ShowUntilTerminal(id)["status"], "done");
+  // The slots were used: sleeps ran side by side (with 1 slot no two overlap).
+  std::vector<std::pair<std::int64_t, int>> edges;  // (time, +1 start / -1 end)
+  for (auto id : ids) {
+    const Json info = ShowUntilTerminal(id);
+    EXPECT_EQ(info["status"], "done");
+    if (info["status"] != "done") continue;
+    edges.emplace_back(info["result"]["start_us"].get<std::int64_t>(), 1);
+    edges.emplace_back(info["result"]["end_us"].get<std::int64_t>(), -1);
+  }
+  std::sort(edges.begin(), edges.end());  // an end sorts before a start at the same moment
+  int running = 0;
+  int most = 0;
+  for (const auto& [at, delta] : edges) {
+    running += delta;
+    most = std::max(most, running);
+  }
+  EXPECT_GT(most, 1) << "no two sleeps ran at once: the queue never ran on more than one slot";
   EXPECT_TRUE(Eventually([&] { return slots() == 1; })) << "did not shrink to 1: " << slots();
   worker->Signal(SIGTERM);
   ASSERT_TRUE(worker->Wait(seconds(15))) << worker->err();

@@ -713,25 +713,46 @@ TEST_F(EngineTest, MigrateAppliesOnlyWhatIsMissingAndHonoursTheSchema) {
 // --- connection loss ---
 
 TEST_F(EngineTest, EngineSurvivesItsConnectionsBeingKilled) {
+  // Each of the three kills must land mid-work: the jobs are held back in thirds, the n-th
+  // third until the n-th kill has happened (with a deadline, so a missing kill fails the test
+  // below instead of hanging it).
+  constexpr int kJobs = 200;
+  constexpr int kKills = 3;
+  std::atomic<int> kills{0};
+  std::atomic<int> started{0};
   auto j = Job<Counter>("t.killconn")
-               .Perform([](const Counter&, JobContext&) {
-                 std::this_thread::sleep_for(2ms);
+               .Perform([&](const Counter&, JobContext&) {
+                 const int n = started++;
+                 const int need = std::min(kKills, 1 + n * kKills / kJobs);
+                 const auto until = std::chrono::steady_clock::now() + 30s;
+                 while (kills.load() < need && std::chrono::steady_clock::now() < until) {
+                   std::this_thread::sleep_for(2ms);
+                 }
                  return JobResult::Ok();
                })
                .Build();
   auto engine = Engine::Start(Options({j}));
-  std::vector<InsertRequest> reqs(200, InsertRequest{"t.killconn", 1, {}});
+  std::vector<InsertRequest> reqs(kJobs, InsertRequest{"t.killconn", 1, {}});
   auto ids = client_->InsertAll(reqs);
-  for (int i = 0; i < 3; ++i) {
+  for (int k = 1; k <= kKills; ++k) {
+    // Wait until steps are waiting for this kill: the engine is at work when it strikes.
+    ASSERT_TRUE(WaitUntil([&] { return started.load() > (k - 1) * kJobs / kKills; }))
+        << "no step started before kill " << k;
+    const std::int64_t terminated = Sql64(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name LIKE 'gen_durable:test-%' AND pid <> pg_backend_pid() "
+        // the cluster is shared with tests running in parallel: only this database
+        "AND datname = current_database()");
+    const std::int64_t done = Sql64("SELECT count(*) FROM gd_instances WHERE status = 'done'");
+    EXPECT_GE(terminated, 1) << "kill " << k << " found no connection of the engine";
+    EXPECT_LT(done, kJobs) << "kill " << k << " came after the work was over";
+    kills = k;
     std::this_thread::sleep_for(100ms);
-    sql_->Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-               "WHERE application_name LIKE 'gen_durable:test-%' AND pid <> pg_backend_pid() "
-               // the cluster is shared with tests running in parallel: only this database
-               "AND datname = current_database()");
   }
   ASSERT_TRUE(WaitUntil(
-      [&] { return Sql64("SELECT count(*) FROM gd_instances WHERE status = 'done'") == 200; },
-      30s));
+      [&] { return Sql64("SELECT count(*) FROM gd_instances WHERE status = 'done'") == kJobs; },
+      60s));
+  EXPECT_TRUE(engine->running());
 }
 
 

@@ -2,10 +2,11 @@
 //
 // Starts a private, durable Postgres cluster and three supervised `gen_durable worker` processes,
 // feeds them a mixed workload of the demo machines while a fault schedule SIGKILLs workers,
-// restarts Postgres (fast and immediate) and terminates backends, then waits for every instance
-// to end and checks the invariants: each instance terminal with its expected result, no two
+// restarts Postgres (fast and immediate), terminates backends and once freezes a worker past its
+// lease, then waits for every instance to end and checks the invariants: each instance terminal
+// with its expected result, each chain's committed transitions counted in its history, no two
 // steps of one partition overlapping, each deduplicated signal stored once, every join correct,
-// nothing left executing, no rate limit exceeded. Exits 0 when every check passed, 1 when one
+// nothing left executing, no rate limit exceeded, and reaps, stale outcomes and dedup hits seen. Exits 0 when every check passed, 1 when one
 // failed, 2 on bad arguments, 3 when the run itself could not be carried out.
 #include <fcntl.h>
 #include <signal.h>
@@ -64,6 +65,15 @@ constexpr int kAllowed = 4;
 constexpr int kPeriodMs = 1000;
 // demo.flaky's attempt limit (tools/gen_durable/demo_machines.cpp).
 constexpr int kFlakyMaxAttempts = 5;
+// The workers' lease; the freeze fault stops a worker for longer than this.
+constexpr int kLeaseTtlMs = 8000;
+constexpr int kFreezeMs = kLeaseTtlMs + 4000;
+
+std::int64_t WallMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 struct Config {
   std::string cli;
@@ -134,12 +144,33 @@ class Supervisor {
   ~Supervisor() { Stop(); }
 
   // SIGKILLs the current process, if any; true when one was killed. The next one takes a new
-  // engine name when `rename`.
+  // engine name when `rename`. A frozen worker is left alone: its stale outcomes are the point.
   bool Kill(bool rename) {
     std::lock_guard lock(mu_);
-    if (pid_ <= 0) return false;
+    if (pid_ <= 0 || frozen_) return false;
     if (rename) generation_ += 1;
     return ::kill(pid_, SIGKILL) == 0;
+  }
+
+  // The current process, or 0 between lives.
+  pid_t pid() const {
+    std::lock_guard lock(mu_);
+    return pid_;
+  }
+
+  // SIGSTOPs the current process if it is still `pid`; true when it was stopped.
+  bool Freeze(pid_t pid) {
+    std::lock_guard lock(mu_);
+    if (pid_ <= 0 || pid_ != pid || frozen_) return false;
+    frozen_ = ::kill(pid_, SIGSTOP) == 0;
+    return frozen_;
+  }
+
+  // SIGCONTs a frozen process.
+  void Thaw() {
+    std::lock_guard lock(mu_);
+    if (frozen_ && pid_ > 0) ::kill(pid_, SIGCONT);
+    frozen_ = false;
   }
 
   // SIGTERMs the worker (it drains and exits) and stops restarting it.
@@ -147,6 +178,8 @@ class Supervisor {
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
+      if (pid_ > 0 && frozen_) ::kill(pid_, SIGCONT);
+      frozen_ = false;
       if (pid_ > 0) ::kill(pid_, SIGTERM);
     }
     cv_.notify_all();
@@ -205,6 +238,7 @@ class Supervisor {
   int starts_ = 0;           // GUARDED_BY(mu_)
   int unexpected_exits_ = 0; // GUARDED_BY(mu_)
   bool stopping_ = false;    // GUARDED_BY(mu_)
+  bool frozen_ = false;      // GUARDED_BY(mu_): SIGSTOPped by the freeze fault
   std::thread thread_;
 };
 
@@ -233,6 +267,7 @@ struct Planned {
   Json state;
   std::optional<std::string> partition_key;
   std::optional<std::string> rate_key;   // demo.limited's bucket key
+  int burst = -1;                        // demo.limited: the burst it starts in
   bool duplicate_signal = false;         // checkout: its signal is sent a second time
   std::int64_t id = 0;                   // once inserted
 };
@@ -242,6 +277,11 @@ constexpr int kFanoutChildren = 10;
 constexpr int kFanoutFailEvery = 4;
 constexpr int kSleepKeys = 10;
 constexpr int kLimitedKeys = 3;
+// demo.limited comes in bursts: kLimitedPerBurst rows of each key due at one moment, three
+// times the bucket's burst, so the limit has work to hold back (a fault-free run without the
+// limit starts them all within a fraction of a second, which the rate check refuses).
+constexpr int kLimitedBursts = 3;
+constexpr int kLimitedPerBurst = 12;
 
 std::vector<Planned> PlanWorkload(int scale, std::mt19937_64& rng) {
   std::vector<Planned> plan;
@@ -282,11 +322,13 @@ std::vector<Planned> PlanWorkload(int scale, std::mt19937_64& rng) {
     p.state = {{"ms", kSleepMs[pick_ms(rng)]}};
     p.partition_key = Fmt("part-%d", i % kSleepKeys);
   });
-  add(Kind::kLimited, 60 * scale, [](Planned& p, int i) {
-    p.fsm = "demo.limited";
-    p.rate_key = Fmt("lim-%d", i % kLimitedKeys);
-    p.state = {{"key", *p.rate_key}};
-  });
+  add(Kind::kLimited, kLimitedBursts * kLimitedKeys * kLimitedPerBurst * scale,
+      [](Planned& p, int i) {
+        p.fsm = "demo.limited";
+        p.rate_key = Fmt("lim-%d", i % kLimitedKeys);
+        p.state = {{"key", *p.rate_key}};
+        p.burst = i / (kLimitedKeys * kLimitedPerBurst);
+      });
   std::shuffle(plan.begin(), plan.end(), rng);
   return plan;
 }
@@ -344,8 +386,9 @@ struct Counters {
   std::atomic<int> signals_sent{0};
   std::atomic<int> duplicate_signals_sent{0};
   std::atomic<int> duplicates_deduplicated{0};  // repeated sends answered with the first id
+  std::atomic<int> freezes{0};
   int faults() const {
-    return kills + terminations + restarts_fast + restarts_immediate;
+    return kills + terminations + restarts_fast + restarts_immediate + freezes;
   }
 };
 
@@ -359,9 +402,10 @@ class Run {
   void StartCluster();
   std::vector<std::string> WorkerCommand(const std::string& name) const;
   void InsertLoad(Clock::time_point until);
-  std::int64_t InsertOne(Planned& p);
+  std::int64_t InsertOne(Planned& p, std::optional<TimePoint> eligible_at = std::nullopt);
   void SendSignals(Clock::time_point stop_at);
   void InjectFaults(Clock::time_point until);
+  void FreezeOne(Clock::time_point until);
   bool WaitAllTerminal();
   int Check();
 
@@ -375,6 +419,12 @@ class Run {
   std::unique_ptr<Client> client_;
   Counters counters_;
   std::mutex cluster_mu_;  // held while Postgres is being restarted
+  // The freeze fault's victim and when it was stopped and continued (wall-clock micros, as in
+  // the step log); written by its thread, read by Check after it joined.
+  pid_t frozen_pid_ = 0;
+  std::int64_t frozen_from_us_ = 0;
+  std::int64_t frozen_to_us_ = 0;
+  std::int64_t frozen_held_ = 0;
 
   // Signals due: (when, plan index, is the duplicate send).
   struct DueSignal {
@@ -409,23 +459,27 @@ std::vector<std::string> Run::WorkerCommand(const std::string& name) const {
           "worker",
           "--name", name,
           "--queues", "default:16",
-          // Longer than a Postgres restart takes, so only dead workers' leases expire.
-          "--lease-ttl", "8000",
+          // Longer than a Postgres restart takes, so only dead or frozen workers' leases expire.
+          "--lease-ttl", std::to_string(kLeaseTtlMs),
           "--heartbeat-interval", "1000",
           "--poll-interval", "100",
           "--reap-interval", "500",
           "--gc-interval", "0",
           "--drain-timeout", "2000",
           "--rate-limit", Fmt("demo:%d:%d", kAllowed, kPeriodMs),
+          // Every committed step writes its history entry in the same statement, which is how
+          // Check counts the transitions each instance made.
+          "--history",
           "--step-log", step_log_};
 }
 
 // Inserts one planned instance, retrying through faults. The unique key (held in every
 // status) makes a retry after an in-doubt failure safe: a duplicate means the first try
 // committed, and the row is looked up by its key.
-std::int64_t Run::InsertOne(Planned& p) {
+std::int64_t Run::InsertOne(Planned& p, std::optional<TimePoint> eligible_at) {
   InsertOptions options;
   options.state = p.state;
+  options.eligible_at = eligible_at;
   options.unique_key = p.unique_key;
   options.unique_scope = AllStatuses();
   options.partition_key = p.partition_key;
@@ -454,10 +508,26 @@ void Run::InsertLoad(Clock::time_point until) {
   const auto span = until - start;
   std::uniform_int_distribution<int> signal_delay_ms(0, 2000);
   std::mt19937_64 rng(config_.seed ^ 0x9e3779b97f4a7c15ULL);
+  // The rate-limited bursts first: each burst's rows all become due at one moment, spread
+  // over the load phase (in the database, whatever the pace of the inserts).
+  int bursts = 0;
+  for (const Planned& p : plan_) bursts = std::max(bursts, p.burst + 1);
+  const auto wall_start = std::chrono::system_clock::now();
+  for (Planned& p : plan_) {
+    if (p.burst < 0) continue;
+    const auto due = wall_start + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                      span * static_cast<double>(p.burst + 1) /
+                                      static_cast<double>(bursts + 1));
+    p.id = InsertOne(p, due);
+  }
+  std::size_t paced = 0;
+  const auto to_pace = static_cast<std::size_t>(
+      std::count_if(plan_.begin(), plan_.end(), [](const Planned& p) { return p.burst < 0; }));
   for (std::size_t i = 0; i < plan_.size(); ++i) {
+    if (plan_[i].burst >= 0) continue;
     // Evenly paced over the load phase.
-    std::this_thread::sleep_until(start + span * static_cast<double>(i) /
-                                              static_cast<double>(plan_.size()));
+    std::this_thread::sleep_until(start + span * static_cast<double>(paced++) /
+                                              static_cast<double>(to_pace));
     plan_[i].id = InsertOne(plan_[i]);
     if (plan_[i].kind == Kind::kCheckout) {
       std::lock_guard lock(signal_mu_);
@@ -631,6 +701,46 @@ void Run::InjectFaults(Clock::time_point until) {
       }
     }
   }
+}
+
+// The freeze: a quarter into the load, a worker that holds claims is SIGSTOPped for longer than
+// its lease, then SIGCONTed. Meanwhile the others reap its rows and run them again; once it
+// goes on, its steps finish and their outcomes must be dropped as stale.
+void Run::FreezeOne(Clock::time_point until) {
+  const auto start = Clock::now();
+  std::this_thread::sleep_until(start + (until - start) / 4);
+  while (Clock::now() < until) {
+    for (int s = 0; s < config_.workers; ++s) {
+      Supervisor& w = *workers_[static_cast<std::size_t>(s)];
+      const pid_t pid = w.pid();
+      if (pid <= 0) continue;
+      std::int64_t held = 0;
+      try {
+        // Node ids are host:pid:token.
+        held = Connect(conninfo_)
+                   ->ExecParams("SELECT count(*) FROM gd_instances WHERE status = 'executing' "
+                                "AND locked_by LIKE '%:' || $1 || ':%'",
+                                detail::pg::Params().Add(std::to_string(pid)))
+                   .Int64(0, 0);
+      } catch (const std::exception&) {
+        continue;  // Postgres is restarting: try again shortly
+      }
+      if (held == 0 || !w.Freeze(pid)) continue;
+      frozen_from_us_ = WallMicros();
+      frozen_pid_ = pid;
+      frozen_held_ = held;
+      counters_.freezes += 1;
+      Log(Fmt("fault: SIGSTOP worker %d (pid %d, holding %lld claims) for %.1f s", s, pid,
+              static_cast<long long>(held), kFreezeMs / 1000.0));
+      std::this_thread::sleep_for(milliseconds(kFreezeMs));
+      w.Thaw();
+      frozen_to_us_ = WallMicros();
+      Log(Fmt("fault: SIGCONT worker %d (pid %d)", s, pid));
+      return;
+    }
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  Log("the freeze found no worker holding claims before the load phase ended");
 }
 
 bool Run::WaitAllTerminal() {
@@ -810,8 +920,17 @@ int Run::Check() {
   }
   std::map<std::string, std::vector<const StepRun*>> by_partition;
   std::map<std::string, std::vector<std::int64_t>> starts_by_bucket;
+  // A step the freeze stopped mid-run went on after its lease had expired and its row had been
+  // run again elsewhere: a stall past the lease is exactly what a partition cannot survive (its
+  // exclusivity lasts as long as the lease), so such runs are left out of the overlap check.
+  int frozen_runs = 0;
   for (const StepRun& r : runs) {
-    if (auto k = key_of.find(r.id); k != key_of.end()) by_partition[k->second].push_back(&r);
+    const bool spans_freeze = frozen_pid_ != 0 && r.pid == frozen_pid_ &&
+                              r.start_us < frozen_to_us_ && r.end_us > frozen_from_us_;
+    frozen_runs += spans_freeze ? 1 : 0;
+    if (auto k = key_of.find(r.id); !spans_freeze && k != key_of.end()) {
+      by_partition[k->second].push_back(&r);
+    }
     if (auto b = bucket_of.find(r.id); b != bucket_of.end() && r.step == "call") {
       starts_by_bucket[b->second].push_back(r.start_us);
     }
@@ -863,10 +982,10 @@ int Run::Check() {
   Log(Fmt("instances: %lld (%zu inserted, %d children)", static_cast<long long>(total),
           plan_.size(), ChildrenOf(plan_)));
   Log(Fmt("faults injected: %d (%d SIGKILLs, %d backend terminations killing %d backends, "
-          "%d fast and %d immediate Postgres restarts)",
+          "%d fast and %d immediate Postgres restarts, %d freezes past the lease)",
           counters_.faults(), counters_.kills.load(), counters_.terminations.load(),
           counters_.backends_terminated.load(), counters_.restarts_fast.load(),
-          counters_.restarts_immediate.load()));
+          counters_.restarts_immediate.load(), counters_.freezes.load()));
   const std::int64_t fault_free_min = FaultFreeSteps(plan_);
   const std::int64_t fault_free_max = fault_free_min + FaultFreeExtraSteps(plan_);
   const auto logged = static_cast<std::int64_t>(runs.size());
@@ -884,6 +1003,40 @@ int Run::Check() {
           counters_.duplicates_deduplicated.load(), counters_.insert_retries.load(),
           counters_.signal_retries.load()));
   Log(Fmt("partition overlaps: %d; rate-limit excesses: %d", overlaps, over_limit));
+  // Committed transitions: every committed step wrote one history entry in its own statement,
+  // so a chain of 5 steps has exactly 5, however often a fault made it run a step again. A
+  // lost transition shows as fewer, one applied twice (a stale outcome let through) as more,
+  // which the chain's result (recomputed from the committed state) cannot show.
+  std::map<std::int64_t, std::int64_t> transitions;
+  const detail::pg::Result hist = conn->Exec(
+      "SELECT instance_id, count(*) FROM gd_history WHERE event = 'step' GROUP BY instance_id");
+  for (int r = 0; r < hist.rows(); ++r) transitions[hist.Int64(r, 0)] = hist.Int64(r, 1);
+  int chains_off = 0;
+  for (const Planned& p : plan_) {
+    if (p.kind != Kind::kChain) continue;
+    const std::int64_t n = transitions[p.id];
+    if (n != kChainSteps) {
+      chains_off += 1;
+      fail(Fmt("%s: %lld step transitions committed, want %d", p.unique_key.c_str(),
+               static_cast<long long>(n), kChainSteps));
+    }
+  }
+  Log(Fmt("chains whose committed transitions differ from their steps: %d", chains_off));
+  Log(Fmt("freeze: %s; %d step runs spanned it", 
+          frozen_pid_ == 0 ? "none"
+                           : Fmt("pid %d stopped for %.1f s holding %lld claims", frozen_pid_,
+                                 static_cast<double>(frozen_to_us_ - frozen_from_us_) / 1e6,
+                                 static_cast<long long>(frozen_held_))
+                                 .c_str(),
+          frozen_runs));
+  // The guards must have been exercised, or the run proved nothing about them.
+  if (counters_.freezes == 0) fail("the freeze fault found no worker holding claims");
+  if (reaped.empty()) fail("no expired lease was reaped: the reaper was never exercised");
+  if (stale == 0) fail("no outcome was dropped as stale: the ownership guard was never exercised");
+  if (counters_.duplicates_deduplicated == 0) {
+    fail("no repeated dedup key was answered with the first signal's id: dedup was never "
+         "exercised");
+  }
   if (counters_.faults() < config_.min_faults) {
     fail(Fmt("only %d faults injected, want at least %d", counters_.faults(),
              config_.min_faults));
@@ -922,6 +1075,7 @@ int Run::Execute() {
       load_until + std::chrono::duration_cast<Clock::duration>(
                        duration<double>(config_.drain_seconds));
   std::thread faults([&] { InjectFaults(load_until); });
+  std::thread freeze([&] { FreezeOne(load_until); });
   std::thread signals([&] { SendSignals(signals_until); });
   std::exception_ptr load_error;
   try {
@@ -935,6 +1089,7 @@ int Run::Execute() {
     signal_cv_.notify_all();
   }
   faults.join();
+  freeze.join();
   signals.join();
   if (load_error) std::rethrow_exception(load_error);
   Log("load phase over; waiting for every instance to end");
