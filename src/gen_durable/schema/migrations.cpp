@@ -325,6 +325,13 @@ CREATE INDEX gd_history_instance ON {s}.gd_history (instance_id, id);
 CREATE INDEX gd_history_at ON {s}.gd_history (at);
 )SQL";
 
+// Version 5: start-up reclaim needs proof of death. A node records the pid namespace its pid
+// belongs to and its heartbeat interval; NULL (a node of an older version) means unknown.
+// Nullable columns without a default: adding them rewrites nothing, safe on a live table.
+constexpr const char* kV5 = R"SQL(
+ALTER TABLE {s}.gd_nodes ADD COLUMN pid_ns text, ADD COLUMN heartbeat_ms bigint;
+)SQL";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -333,6 +340,8 @@ const std::vector<Migration>& Migrations() {
       {2, "signals, children, unique and partition keys, rate limits, SQL functions", kV2},
       {3, "hot-path indexes and autovacuum of the instances table", kV3},
       {4, "queue state, cancellation of running instances, history", kV4},
+      {5, "start-up reclaim only of nodes proven dead: pid namespace and heartbeat interval",
+       kV5},
   };
   return kAll;
 }
