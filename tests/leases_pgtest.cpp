@@ -39,8 +39,11 @@ class LeasesTest : public EngineTest {
  protected:
   // The lease of row `id` as milliseconds since the epoch (0 when it has none).
   double LeaseMs(std::int64_t id) {
-    return sql_->Exec("SELECT COALESCE(extract(epoch FROM lease_expires_at) * 1000, 0)::float8 "
-                      "FROM gd_instances WHERE id = " + std::to_string(id))
+    return sql_
+        ->Exec(
+            "SELECT COALESCE(extract(epoch FROM lease_expires_at) * 1000, 0)::float8 "
+            "FROM gd_instances WHERE id = " +
+            std::to_string(id))
         .Double(0, 0);
   }
   std::int64_t LeaseSeq(std::int64_t id) {
@@ -55,11 +58,12 @@ class LeasesTest : public EngineTest {
   std::int64_t ExecutingRow(const std::string& node, std::int64_t seq) {
     detail::pg::Params p;
     p.Add(node).Add(seq);
-    return sql_->ExecParams(R"SQL(
+    return sql_
+        ->ExecParams(R"SQL(
 INSERT INTO gd_instances (fsm, step, status, locked_by, lease_seq, lease_expires_at)
 VALUES ('t.lease', 'start', 'executing', $1, $2::bigint, now() + interval '1 minute')
 RETURNING id)SQL",
-                            p)
+                     p)
         .Int64(0, 0);
   }
 
@@ -108,9 +112,10 @@ TEST_F(LeasesTest, SameNodeReclaimKeepsTheNewClaimsLeaseExtended) {
 
   // The lease is lost while step 1 runs: the row goes back to the queue, as the reaper leaves
   // it, and this engine (the only one) claims it again.
-  sql_->Exec("UPDATE gd_instances SET status = 'runnable', attempt = attempt + 1, "
-             "locked_by = NULL, lease_expires_at = NULL, eligible_at = now() WHERE id = " +
-             std::to_string(id));
+  sql_->Exec(
+      "UPDATE gd_instances SET status = 'runnable', attempt = attempt + 1, "
+      "locked_by = NULL, lease_expires_at = NULL, eligible_at = now() WHERE id = " +
+      std::to_string(id));
   ASSERT_TRUE(WaitUntil([&] { return runs.load() == 2; }));
   const std::int64_t seq2 = LeaseSeq(id);
   ASSERT_GT(seq2, seq1);
@@ -122,8 +127,8 @@ TEST_F(LeasesTest, SameNodeReclaimKeepsTheNewClaimsLeaseExtended) {
 
   // The second claim is still held and heartbeated: its lease keeps moving past where it was.
   const double lease = LeaseMs(id);
-  const bool extended = WaitUntil(
-      [&] { return LeaseSeq(id) == seq2 && LeaseMs(id) > lease + 1000; }, 15s);
+  const bool extended =
+      WaitUntil([&] { return LeaseSeq(id) == seq2 && LeaseMs(id) > lease + 1000; }, 15s);
   EXPECT_TRUE(extended) << "the lease of claim " << seq2 << " was not extended after the stale "
                         << "end of claim " << seq1 << "; now status " << Status(id)
                         << ", lease_seq " << LeaseSeq(id) << ", runs " << runs.load();
@@ -233,9 +238,10 @@ TEST_F(LeasesTest, SilentNodeOfAnotherPidNamespaceIsReclaimedAtStart) {
   NodeRow(other, 1, "1", "some-boot/pid:[1]", "10 s");  // 100 ms heartbeats, silent 10 s
   const std::int64_t id = ExecutingRow(other, 1);
   auto m = Machine<Counter>("t.lease")
-               .Step("start", [](StepContext<Counter>& c) {
-                 return Done({{"attempt", c.attempt()}});
-               })
+               .Step("start",
+                     [](StepContext<Counter>& c) {
+                       return Done({{"attempt", c.attempt()}});
+                     })
                .Build();
   auto o = Options({m});
   o.reaper = false;  // only the reclaim at start can bring it back
@@ -268,7 +274,8 @@ TEST_F(LeasesTest, NodeWithoutARecordedNamespaceIsJudgedByItsRow) {
 // `unshare -pf --mount-proc` (root) puts a worker in a new pid namespace with its own /proc,
 // as a container sharing the host's network and name does.
 bool UnshareWorks() {
-  ChildResult r = RunChild({"unshare", "-pf", "--mount-proc", "true"}, {}, std::chrono::seconds(30));
+  ChildResult r =
+      RunChild({"unshare", "-pf", "--mount-proc", "true"}, {}, std::chrono::seconds(30));
   return r.exited && r.exit_code == 0;
 }
 
@@ -290,9 +297,9 @@ class LeasesCliTest : public LeasesTest {
 
   // Inserts a demo.sleep job (a machine of the CLI) with the CLI; returns its id.
   std::int64_t InsertSleep(int ms) {
-    ChildResult r = RunChild(CliCommand({"insert", "demo.sleep", "--state",
-                                         "{\"ms\": " + std::to_string(ms) + "}", "--database",
-                                         db_}));
+    ChildResult r =
+        RunChild(CliCommand({"insert", "demo.sleep", "--state",
+                             "{\"ms\": " + std::to_string(ms) + "}", "--database", db_}));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return r.exit_code == 0 ? std::stoll(r.out) : 0;
   }
@@ -324,7 +331,8 @@ TEST_F(LeasesCliTest, WorkerInAnotherPidNamespaceKeepsItsClaimsWhenAnotherStarts
   const auto info = client_->Get(id);
   EXPECT_EQ(info->status, "executing");
   EXPECT_EQ(info->locked_by.value_or("(none)"), holder);
-  EXPECT_EQ(info->attempt, 0) << "the running step's claim was taken: " << info->last_error.value_or("");
+  EXPECT_EQ(info->attempt, 0) << "the running step's claim was taken: "
+                              << info->last_error.value_or("");
   EXPECT_EQ(LeaseSeq(id), seq);
 
   b->Signal(SIGTERM);
