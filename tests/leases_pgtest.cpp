@@ -227,7 +227,7 @@ TEST_F(LeasesTest, NodeOfAnotherPidNamespaceWithAFreshRowKeepsItsClaims) {
   o.reaper = false;
   auto engine = Engine::Start(o);  // the reclaim runs before Start returns
   EXPECT_EQ(Status(id), "executing");
-  EXPECT_EQ(*client_->Get(id)->locked_by, other);
+  EXPECT_EQ(client_->Get(id)->locked_by.value_or("(none)"), other);
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_nodes WHERE id = '" + other + "'"), 1);
   engine->Stop();
 }
@@ -305,6 +305,9 @@ class LeasesCliTest : public LeasesTest {
   }
 
   std::int64_t Nodes() { return Sql64("SELECT count(*) FROM gd_nodes"); }
+  std::int64_t OtherNodes(const std::string& than) {
+    return Sql64("SELECT count(*) FROM gd_nodes WHERE id <> '" + than + "'");
+  }
 };
 
 // Long leases and reaper periods: nothing but the reclaim at start can move a claim.
@@ -327,7 +330,8 @@ TEST_F(LeasesCliTest, WorkerInAnotherPidNamespaceKeepsItsClaimsWhenAnotherStarts
 
   auto b = Worker(false, kSlowReaper);
   // B writes its node row after the reclaim: once it is there, the reclaim has run.
-  ASSERT_TRUE(WaitUntil([&] { return Nodes() == 2; }, 30s)) << b->err();
+  ASSERT_TRUE(WaitUntil([&] { return OtherNodes(holder) == 1; }, 30s)) << b->err();
+  EXPECT_EQ(Nodes(), 2) << "worker A's node row was deleted as dead";
   const auto info = client_->Get(id);
   EXPECT_EQ(info->status, "executing");
   EXPECT_EQ(info->locked_by.value_or("(none)"), holder);
