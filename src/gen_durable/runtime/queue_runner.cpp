@@ -110,7 +110,8 @@ bool QueueRunner::Cancel(std::int64_t id) {
       }
     }
   }
-  if (buffered) Release({*buffered});  // the release honours the cancel: the row ends `cancelled`
+  // The release honours the cancel: the row ends `cancelled`.
+  if (buffered) Release({*buffered});
   return buffered.has_value();
 }
 

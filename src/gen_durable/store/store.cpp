@@ -830,7 +830,9 @@ std::vector<CommittedOutcome> Store::CommitOutcomes(pg::Connection& c,
   }
   std::vector<CommittedOutcome> done;
   done.reserve(r.rows());
-  for (int i = 0; i < r.rows(); ++i) done.push_back({r.Int64(i, 0), r.Int64(i, 2), r.Bool(i, 1)});
+  for (int i = 0; i < r.rows(); ++i) {
+    done.push_back({r.Int64(i, 0), r.Int64(i, 2), r.Bool(i, 1)});
+  }
   return done;
 }
 
