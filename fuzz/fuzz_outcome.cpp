@@ -335,7 +335,11 @@ void CheckCommit(const OutcomeRow& row, const OutcomeRow& other) {
 
   const bool parks = row.status == "awaiting_signal";
   Check(wakes.size() == (parks ? 1u : 0u), "commit: a parked row is checked for a wake");
-  if (parks) Check(wakes[0]["id"] == row.id && MatchesIds(wakes[0]["shown"], row.shown), "wake");
+  if (parks) {
+    Check(wakes[0]["id"] == row.id && wakes[0]["seq"] == row.lease_seq &&
+              MatchesIds(wakes[0]["shown"], row.shown),
+          "wake: the parked row, under its claim");
+  }
   const bool joins_now = row.status == "awaiting_children";
   Check(joins.size() == (joins_now ? 1u : 0u), "commit: a join opens a barrier");
   if (joins_now) {

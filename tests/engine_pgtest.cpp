@@ -6,6 +6,8 @@
 #include <mutex>
 #include <vector>
 
+#include "gen_durable/runtime/node.hpp"
+#include "gen_durable/schema/migrations.hpp"
 #include "support/engine_harness.hpp"
 
 namespace gen_durable::testing {
@@ -375,9 +377,12 @@ TEST_F(EngineTest, DeadPredecessorClaimsAreReleasedAtStart) {
   gethostname(host, sizeof(host) - 1);
   const std::string dead = std::string(host) + ":" + std::to_string(child) + ":deadbeef";
   auto id = *client_->Insert(m, Counter{});
+  // Its pid is of our pid namespace, where it names no process: proof of death at once.
   detail::pg::Params p;
-  p.Add(dead).Add(std::string(host)).Add(static_cast<int>(child));
-  sql_->ExecParams("INSERT INTO gd_nodes (id, engine, host, pid) VALUES ($1, 'old', $2, $3)", p);
+  p.Add(dead).Add(std::string(host)).Add(static_cast<int>(child)).Add(detail::SelfPidNamespace());
+  sql_->ExecParams("INSERT INTO gd_nodes (id, engine, host, pid, pid_ns) "
+                   "VALUES ($1, 'old', $2, $3, $4)",
+                   p);
   sql_->ExecParams("UPDATE gd_instances SET status = 'executing', locked_by = $1, "
                    "lease_expires_at = now() + interval '1 hour'",
                    detail::pg::Params().Add(dead));
@@ -400,8 +405,10 @@ TEST_F(EngineTest, LiveNodeOnTheSameHostKeepsItsClaims) {
   const int alive = static_cast<int>(getppid());
   const std::string other = std::string(host) + ":" + std::to_string(alive) + ":cafe";
   auto id = *client_->Insert(m, Counter{});
-  sql_->ExecParams("INSERT INTO gd_nodes (id, engine, host, pid) VALUES ($1, 'x', $2, $3)",
-                   detail::pg::Params().Add(other).Add(std::string(host)).Add(alive));
+  sql_->ExecParams("INSERT INTO gd_nodes (id, engine, host, pid, pid_ns) "
+                   "VALUES ($1, 'x', $2, $3, $4)",
+                   detail::pg::Params().Add(other).Add(std::string(host)).Add(alive).Add(
+                       detail::SelfPidNamespace()));
   sql_->ExecParams("UPDATE gd_instances SET status = 'executing', locked_by = $1, "
                    "lease_expires_at = now() + interval '1 hour'",
                    detail::pg::Params().Add(other));
@@ -696,9 +703,10 @@ TEST_F(EngineTest, OversizedStateFailsTheInstanceWithAClearError) {
 // --- schema ---
 
 TEST_F(EngineTest, MigrateAppliesOnlyWhatIsMissingAndHonoursTheSchema) {
-  EXPECT_EQ(client_->SchemaVersion(), 4);
+  EXPECT_EQ(client_->SchemaVersion(), detail::LatestSchemaVersion());
   client_->Migrate();  // nothing left to apply
-  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_schema_migrations"), 4);
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_schema_migrations"),
+            static_cast<std::int64_t>(detail::Migrations().size()));
 
   auto m = Machine<Counter>("t.schema").Step("start", [](StepContext<Counter>&) { return Done(); }).Build();
   auto o = Options({m});

@@ -110,7 +110,8 @@ class EngineImpl {
       Json queues = Json::object();
       for (const auto& [q, cfg] : configs_) queues[q] = cfg.concurrency;
       core_->store.NodeUpsert(*conn, core_->node_id, core_->options.name, self_.host, self_.pid,
-                              self_.proc_start, queues.dump());
+                              self_.proc_start, self_.pid_ns, core_->options.heartbeat_interval,
+                              queues.dump());
     } catch (...) {
       std::lock_guard lock(g_names_mu);
       Names().erase(core_->options.name);
@@ -212,7 +213,8 @@ class EngineImpl {
     try {
       auto conn = core_->Connect("control");
       core_->store.NodeUpsert(*conn, core_->node_id, core_->options.name, self_.host, self_.pid,
-                              self_.proc_start, queues.dump());
+                              self_.proc_start, self_.pid_ns, core_->options.heartbeat_interval,
+                              queues.dump());
     } catch (const Error& e) {
       spdlog::warn("could not publish this node's queues: {}", e.what());
     }

@@ -6,7 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <unordered_map>
+#include <map>
+#include <utility>
 #include <unordered_set>
 
 namespace gen_durable::detail {
@@ -87,11 +88,13 @@ bool Flusher::Flush(std::vector<Pending>& batch) {
                                                    core_->options.lease_ttl,
                                                    core_->options.history);
       GD_CRASH_POINT("after_flush_commit");
-      std::unordered_map<std::int64_t, bool> ok;  // id -> cancelled
-      for (const auto& c : committed) ok[c.id] = c.cancelled;
+      // (id, lease_seq) -> cancelled: by claim, as a batch may hold a stale outcome of a row
+      // beside the outcome of its current claim
+      std::map<std::pair<std::int64_t, std::int64_t>, bool> ok;
+      for (const auto& c : committed) ok[{c.id, c.lease_seq}] = c.cancelled;
       core_->counters.flushes.fetch_add(1, std::memory_order_relaxed);
       for (auto& p : batch) {
-        const auto it = ok.find(p.row.id);
+        const auto it = ok.find({p.row.id, p.row.lease_seq});
         const bool was = it != ok.end();
         if (was) {
           core_->counters.committed.fetch_add(1, std::memory_order_relaxed);

@@ -223,10 +223,18 @@ void Listener::Stop() {
 std::int64_t ReclaimDeadPredecessors(EngineCore& core, pg::Connection& conn) {
   const ProcessIdentity self = SelfIdentity();
   std::int64_t total = 0;
-  for (const auto& node : core.store.NodesOnHost(conn, self.host)) {
+  for (const auto& node :
+       core.store.NodesOnHost(conn, self.host, core.options.heartbeat_interval)) {
     if (node.id == core.node_id) continue;
-    if (node.pid == self.pid && node.proc_start == self.proc_start) continue;  // this process
-    if (!ProcessIsGone(node.pid, node.proc_start)) continue;  // alive: its claims are its own
+    // Evidence of death that no live node can produce: either its pid, read in the pid
+    // namespace it belongs to, names no process or another one; or its row has not been
+    // refreshed for several of its heartbeat intervals. A node sharing only the host name (a
+    // container on the host network, another machine of that name) has pids that say nothing
+    // here, whatever /proc shows for them: it is judged by its row alone.
+    const bool same_ns = !self.pid_ns.empty() && node.pid_ns == self.pid_ns;
+    if (same_ns && node.pid == self.pid && node.proc_start == self.proc_start) continue;  // us
+    const bool dead = node.silent || (same_ns && ProcessIsGone(node.pid, node.proc_start));
+    if (!dead) continue;  // alive, or not known to be dead: its claims are its own
     auto rows = core.store.ReclaimNode(conn, node.id);
     EmitReaped(core, rows);
     total += static_cast<std::int64_t>(rows.size());

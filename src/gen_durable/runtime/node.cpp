@@ -33,6 +33,12 @@ std::string ProcStatField(int pid, int n) {
 
 std::string ProcStart(int pid) { return ProcStatField(pid, 22); }
 
+std::string ReadLink(const char* path) {
+  char buf[256];
+  const ssize_t n = readlink(path, buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
 }  // namespace
 
 ProcessIdentity SelfIdentity() {
@@ -42,7 +48,22 @@ ProcessIdentity SelfIdentity() {
   if (id.host.empty()) id.host = "localhost";
   id.pid = static_cast<int>(getpid());
   id.proc_start = ProcStart(id.pid);
+  id.pid_ns = SelfPidNamespace();
   return id;
+}
+
+std::string SelfPidNamespace() {
+  // /proc shows the pids of the namespace that mounted it: it speaks of our own pids only when
+  // /proc/self is our pid (not so under `unshare -p` without a fresh /proc).
+  if (ReadLink("/proc/self") != std::to_string(getpid())) return "";
+  const std::string ns = ReadLink("/proc/self/ns/pid");  // "pid:[4026531836]"
+  // Namespace numbers are reused by every kernel (the initial one is the same on all hosts):
+  // the boot id tells this kernel's namespaces from those of another host of the same name.
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string boot;
+  std::getline(in, boot);
+  if (ns.empty() || boot.empty()) return "";
+  return boot + "/" + ns;
 }
 
 std::string NewNodeId(const ProcessIdentity& self) {

@@ -10,11 +10,19 @@ struct ProcessIdentity {
   int pid = 0;
   // Start time of the process (from /proc), so a reused pid is not mistaken for the original.
   std::string proc_start;
+  // The pid namespace the pid belongs to, as "<boot id>/<namespace>" ("" when unknown). A pid
+  // says something about a process only to an observer in the same namespace of the same boot
+  // of the same kernel: a node in a container sharing the host name (host networking) has pids
+  // of its own, and a pid of the host may be anything to it.
+  std::string pid_ns;
 };
 
 ProcessIdentity SelfIdentity();
 // A new node id "host:pid:token" (token random, so engines in one process differ).
 std::string NewNodeId(const ProcessIdentity& self);
+// The pid namespace of this process (see ProcessIdentity::pid_ns); "" when /proc is not the
+// one of this process's namespace (a /proc mounted by an ancestor namespace) or is unreadable.
+std::string SelfPidNamespace();
 // True when process `pid` on this host no longer exists or is a different process than the
 // one that started at `proc_start`.
 bool ProcessIsGone(int pid, const std::string& proc_start);

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 namespace gen_durable::detail {
 
@@ -90,23 +91,28 @@ void QueueRunner::SetPaused(bool paused) {
 }
 
 bool QueueRunner::Cancel(std::int64_t id) {
-  bool buffered = false;
+  std::optional<ClaimRef> buffered;
   {
     std::lock_guard lock(mu_);
-    if (auto it = running_.find(id); it != running_.end()) {
+    // (every claim of the row this node runs: a lost one's step is told too)
+    bool running = false;
+    for (auto it = running_.lower_bound({id, std::numeric_limits<std::int64_t>::min()});
+         it != running_.end() && it->first.first == id; ++it) {
       it->second.data->cancelled.store(true);
-      return true;
+      running = true;
     }
+    if (running) return true;
     for (auto it = buffer_.begin(); it != buffer_.end(); ++it) {
       if (it->id == id) {
+        buffered = ClaimRef{it->id, it->lease_seq};
         buffer_.erase(it);
-        buffered = true;
         break;
       }
     }
   }
-  if (buffered) Release({id});  // the release honours the cancel: the row ends `cancelled`
-  return buffered;
+  // The release honours the cancel: the row ends `cancelled`.
+  if (buffered) Release({*buffered});
+  return buffered.has_value();
 }
 
 LocalQueueState QueueRunner::State() const {
@@ -143,8 +149,8 @@ std::vector<std::int64_t> QueueRunner::HeldIds() {
   std::vector<std::int64_t> ids;
   ids.reserve(buffer_.size() + running_.size());
   for (const auto& r : buffer_) ids.push_back(r.id);
-  for (const auto& [id, _] : running_) ids.push_back(id);
-  ids.insert(ids.end(), committing_.begin(), committing_.end());
+  for (const auto& [key, _] : running_) ids.push_back(key.first);
+  for (const auto& key : committing_) ids.push_back(key.first);
   return ids;
 }
 
@@ -209,7 +215,7 @@ void QueueRunner::FeederLoop() {
           return r.rate_limit && !r.rate_paid;
         });
         if (limited) {
-          const std::vector<std::int64_t> held = Ids(rows);
+          const std::vector<ClaimRef> held = Claims(rows);
           try {
             rows = rate_limiter_.Admit(*conn, std::move(rows));
           } catch (...) {
@@ -257,7 +263,7 @@ void QueueRunner::FeederLoop() {
       // One wake-up per row (at most one per worker): waking every idle worker for a small
       // batch would send most of them back to sleep, hundreds at a time on a wide queue.
       for (int i = 0; i < std::min(count, demand); ++i) work_cv_.notify_one();
-      if (!late.empty()) Release(Ids(late));  // claimed after the drain began
+      if (!late.empty()) Release(Claims(late));  // claimed after the drain began
     }
     core_->Emit("scheduler.saturation", [&](TelemetryEvent& e) {
       std::lock_guard lock(mu_);
@@ -290,23 +296,23 @@ void QueueRunner::ReportContended(const std::vector<ContendedRow>& rows) {
   }
 }
 
-std::vector<std::int64_t> QueueRunner::Ids(const std::vector<ClaimedRow>& rows) {
-  std::vector<std::int64_t> ids;
-  ids.reserve(rows.size());
-  for (const auto& r : rows) ids.push_back(r.id);
-  return ids;
+std::vector<ClaimRef> QueueRunner::Claims(const std::vector<ClaimedRow>& rows) {
+  std::vector<ClaimRef> claims;
+  claims.reserve(rows.size());
+  for (const auto& r : rows) claims.push_back({r.id, r.lease_seq});
+  return claims;
 }
 
-std::int64_t QueueRunner::Release(const std::vector<std::int64_t>& ids) {
-  if (ids.empty()) return 0;
+std::int64_t QueueRunner::Release(const std::vector<ClaimRef>& claims) {
+  if (claims.empty()) return 0;
   try {
     auto conn = core_->Connect("release:" + queue_);
-    const auto n = core_->store.ReleaseClaims(*conn, core_->node_id, ids);
+    const auto n = core_->store.ReleaseClaims(*conn, core_->node_id, claims);
     core_->counters.released.fetch_add(n, std::memory_order_relaxed);
     return n;
   } catch (const Error& e) {
     spdlog::warn("queue {}: could not release {} claims ({}); the reaper will", queue_,
-                 ids.size(), e.what());
+                 claims.size(), e.what());
     return 0;
   }
 }
@@ -345,13 +351,13 @@ void QueueRunner::WorkerLoop() {
       data->signals = std::move(row.signals);
       data->children = std::move(row.children);
       lease_seq = row.lease_seq;
-      running_[data->id] = Running{data};
+      running_[{data->id, lease_seq}] = Running{data};
     }
     GD_CRASH_POINT("after_claim");
     RunClaim(data, lease_seq);
     {
       std::lock_guard lock(mu_);
-      running_.erase(data->id);
+      running_.erase({data->id, lease_seq});
       slot_freed_ = true;
       if (running_.empty()) idle_cv_.notify_all();
     }
@@ -606,7 +612,7 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
       // Nothing of this instance runs before the commit: let the worker move on.
       {
         std::lock_guard lock(mu_);
-        committing_.insert(row.id);
+        committing_.insert({row.id, row.lease_seq});
       }
       std::weak_ptr<QueueRunner> self = weak_from_this();
       const std::string step = data->step;
@@ -632,7 +638,7 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
 void QueueRunner::Committed(const OutcomeRow& row, CommitResult result, bool partitioned) {
   {
     std::lock_guard lock(mu_);
-    committing_.erase(row.id);
+    committing_.erase({row.id, row.lease_seq});
     slot_freed_ = true;
   }
   feeder_cv_.notify_one();
@@ -654,16 +660,16 @@ void QueueRunner::Committed(const OutcomeRow& row, CommitResult result, bool par
 }
 
 std::int64_t QueueRunner::BeginDrain() {
-  std::vector<std::int64_t> ids;
+  std::vector<ClaimRef> claims;
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
-    for (const auto& r : buffer_) ids.push_back(r.id);
+    for (const auto& r : buffer_) claims.push_back({r.id, r.lease_seq});
     buffer_.clear();
   }
   work_cv_.notify_all();
   feeder_cv_.notify_all();
-  return Release(ids);
+  return Release(claims);
 }
 
 int QueueRunner::WaitIdle(std::chrono::steady_clock::time_point deadline) {

@@ -14,7 +14,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_set>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "gen_durable/resolve.hpp"
@@ -74,6 +75,10 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   struct Running {
     std::shared_ptr<ContextData> data;
   };
+  // One claim of a row: (id, lease_seq). A row whose lease was lost may be claimed again by
+  // this node while the step of the lost claim still runs; the two claims are tracked apart, so
+  // the end of the old one leaves the new one's bookkeeping (and its heartbeat) alone.
+  using ClaimKey = std::pair<std::int64_t, std::int64_t>;
   void FeederLoop();
   void WorkerLoop();
   // Starts `n` more workers.  REQUIRES(mu_)
@@ -87,8 +92,8 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
                     const Outcome& out, bool keep) const;
   // Hands un-started claims back to the queue (on a fresh connection; a failure is logged and
   // left to the reaper). Returns how many were released.
-  std::int64_t Release(const std::vector<std::int64_t>& ids);
-  static std::vector<std::int64_t> Ids(const std::vector<ClaimedRow>& rows);
+  std::int64_t Release(const std::vector<ClaimRef>& claims);
+  static std::vector<ClaimRef> Claims(const std::vector<ClaimedRow>& rows);
   // Reports keyed rows a claim left alone because another claim held their key
   // (`partition.contended`, one event per row).
   void ReportContended(const std::vector<ContendedRow>& rows);
@@ -114,10 +119,10 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   std::condition_variable feeder_cv_;  // the feeder waits for demand, pokes, or its timer
   std::condition_variable idle_cv_;    // drain waits for in_flight == 0
   std::deque<ClaimedRow> buffer_;                       // GUARDED_BY(mu_)
-  std::map<std::int64_t, Running> running_;             // GUARDED_BY(mu_)
-  // Rows whose final outcome of this claim awaits its commit: no step of theirs runs until it
-  // commits, so their worker has moved on, but their claim is still held.  GUARDED_BY(mu_)
-  std::unordered_set<std::int64_t> committing_;
+  std::map<ClaimKey, Running> running_;                 // GUARDED_BY(mu_)
+  // Claims whose final outcome awaits its commit: no step of theirs runs until it commits, so
+  // their worker has moved on, but the claim is still held.  GUARDED_BY(mu_)
+  std::set<ClaimKey> committing_;
   bool stopping_ = false;                               // GUARDED_BY(mu_)
   bool poked_ = false;                                  // GUARDED_BY(mu_)
   bool maybe_more_ = false;  // a full pick or a poke: more may be ready   GUARDED_BY(mu_)

@@ -326,8 +326,9 @@ CREATE INDEX gd_history_at ON {s}.gd_history (at);
 )SQL";
 
 // Version 5: correct under contention. Rate-limit reservations (a throttled backlog waits in
-// token order instead of coming due all at once) and partition slots taken under a lock seen
-// by every claimant (a contended keyed row is skipped, not a reason to refuse a whole claim).
+// token order instead of coming due all at once); partition slots taken under a lock seen by
+// every claimant (a contended keyed row is skipped, not a reason to refuse a whole claim);
+// start-up reclaim only of nodes proven dead.
 constexpr const char* kV5 = R"SQL(
 -- A throttled row holds a reserved token for its next start (taken from its bucket when it was
 -- handed back): the claim that picks it up clears the flag and the row starts without taking
@@ -362,6 +363,11 @@ BEGIN
     ORDER BY s LIMIT wanted);
 END
 $fn$;
+
+-- A node records the pid namespace its pid belongs to and its heartbeat interval; NULL (a node
+-- of an older version) means unknown. Nullable columns without a default: adding them rewrites
+-- nothing, safe on a live table.
+ALTER TABLE {s}.gd_nodes ADD COLUMN pid_ns text, ADD COLUMN heartbeat_ms bigint;
 )SQL";
 
 }  // namespace
@@ -372,7 +378,9 @@ const std::vector<Migration>& Migrations() {
       {2, "signals, children, unique and partition keys, rate limits, SQL functions", kV2},
       {3, "hot-path indexes and autovacuum of the instances table", kV3},
       {4, "queue state, cancellation of running instances, history", kV4},
-      {5, "rate-limit reservations, partition slots taken under a key lock", kV5},
+      {5, "contention: rate-limit reservations, partition slots under a key lock, reclaim "
+          "only of nodes proven dead",
+       kV5},
   };
   return kAll;
 }

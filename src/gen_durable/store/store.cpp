@@ -463,16 +463,18 @@ FROM o
 -- lease index's predicate, so the generic plan cannot pick that index.
 WHERE i.id = ANY ($4::bigint[]) AND i.id = o.id AND i.status = $5::text
   AND i.locked_by = $2 AND i.lease_seq = o.seq
-RETURNING i.id, i.status, i.cancel_requested IS NOT NULL AS cancelled),
+RETURNING i.id, i.lease_seq AS seq, i.status, i.cancel_requested IS NOT NULL AS cancelled),
+-- (o joins upd by claim, not by id: a batch may hold a stale outcome of a row beside the
+-- outcome of the row's current claim, and only the latter's effects may apply)
 -- a progressing outcome consumes exactly the signals its step was shown
 consumed AS (
   UPDATE {s}.gd_signals s SET consumed_at = now()
-  FROM o JOIN upd ON upd.id = o.id
+  FROM o JOIN upd ON upd.id = o.id AND upd.seq = o.seq
   WHERE o.consume IS NOT NULL AND s.instance_id = o.id AND s.id = ANY (o.consume)
     AND s.consumed_at IS NULL),
 -- a terminal outcome clears the inbox
 cleared AS (
-  DELETE FROM {s}.gd_signals s USING o JOIN upd ON upd.id = o.id
+  DELETE FROM {s}.gd_signals s USING o JOIN upd ON upd.id = o.id AND upd.seq = o.seq
   WHERE (o.clear_inbox OR upd.cancelled) AND s.instance_id = o.id),
 -- the history entry of each step (when the engine keeps history: $6)
 hist AS (
@@ -480,22 +482,27 @@ hist AS (
   SELECT o.id, 'step', o.ran_step, upd.status, o.ran_attempt, o.duration_ms,
          CASE WHEN upd.status IN ('runnable', 'scheduled', 'failed', 'cancelled')
               THEN o.last_error END, $2
-  FROM o JOIN upd ON upd.id = o.id
+  FROM o JOIN upd ON upd.id = o.id AND upd.seq = o.seq
   WHERE $6::boolean AND o.ran_step IS NOT NULL)
-SELECT id, cancelled FROM upd)SQL");
+SELECT id, cancelled, seq FROM upd)SQL");
 
   // After parking (same transaction, so the rows are locked by now and this statement's
   // snapshot includes every signal committed before the lock was taken): a parked row with a
   // matching signal its step has not seen wakes at once. Signals arriving later block on the
   // row lock and wake the row themselves in gd_signal. Served by gd_signals_inbox.
+  // Only rows this transaction parked: the outcome's claim (lease_seq) and this transaction's
+  // timestamp. A stale outcome parked nothing; the row it names may be parked by its current
+  // claim, which saw other signals (and waking it for those would re-run its step).
   wake_parked_ = Make("gd_wake_parked", R"SQL(
-WITH w AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, shown bigint[]))
+WITH w AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, seq bigint,
+                                                            shown bigint[]))
 UPDATE {s}.gd_instances i SET
   status = 'runnable', step = COALESCE(i.await_next_step, i.step),
   attempt = CASE WHEN i.await_next_step IS NOT NULL THEN 0 ELSE i.attempt END,
   await_next_step = NULL, park_deadline = NULL, eligible_at = now(), updated_at = now()
 FROM w
-WHERE i.id = w.id AND i.status = 'awaiting_signal'
+WHERE i.id = w.id AND i.status = 'awaiting_signal' AND i.lease_seq = w.seq
+  AND i.updated_at = now()
   AND EXISTS (SELECT 1 FROM {s}.gd_signals s
               WHERE s.instance_id = i.id AND s.consumed_at IS NULL
                 AND s.name = ANY (i.awaiting) AND s.id <> ALL (COALESCE(w.shown, '{}')))
@@ -559,13 +566,17 @@ UPDATE {s}.gd_instances i
 SET lease_expires_at = now() + $3::bigint * interval '1 millisecond'
 FROM held WHERE i.id = held.id)SQL");
 
+  // Served by the primary key (ids $2), with the owner guard: this node's claim ($3, the
+  // lease_seq of each id's claim), so a row claimed again since is never released.
   release_ = Make("gd_release_claims", R"SQL(
-UPDATE {s}.gd_instances
-SET status = CASE WHEN cancel_requested IS NULL THEN 'runnable' ELSE 'cancelled' END,
-    completed_at = CASE WHEN cancel_requested IS NULL THEN NULL ELSE now() END,
-    last_error = COALESCE(cancel_requested, last_error),
+UPDATE {s}.gd_instances i
+SET status = CASE WHEN i.cancel_requested IS NULL THEN 'runnable' ELSE 'cancelled' END,
+    completed_at = CASE WHEN i.cancel_requested IS NULL THEN NULL ELSE now() END,
+    last_error = COALESCE(i.cancel_requested, i.last_error),
     locked_by = NULL, lease_expires_at = NULL, updated_at = now()
-WHERE id = ANY($2::bigint[]) AND status = 'executing' AND locked_by = $1)SQL");
+FROM unnest($2::bigint[], $3::bigint[]) AS c(id, seq)
+WHERE i.id = ANY ($2::bigint[]) AND i.id = c.id AND i.lease_seq = c.seq
+  AND i.status = 'executing' AND i.locked_by = $1)SQL");
 
   // Served by gd_instances_lease. SKIP LOCKED: two reapers never fight over a row.
   reap_ = Make("gd_reap_expired", (std::string(R"SQL(
@@ -621,14 +632,21 @@ WITH old AS (
 DELETE FROM {s}.gd_instances i USING old WHERE i.id = old.id)SQL");
 
   node_upsert_ = Make("gd_node_upsert", R"SQL(
-INSERT INTO {s}.gd_nodes (id, engine, host, pid, proc_start, queues)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+INSERT INTO {s}.gd_nodes (id, engine, host, pid, proc_start, queues, pid_ns, heartbeat_ms)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, NULLIF($7, ''), $8::bigint)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), queues = EXCLUDED.queues)SQL");
   node_heartbeat_ =
       Make("gd_node_heartbeat", "UPDATE {s}.gd_nodes SET heartbeat_at = now() WHERE id = $1");
   node_delete_ = Make("gd_node_delete", "DELETE FROM {s}.gd_nodes WHERE id = $1");
-  nodes_on_host_ = Make("gd_nodes_on_host",
-                        "SELECT id, host, pid, proc_start FROM {s}.gd_nodes WHERE host = $1");
+  // A scan: one row per running engine. `silent`: the row lags kSilentBeats of the node's own
+  // heartbeat interval ($2 for a node that did not record it).
+  nodes_on_host_ = Make("gd_nodes_on_host", (R"SQL(
+SELECT id, host, pid, proc_start, COALESCE(pid_ns, ''),
+       heartbeat_at < now() - )SQL" + std::to_string(kSilentBeats) +
+                                             R"SQL( * COALESCE(heartbeat_ms, $2::bigint)
+                                          * interval '1 millisecond'
+FROM {s}.gd_nodes WHERE host = $1)SQL")
+                                                .c_str());
   nodes_prune_ = Make("gd_nodes_prune", R"SQL(
 DELETE FROM {s}.gd_nodes
 WHERE heartbeat_at < now() - $1::bigint * interval '1 millisecond' RETURNING id)SQL");
@@ -774,7 +792,8 @@ CommitPayload EncodeCommit(const std::vector<OutcomeRow>& rows) {
         o.ran_attempt, o.duration_ms ? fmt::format("{:.3f}", *o.duration_ms) : "null");
     if (o.status == "awaiting_signal") {
       if (wake.size() > 1) wake += ',';
-      wake += fmt::format(R"({{"id":{},"shown":{}}})", o.id, ids_json(o.shown));
+      wake += fmt::format(R"({{"id":{},"seq":{},"shown":{}}})", o.id, o.lease_seq,
+                          ids_json(o.shown));
     }
     if (o.status == "awaiting_children") {
       if (joins.size() > 1) joins += ',';
@@ -831,7 +850,9 @@ std::vector<CommittedOutcome> Store::CommitOutcomes(pg::Connection& c,
   }
   std::vector<CommittedOutcome> done;
   done.reserve(r.rows());
-  for (int i = 0; i < r.rows(); ++i) done.push_back({r.Int64(i, 0), r.Bool(i, 1)});
+  for (int i = 0; i < r.rows(); ++i) {
+    done.push_back({r.Int64(i, 0), r.Int64(i, 2), r.Bool(i, 1)});
+  }
   return done;
 }
 
@@ -844,10 +865,17 @@ std::int64_t Store::Heartbeat(pg::Connection& c, const std::string& node,
 }
 
 std::int64_t Store::ReleaseClaims(pg::Connection& c, const std::string& node,
-                                  const std::vector<std::int64_t>& ids) const {
-  if (ids.empty()) return 0;
+                                  const std::vector<ClaimRef>& claims) const {
+  if (claims.empty()) return 0;
+  std::vector<std::int64_t> ids, seqs;
+  ids.reserve(claims.size());
+  seqs.reserve(claims.size());
+  for (const auto& claim : claims) {
+    ids.push_back(claim.id);
+    seqs.push_back(claim.lease_seq);
+  }
   pg::Params p;
-  p.Add(node).Add(IdArray(ids));
+  p.Add(node).Add(IdArray(ids)).Add(IdArray(seqs));
   return c.Execute(release_, p).affected();
 }
 
@@ -878,9 +906,11 @@ std::int64_t Store::GcSweep(pg::Connection& c, Millis retention, int limit) cons
 
 void Store::NodeUpsert(pg::Connection& c, const std::string& id, const std::string& engine,
                        const std::string& host, int pid, const std::string& proc_start,
+                       const std::string& pid_ns, Millis heartbeat_interval,
                        const std::string& queues_json) const {
   pg::Params p;
-  p.Add(id).Add(engine).Add(host).Add(pid).Add(proc_start).Add(queues_json);
+  p.Add(id).Add(engine).Add(host).Add(pid).Add(proc_start).Add(queues_json).Add(pid_ns);
+  p.Add(static_cast<std::int64_t>(heartbeat_interval.count()));
   c.Execute(node_upsert_, p);
 }
 
@@ -896,13 +926,15 @@ void Store::NodeDelete(pg::Connection& c, const std::string& id) const {
   c.Execute(node_delete_, p);
 }
 
-std::vector<NodeRow> Store::NodesOnHost(pg::Connection& c, const std::string& host) const {
+std::vector<NodeRow> Store::NodesOnHost(pg::Connection& c, const std::string& host,
+                                        Millis heartbeat_interval) const {
   pg::Params p;
-  p.Add(host);
+  p.Add(host).Add(static_cast<std::int64_t>(heartbeat_interval.count()));
   auto r = c.Execute(nodes_on_host_, p);
   std::vector<NodeRow> out;
   for (int i = 0; i < r.rows(); ++i) {
-    out.push_back({r.String(i, 0), r.String(i, 1), r.Int(i, 2), r.String(i, 3)});
+    out.push_back({r.String(i, 0), r.String(i, 1), r.Int(i, 2), r.String(i, 3), r.String(i, 4),
+                   r.Bool(i, 5)});
   }
   return out;
 }

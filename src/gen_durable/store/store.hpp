@@ -122,7 +122,15 @@ struct OutcomeRow {
 // its step ran, so it committed as `cancelled` whatever the outcome said.
 struct CommittedOutcome {
   std::int64_t id = 0;
+  std::int64_t lease_seq = 0;  // of the claim whose outcome committed
   bool cancelled = false;
+};
+
+// One claim of a row: its id and the lease_seq the claim gave it. Statements acting for a
+// claim match both, so they never touch a later claim of the same row.
+struct ClaimRef {
+  std::int64_t id = 0;
+  std::int64_t lease_seq = 0;
 };
 
 // The parameters of one group commit, each a JSON array as text: the outcomes
@@ -155,6 +163,10 @@ struct NodeRow {
   std::string host;
   int pid;
   std::string proc_start;
+  std::string pid_ns;  // "" when the node did not record it (an older version)
+  // Its row was not refreshed for kSilentBeats of its heartbeat intervals: no live node is
+  // that late.
+  bool silent = false;
 };
 
 class Store {
@@ -197,9 +209,10 @@ class Store {
   // Extends the leases of `ids` held by `node`; returns how many were extended.
   std::int64_t Heartbeat(pg::Connection& c, const std::string& node,
                          const std::vector<std::int64_t>& ids, Millis lease_ttl) const;
-  // Hands un-started claims back (attempt unchanged). Returns the count released.
+  // Hands un-started claims back (attempt unchanged). A row claimed again since (a lease lost
+  // and re-claimed, by this node or another) is left alone. Returns the count released.
   std::int64_t ReleaseClaims(pg::Connection& c, const std::string& node,
-                             const std::vector<std::int64_t>& ids) const;
+                             const std::vector<ClaimRef>& claims) const;
 
   // --- maintenance ---
   std::vector<ReapedRow> ReapExpired(pg::Connection& c, int limit) const;
@@ -212,10 +225,16 @@ class Store {
   // --- nodes ---
   void NodeUpsert(pg::Connection& c, const std::string& id, const std::string& engine,
                   const std::string& host, int pid, const std::string& proc_start,
+                  const std::string& pid_ns, Millis heartbeat_interval,
                   const std::string& queues_json) const;
   void NodeHeartbeat(pg::Connection& c, const std::string& id) const;
   void NodeDelete(pg::Connection& c, const std::string& id) const;
-  std::vector<NodeRow> NodesOnHost(pg::Connection& c, const std::string& host) const;
+  // Heartbeat intervals a node's row may lag before the node counts as silent (NodeRow).
+  static constexpr int kSilentBeats = 3;
+  // The nodes of host name `host`; a node that did not record its heartbeat interval is
+  // judged by `heartbeat_interval`.
+  std::vector<NodeRow> NodesOnHost(pg::Connection& c, const std::string& host,
+                                   Millis heartbeat_interval) const;
   // Deletes node rows not heartbeated for `age`; returns their ids.
   std::vector<std::string> NodesPrune(pg::Connection& c, Millis age) const;
 
