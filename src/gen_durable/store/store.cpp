@@ -451,14 +451,12 @@ WHERE i.id = ANY ($4::bigint[]) AND i.id = o.id AND i.status = $5::text
   AND i.locked_by = $2 AND i.lease_seq = o.seq
 RETURNING i.id, i.status, i.cancel_requested IS NOT NULL AS cancelled),
 -- What leaves the inbox: a progressing outcome consumes exactly the signals its step was
--- shown, a terminal one clears the inbox. Served by gd_signals_inbox, which reads only the
--- instance's unconsumed entries (the shown ids are index conditions too).
+-- shown (one probe per shown id), a terminal one clears the inbox (served by gd_signals_inbox,
+-- which reads only the instance's unconsumed entries).
 taken AS (
   SELECT s.id, s.dedup_key IS NULL AS plain
-  FROM o JOIN upd ON upd.id = o.id
-  JOIN {s}.gd_signals s ON s.instance_id = o.id AND s.consumed_at IS NULL
-                       AND s.id = ANY (o.consume)
-  WHERE o.consume IS NOT NULL
+  FROM o JOIN upd ON upd.id = o.id CROSS JOIN LATERAL unnest(o.consume) AS shown(id)
+  JOIN {s}.gd_signals s ON s.id = shown.id AND s.instance_id = o.id AND s.consumed_at IS NULL
   UNION ALL
   SELECT s.id, s.dedup_key IS NULL
   FROM o JOIN upd ON upd.id = o.id
