@@ -641,7 +641,8 @@ WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR queue = $2)
   AND ($6::bigint IS NULL OR id < $6)
 ORDER BY id DESC LIMIT $4)SQL")
                               .c_str());
-  // The function holds the race-free delivery logic (migration 2), so SQL callers share it.
+  // The function holds the race-free delivery logic (migration 2, replaced by 5), so SQL
+  // callers share it.
   signal_ = Make("gd_deliver_signal",
                  "SELECT {s}.gd_signal($1::bigint, $2::text, $3::text, $4::jsonb, $5::text)");
   // Served by gd_signals_inbox (its instance_id prefix; sorted by id here).
