@@ -663,8 +663,9 @@ TEST_F(CliTest, ARedeliveredSignalExitsZeroWithTheFirstIdAfterItsTargetFinished)
   const std::int64_t id = Insert("demo.checkout", R"({"order": 8})", {"--unique-key", "order-8"});
   const std::string target = std::to_string(id);
   ShowUntil(id, [](const Json& j) { return HasStatus(j, "awaiting_signal"); });
-  const std::vector<std::string> pay = {"signal",    target,   "payment_confirmed", "--payload",
-                                        R"({"amount": 3})", "--dedup-key", "pay-8"};
+  const std::vector<std::string> pay = {"signal",    target,          "payment_confirmed",
+                                        "--payload", R"({"amount": 3})", "--dedup-key",
+                                        "pay-8"};
   const std::int64_t pay_id = PrintedId(Run(pay));
   ASSERT_GT(pay_id, 0);
   const Json done = ShowUntilTerminal(id);
@@ -688,7 +689,8 @@ TEST_F(CliTest, ARedeliveredSignalExitsZeroWithTheFirstIdAfterItsTargetFinished)
   const std::vector<std::string> by_key = {"signal", "order-8", "payment_confirmed",
                                            "--dedup-key", "pay-8"};
   EXPECT_EQ(PrintedId(Run(by_key)), pay_id);
-  const std::int64_t newer = Insert("demo.checkout", R"({"order": 8})", {"--unique-key", "order-8"});
+  const std::int64_t newer =
+      Insert("demo.checkout", R"({"order": 8})", {"--unique-key", "order-8"});
   ShowUntil(newer, [](const Json& j) { return HasStatus(j, "awaiting_signal"); });
   EXPECT_EQ(PrintedId(Run(by_key)), pay_id);
   const Json untouched = Show(newer);

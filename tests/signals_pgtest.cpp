@@ -394,8 +394,9 @@ TEST_F(SignalsTest, ConsumedSignalsWithoutADedupKeyAreDeleted) {
   const std::string of = " FROM gd_signals WHERE instance_id = " + std::to_string(id);
   EXPECT_EQ(Sql64("SELECT count(*)" + of + " AND dedup_key IS NULL"), 0)
       << "consumed signals without a dedup key are still stored";
-  EXPECT_EQ(Sql64("SELECT count(*)" + of + " AND dedup_key IS NOT NULL AND consumed_at IS NOT NULL"),
-            kMessages / 2);
+  EXPECT_EQ(
+      Sql64("SELECT count(*)" + of + " AND dedup_key IS NOT NULL AND consumed_at IS NOT NULL"),
+      kMessages / 2);
   EXPECT_EQ(Sql64("SELECT count(*)" + of), kMessages / 2);
 }
 
@@ -504,7 +505,8 @@ TEST_F(SignalsTest, AWakeReadsNoMoreOfTheInboxAfter100000ConsumedSignalsThanAfte
   sql_->Exec("VACUUM (INDEX_CLEANUP ON, ANALYZE) gd_signals");
 
   auto wake_probe = [&](std::int64_t id) {
-    return Explain(c, fmt::format(R"(EXECUTE gd_wake_parked('[{{"id": {}, "shown": null}}]'))", id));
+    return Explain(
+        c, fmt::format(R"(EXECUTE gd_wake_parked('[{{"id": {}, "shown": null}}]'))", id));
   };
   auto claim_cost = [&] {
     return Explain(c, fmt::format(
@@ -586,7 +588,8 @@ TEST_F(SignalsTest, TheSignalsMigrationAppliesToAnInboxWithRows) {
   EXPECT_EQ(detail::Migrate(*conn, schema), 1);
   auto names = conn->Exec("SELECT string_agg(name, ',' ORDER BY id) FROM older.gd_signals");
   EXPECT_EQ(names.String(0, 0), "keyed-consumed,plain-pending");
-  const auto keyed = conn->Exec("SELECT id FROM older.gd_signals WHERE dedup_key = 'k'").Int64(0, 0);
+  const auto keyed =
+      conn->Exec("SELECT id FROM older.gd_signals WHERE dedup_key = 'k'").Int64(0, 0);
   EXPECT_EQ(conn->Exec(fmt::format("SELECT older.gd_signal({}, NULL, 'again', 'null', 'k')", id))
                 .Int64(0, 0),
             keyed);
