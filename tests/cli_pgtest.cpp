@@ -655,6 +655,60 @@ TEST_F(CliTest, SignalByUniqueKeyWakesACheckoutAndAHeldKeyRefusesADuplicateInser
   ExpectOneLineReason(held);
 }
 
+// A webhook retried after the checkout finished: the sender must see the success it already
+// had, not no_target. By unique key too, also once the key is held by a newer checkout (which
+// must not take the old payment).
+TEST_F(CliTest, ARedeliveredSignalExitsZeroWithTheFirstIdAfterItsTargetFinished) {
+  auto worker = StartWorker(kFastWorker);
+  const std::int64_t id = Insert("demo.checkout", R"({"order": 8})", {"--unique-key", "order-8"});
+  const std::string target = std::to_string(id);
+  ShowUntil(id, [](const Json& j) { return HasStatus(j, "awaiting_signal"); });
+  const std::vector<std::string> pay = {"signal",    target,          "payment_confirmed",
+                                        "--payload", R"({"amount": 3})", "--dedup-key",
+                                        "pay-8"};
+  const std::int64_t pay_id = PrintedId(Run(pay));
+  ASSERT_GT(pay_id, 0);
+  const Json done = ShowUntilTerminal(id);
+  ASSERT_EQ(done["status"], "done") << done.dump();
+
+  CliResult again = Run(pay);
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(PrintedId(again), pay_id);
+  std::vector<std::string> pay_json = pay;
+  pay_json.push_back("--json");
+  CliResult as_json = Run(pay_json);
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.err;
+  EXPECT_EQ(Json::parse(as_json.out)["signal_id"], pay_id) << as_json.out;
+  // The kept record is listed, consumed.
+  const Json shown = Show(id);
+  ASSERT_EQ(shown["signals"].size(), 1u) << shown.dump();
+  EXPECT_EQ(shown["signals"][0]["id"], pay_id);
+  EXPECT_EQ(shown["signals"][0]["consumed"], true);
+
+  // By unique key, with no live holder and then with a newer holder of the key.
+  const std::vector<std::string> by_key = {"signal", "order-8", "payment_confirmed",
+                                           "--dedup-key", "pay-8"};
+  EXPECT_EQ(PrintedId(Run(by_key)), pay_id);
+  const std::int64_t newer =
+      Insert("demo.checkout", R"({"order": 8})", {"--unique-key", "order-8"});
+  ShowUntil(newer, [](const Json& j) { return HasStatus(j, "awaiting_signal"); });
+  EXPECT_EQ(PrintedId(Run(by_key)), pay_id);
+  const Json untouched = Show(newer);
+  EXPECT_EQ(untouched["status"], "awaiting_signal") << untouched.dump();
+  EXPECT_TRUE(untouched["signals"].empty()) << untouched.dump();
+
+  // Anything but a repeat is still refused by the finished instance.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"signal", target, "payment_confirmed"},
+        std::vector<std::string>{"signal", target, "payment_confirmed", "--dedup-key", "pay-9"}}) {
+    SCOPED_TRACE(::testing::PrintToString(args));
+    CliResult late = Run(args);
+    EXPECT_EQ(late.exit_code, 3) << late.err;
+    ExpectOneLineReason(late);
+    EXPECT_TRUE(StartsWith(late.err, "gen_durable: no_target: ")) << late.err;
+  }
+}
+
 TEST_F(CliTest, SignalToAnUnknownTargetExitsThree) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"signal", "987654321", "payment_confirmed"},

@@ -328,7 +328,10 @@ CREATE INDEX gd_history_at ON {s}.gd_history (at);
 // Version 5: correct under contention. Rate-limit reservations (a throttled backlog waits in
 // token order instead of coming due all at once); partition slots taken under a lock seen by
 // every claimant (a contended keyed row is skipped, not a reason to refuse a whole claim);
-// start-up reclaim only of nodes proven dead.
+// start-up reclaim only of nodes proven dead; signals: a dedup record outlives the end of its
+// instance (until GC deletes the instance), so a sender's retry after the end is still
+// recognised, and consumed signals without a dedup key are deleted, the ones kept out of the
+// path of the wake.
 constexpr const char* kV5 = R"SQL(
 -- A throttled row holds a reserved token for its next start (taken from its bucket when it was
 -- handed back): the claim that picks it up clears the flag and the row starts without taking
@@ -368,6 +371,91 @@ $fn$;
 -- of an older version) means unknown. Nullable columns without a default: adding them rewrites
 -- nothing, safe on a live table.
 ALTER TABLE {s}.gd_nodes ADD COLUMN pid_ns text, ADD COLUMN heartbeat_ms bigint;
+
+-- claim (signals shown to a step), park re-check, consume, clear: an instance's unconsumed
+-- signals, a range at the end of its entries (consumed_at IS NULL is an index condition), so
+-- the kept dedup records cost a wake nothing however many there are. The instance_id prefix
+-- serves the cascade of an instance's deletion and gd_signals_of (show).
+DROP INDEX {s}.gd_signals_inbox;
+CREATE INDEX gd_signals_inbox ON {s}.gd_signals (instance_id, consumed_at, id);
+-- A consumed signal without a dedup key is now deleted when consumed; drop those kept so far.
+DELETE FROM {s}.gd_signals WHERE consumed_at IS NOT NULL AND dedup_key IS NULL;
+-- Every progressing outcome deletes or marks signals: vacuum after 1% of the rows changed, so
+-- the dead entries in the unconsumed ranges of the inbox index are cleaned while they are few.
+ALTER TABLE {s}.gd_signals SET (autovacuum_vacuum_scale_factor = 0.01,
+                                autovacuum_analyze_scale_factor = 0.02);
+
+-- Delivers a signal by instance id or by unique key; see docs/guides/signals.md.
+-- Each statement of a plpgsql function takes a new snapshot, so after the row lock below the
+-- function sees the newest committed status: a park that committed first is woken here, and a
+-- park that commits later finds this signal in its own re-check. No wakeup is lost.
+-- A repeated dedup key returns the first signal's id, also once the target has finished (its
+-- dedup records stay until GC deletes it): by id, the key is the target's; by unique key, it is
+-- looked up among every instance that held the key, so a retry after the key passed to a newer
+-- instance does not reach the newer one. Any other signal to a finished target is refused.
+CREATE OR REPLACE FUNCTION {s}.gd_signal(target_id bigint, target_key text, signal_name text,
+                                         signal_payload jsonb DEFAULT 'null',
+                                         dedup text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+  inst record;
+  live boolean;
+  sid bigint;
+BEGIN
+  IF signal_name IS NULL OR signal_name = '' THEN
+    RAISE EXCEPTION 'gd_signal: signal name must not be empty' USING ERRCODE = '22023';
+  END IF;
+  IF target_id IS NOT NULL THEN
+    SELECT id, status, queue INTO inst FROM {s}.gd_instances
+    WHERE id = target_id FOR UPDATE;
+  ELSE
+    -- served by gd_instances_unique_key
+    SELECT id, status, queue INTO inst FROM {s}.gd_instances
+    WHERE unique_key = target_key AND status NOT IN ('done', 'failed', 'cancelled')
+    ORDER BY id DESC LIMIT 1 FOR UPDATE;
+  END IF;
+  live := FOUND AND inst.status NOT IN ('done', 'failed', 'cancelled');
+  -- After the lock: a concurrent delivery of the same key to this row has committed by now.
+  IF dedup IS NOT NULL THEN
+    IF target_id IS NOT NULL THEN
+      -- served by gd_signals_dedup
+      SELECT id INTO sid FROM {s}.gd_signals WHERE instance_id = target_id AND dedup_key = dedup;
+    ELSE
+      -- served by gd_instances_unique_key, then gd_signals_dedup per instance
+      SELECT s.id INTO sid FROM {s}.gd_instances i JOIN {s}.gd_signals s ON s.instance_id = i.id
+      WHERE i.unique_key = target_key AND s.dedup_key = dedup
+      ORDER BY s.id LIMIT 1;
+    END IF;
+    IF sid IS NOT NULL THEN
+      RETURN sid;  -- already delivered: a no-op success
+    END IF;
+  END IF;
+  IF NOT live THEN
+    RAISE EXCEPTION 'no_target: no live instance %', COALESCE(target_id::text, target_key)
+      USING ERRCODE = 'GD404';
+  END IF;
+  INSERT INTO {s}.gd_signals (instance_id, name, payload, dedup_key)
+  VALUES (inst.id, signal_name, COALESCE(signal_payload, 'null'), dedup)
+  ON CONFLICT (instance_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+  RETURNING id INTO sid;
+  IF sid IS NULL THEN
+    -- (the row lock serializes deliveries to a target, so only a guard: the key was taken)
+    SELECT id INTO sid FROM {s}.gd_signals WHERE instance_id = inst.id AND dedup_key = dedup;
+    RETURN sid;
+  END IF;
+  UPDATE {s}.gd_instances SET
+    status = 'runnable',
+    step = COALESCE(await_next_step, step),
+    attempt = CASE WHEN await_next_step IS NOT NULL THEN 0 ELSE attempt END,
+    await_next_step = NULL, park_deadline = NULL,
+    eligible_at = now(), updated_at = now()
+  WHERE id = inst.id AND status = 'awaiting_signal' AND signal_name = ANY (awaiting);
+  IF FOUND THEN
+    PERFORM pg_notify('{c}', inst.queue);
+  END IF;
+  RETURN sid;
+END
+$fn$;
 )SQL";
 
 }  // namespace
@@ -379,7 +467,8 @@ const std::vector<Migration>& Migrations() {
       {3, "hot-path indexes and autovacuum of the instances table", kV3},
       {4, "queue state, cancellation of running instances, history", kV4},
       {5, "contention: rate-limit reservations, partition slots under a key lock, reclaim "
-          "only of nodes proven dead",
+          "only of nodes proven dead, dedup records kept until GC, consumed signals off the "
+          "wake's path",
        kV5},
   };
   return kAll;

@@ -95,7 +95,7 @@ SELECT count(*) FROM (
 WHERE NOT EXISTS (SELECT 1 FROM {s}.gd_queues q WHERE q.name = $1 AND q.paused))SQL");
 
   // Cancels the matching live instances ($6: with their descendants, via gd_instances_parent),
-  // locked in id order. Queued and parked ones end now (their inbox goes); running ones get
+  // locked in id order. Queued and parked ones end now (their inbox is cleared); running ones get
   // cancel_requested, which every transition out of their claim honours, and their engine is
   // told on the control channel. $7 is the reason.
   cancel_ = Make("gd_cancel", Sql({R"SQL(
@@ -120,7 +120,14 @@ asked AS (
   UPDATE {s}.gd_instances i SET cancel_requested = $7, updated_at = now()
   FROM live WHERE i.id = live.id AND live.status = 'executing'
   RETURNING i.id, i.step, i.attempt),
-inbox AS (DELETE FROM {s}.gd_signals s USING ended WHERE s.instance_id = ended.id),
+-- their inbox is cleared as by a terminal outcome: signals without a dedup key go, keyed ones
+-- are kept, marked consumed, for gd_signal to recognise a repeat (served by gd_signals_inbox)
+inbox AS (
+  DELETE FROM {s}.gd_signals s USING ended
+  WHERE s.instance_id = ended.id AND s.consumed_at IS NULL AND s.dedup_key IS NULL),
+kept AS (
+  UPDATE {s}.gd_signals s SET consumed_at = now() FROM ended
+  WHERE s.instance_id = ended.id AND s.consumed_at IS NULL AND s.dedup_key IS NOT NULL),
 hist AS (
   INSERT INTO {s}.gd_history (instance_id, event, step, status, attempt, error, node)
   SELECT id, 'cancel', step, 'cancelled', attempt, $7, 'client' FROM ended

@@ -466,16 +466,23 @@ WHERE i.id = ANY ($4::bigint[]) AND i.id = o.id AND i.status = $5::text
 RETURNING i.id, i.lease_seq AS seq, i.status, i.cancel_requested IS NOT NULL AS cancelled),
 -- (o joins upd by claim, not by id: a batch may hold a stale outcome of a row beside the
 -- outcome of the row's current claim, and only the latter's effects may apply)
--- a progressing outcome consumes exactly the signals its step was shown
-consumed AS (
-  UPDATE {s}.gd_signals s SET consumed_at = now()
+-- What leaves the inbox: a progressing outcome consumes exactly the signals its step was
+-- shown (one probe per shown id), a terminal one clears the inbox (served by gd_signals_inbox,
+-- which reads only the instance's unconsumed entries).
+taken AS (
+  SELECT s.id, s.dedup_key IS NULL AS plain
+  FROM o JOIN upd ON upd.id = o.id AND upd.seq = o.seq CROSS JOIN LATERAL unnest(o.consume) AS shown(id)
+  JOIN {s}.gd_signals s ON s.id = shown.id AND s.instance_id = o.id AND s.consumed_at IS NULL
+  UNION ALL
+  SELECT s.id, s.dedup_key IS NULL
   FROM o JOIN upd ON upd.id = o.id AND upd.seq = o.seq
-  WHERE o.consume IS NOT NULL AND s.instance_id = o.id AND s.id = ANY (o.consume)
-    AND s.consumed_at IS NULL),
--- a terminal outcome clears the inbox
-cleared AS (
-  DELETE FROM {s}.gd_signals s USING o JOIN upd ON upd.id = o.id AND upd.seq = o.seq
-  WHERE (o.clear_inbox OR upd.cancelled) AND s.instance_id = o.id),
+  JOIN {s}.gd_signals s ON s.instance_id = o.id AND s.consumed_at IS NULL
+  WHERE o.clear_inbox OR upd.cancelled),
+-- A signal without a dedup key goes. One with a key is kept, marked consumed, until the
+-- instance is deleted: gd_signal answers a repeat of the key with its id, also after the end.
+consumed AS (
+  UPDATE {s}.gd_signals s SET consumed_at = now() FROM taken t WHERE s.id = t.id AND NOT t.plain),
+dropped AS (DELETE FROM {s}.gd_signals s USING taken t WHERE s.id = t.id AND t.plain),
 -- the history entry of each step (when the engine keeps history: $6)
 hist AS (
   INSERT INTO {s}.gd_history (instance_id, event, step, status, attempt, duration_ms, error, node)
@@ -666,10 +673,11 @@ WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR queue = $2)
   AND ($6::bigint IS NULL OR id < $6)
 ORDER BY id DESC LIMIT $4)SQL")
                               .c_str());
-  // The function holds the race-free delivery logic (migration 2), so SQL callers share it.
+  // The function holds the race-free delivery logic (migration 2, replaced by 5), so SQL
+  // callers share it.
   signal_ = Make("gd_deliver_signal",
                  "SELECT {s}.gd_signal($1::bigint, $2::text, $3::text, $4::jsonb, $5::text)");
-  // Served by gd_signals_inbox.
+  // Served by gd_signals_inbox (its instance_id prefix; sorted by id here).
   signals_of_ = Make("gd_signals_of", R"SQL(
 SELECT id, name, payload, dedup_key, consumed_at IS NOT NULL, inserted_at
 FROM {s}.gd_signals WHERE instance_id = $1 ORDER BY id)SQL");
