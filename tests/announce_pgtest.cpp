@@ -56,10 +56,11 @@ TEST_F(AnnounceTest, AnInsertWakesAnIdleEngineAfterItsCommit) {
   EngineOptions o = Sleepy({m});
   auto engine = Engine::Start(o);
   WaitListeningAndIdle(o);
-  auto id = *client_->Insert(m, {.state = {{"n", 1}}});
+  auto id = *client_->Insert(m);
   EXPECT_EQ(WaitTerminal(id, 30s).status, "done");
-  auto batch = client_->InsertAll({{"announce.echo", 1, {.queue = "other"}},
-                                   {"announce.echo", 1, {.queue = "default"}}});
+  InsertOptions other;
+  other.queue = "other";
+  auto batch = client_->InsertAll({{"announce.echo", 1, other}, {"announce.echo", 1, {}}});
   ASSERT_EQ(batch.size(), 2u);
   for (auto b : batch) EXPECT_EQ(WaitTerminal(b, 30s).status, "done");
 }
@@ -96,7 +97,7 @@ TEST_F(AnnounceTest, AnInsertInACallersTransactionIsAnnouncedAtItsCommit) {
   WaitListeningAndIdle(o);
   auto caller = detail::pg::Connection::Open(db_, "caller");
   caller->Exec("BEGIN");
-  auto id = *client_->InsertWith(caller->raw(), m, {.state = {{"n", 2}}});
+  auto id = *client_->InsertWith(caller->raw(), m);
   caller->Exec("COMMIT");
   EXPECT_EQ(WaitTerminal(id, 30s).status, "done");
 }

@@ -231,7 +231,9 @@ TEST_F(SessionsTest, AStatementBlockedPastTheTimeoutIsRetriedAndTheEngineCarries
   o.heartbeat_interval = 1'000ms;
   o.statement_timeout = 1'000ms;
   auto engine = Engine::Start(o);
-  auto id = *client_->Insert(m, {.state = {{"n", 7}}});
+  InsertOptions io;
+  io.state = {{"n", 7}};
+  auto id = *client_->Insert(m, io);
   running.wait();
 
   auto holder = Connection::Open(db_, "holder");
@@ -345,7 +347,7 @@ TEST(SessionsTcp, KeepalivesAndUserTimeoutAreInEffectOnBothEnds) {
     EXPECT_EQ(c->Exec("SHOW tcp_keepalives_idle").String(0, 0), "3");
     EXPECT_EQ(c->Exec("SHOW tcp_keepalives_interval").String(0, 0), "1");
     EXPECT_EQ(c->Exec("SHOW tcp_keepalives_count").String(0, 0), "3");
-    EXPECT_EQ(c->Exec("SHOW tcp_user_timeout").String(0, 0), "9s");
+    EXPECT_EQ(c->Exec("SHOW tcp_user_timeout").String(0, 0), "9000");
     EXPECT_EQ(c->Exec("SHOW statement_timeout").String(0, 0), "7s");
     EXPECT_EQ(c->Exec("SHOW transaction_isolation").String(0, 0), "read committed");
     const int fd = PQsocket(c->raw());
