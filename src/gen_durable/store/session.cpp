@@ -1,13 +1,13 @@
 // Session setup: pinned settings, statement and network bounds.
 #include "gen_durable/store/session.hpp"
 
-#include <libpq-fe.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
 
 #include <fmt/format.h>
+
+#include "gen_durable/pg/conninfo.hpp"
 
 namespace gen_durable::detail {
 
@@ -17,23 +17,6 @@ std::mutex g_hook_mu;
 std::function<void(pg::Connection&, const std::string&)>& Hook() {
   static auto* hook = new std::function<void(pg::Connection&, const std::string&)>();
   return *hook;
-}
-
-// The values `conninfo` sets explicitly (libpq's defaults and environment are not applied).
-std::vector<std::pair<std::string, std::string>> ExplicitParams(const std::string& conninfo) {
-  std::vector<std::pair<std::string, std::string>> out;
-  char* error = nullptr;
-  PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &error);
-  if (parsed == nullptr) {
-    // Bad connection strings are reported by the connection attempt itself.
-    PQfreemem(error);
-    return out;
-  }
-  for (PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
-    if (o->val != nullptr) out.emplace_back(o->keyword, o->val);
-  }
-  PQconninfoFree(parsed);
-  return out;
 }
 
 long long Seconds(Millis ms) { return std::max<long long>(1, ms.count() / 1000); }
@@ -58,7 +41,7 @@ SessionLimits ClientSessionLimits(const ClientOptions& options) {
 
 std::vector<std::pair<std::string, std::string>> SessionParams(const std::string& conninfo,
                                                                const SessionLimits& limits) {
-  const auto given = ExplicitParams(conninfo);
+  const auto given = pg::ConninfoKeywords(conninfo);
   auto has = [&](std::string_view key) {
     return std::any_of(given.begin(), given.end(), [&](const auto& kv) { return kv.first == key; });
   };
