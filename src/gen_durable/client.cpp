@@ -148,8 +148,8 @@ class ClientImpl {
     }
     try {
       store_.AnnounceReady(c, batch);
-    } catch (const Error&) {
-      // Nothing was lost but a wake-up: see above.
+    } catch (const std::exception&) {
+      // Nothing was lost but a wake-up (see above); the announcing flag must be cleared.
     }
     {
       std::lock_guard lock(announce_mu_);
