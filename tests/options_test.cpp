@@ -78,6 +78,12 @@ TEST(EngineOptions, BadValuesAreRefusedNamingTheOption) {
   o.lease_ttl = 0ms;
   ExpectRefused(o, "lease_ttl");
   o = Valid();
+  o.statement_timeout = -1ms;
+  ExpectRefused(o, "statement_timeout");
+  o = Valid();
+  o.network_timeout = Millis{3'000'000'000LL};
+  ExpectRefused(o, "network_timeout");
+  o = Valid();
   o.heartbeat_interval = o.lease_ttl;
   ExpectRefused(o, "heartbeat_interval");
   o = Valid();

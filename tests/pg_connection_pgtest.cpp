@@ -513,10 +513,10 @@ TEST(PgConnection, ConnectFailuresThatWaitingCannotCureAreFatal) {
 
 TEST(PgConnection, ClassifySqlState) {
   for (const char* retryable : {"", "08000", "08006", "57P01", "57P02", "57P03", "53100", "53300",
-                                "40001", "40P01", "55P03"}) {
+                                "40001", "40P01", "55P03", "57014"}) {
     EXPECT_EQ(ClassifySqlState(retryable), Retry::kRetryable) << retryable;
   }
-  for (const char* fatal : {"23505", "42P01", "42601", "22P02", "57014", "57P04", "26000"}) {
+  for (const char* fatal : {"23505", "42P01", "42601", "22P02", "57P04", "26000"}) {
     EXPECT_EQ(ClassifySqlState(fatal), Retry::kFatal) << fatal;
   }
 }

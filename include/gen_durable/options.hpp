@@ -56,6 +56,19 @@ struct ConnectionOptions {
   // libpq connection string or URI ("postgresql://user@host/db", "host=/run/pg dbname=app").
   std::string database;
   std::string schema = "public";
+  // Longest a statement may run before the server cancels it; the engine then retries it, as
+  // after any retryable failure, so a statement stuck behind a lock held by another session
+  // cannot stall a heartbeat, a commit or a claim indefinitely. Default: the engine's lease_ttl
+  // (at least 5 s); no limit for a client (a caller's delete of many rows may rightly run long).
+  // 0: no limit. Schema migrations run without one.
+  std::optional<Millis> statement_timeout;
+  // A connection whose server stops answering (a vanished host, a dead network path) is given
+  // up after about this long, and the thread opens a new one, instead of waiting for the
+  // operating system's own timeout (some 15 minutes). Sets TCP keepalives (idle 1/3 of it,
+  // interval 1/9, 3 probes) and tcp_user_timeout on both ends of a TCP connection; a Unix
+  // socket has no such failure. Default: half of the engine's lease_ttl (at least 2 s); 30 s
+  // for a client. 0 leaves the system defaults. Keepalive keywords given in `database` win.
+  std::optional<Millis> network_timeout;
 };
 
 struct EngineOptions : ConnectionOptions {

@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <mutex>
 
 #include "gen_durable/pg/connection.hpp"
 #include "gen_durable/schema/migrations.hpp"
 #include "gen_durable/store/ops_store.hpp"
+#include "gen_durable/store/session.hpp"
 #include "gen_durable/store/store.hpp"
 #include "gen_durable/resolve.hpp"
 #include "gen_durable/validate.hpp"
@@ -59,9 +62,8 @@ class ClientImpl {
         return Lease(this, std::move(c));
       }
     }
-    auto c = pg::Connection::Open(options_.database, "gen_durable:client");
-    c->Exec("SET TimeZone = 'UTC'");
-    return Lease(this, std::move(c));
+    return Lease(this, OpenSession(options_.database, "gen_durable:client",
+                                   ClientSessionLimits(options_)));
   }
 
   void Return(std::unique_ptr<pg::Connection> c) {
@@ -120,11 +122,54 @@ class ClientImpl {
     }
   }
 
+  // Wakes the engines of `queues` after an insert committed on `c`. Announcements of calls
+  // running at once are coalesced, as a group commit: one caller sends every queue added so
+  // far in one statement while the others wait for a send that started after they added
+  // theirs, so each call waits for at most two sends. A failed send is dropped: the engines
+  // find the rows at their next poll.
+  void Announce(pg::Connection& c, const std::vector<std::string>& queues) {
+    if (queues.empty()) return;
+    std::vector<std::string> batch;
+    std::uint64_t batch_ticket = 0;
+    {
+      std::unique_lock lock(announce_mu_);
+      for (const auto& q : queues) {
+        if (std::find(pending_.begin(), pending_.end(), q) == pending_.end()) pending_.push_back(q);
+      }
+      const std::uint64_t ticket = ++added_;
+      for (;;) {
+        if (sent_ >= ticket) return;  // a send that started after our add included ours
+        if (!announcing_) break;
+        announce_cv_.wait(lock);
+      }
+      announcing_ = true;
+      batch.swap(pending_);
+      batch_ticket = added_;
+    }
+    try {
+      store_.AnnounceReady(c, batch);
+    } catch (const std::exception&) {
+      // Nothing was lost but a wake-up (see above); the announcing flag must be cleared.
+    }
+    {
+      std::lock_guard lock(announce_mu_);
+      sent_ = batch_ticket;
+      announcing_ = false;
+    }
+    announce_cv_.notify_all();
+  }
+
   ClientOptions options_;
   Store store_;
   OpsStore ops_;
   std::mutex mu_;
   std::vector<std::unique_ptr<pg::Connection>> free_;  // GUARDED_BY(mu_)
+  std::mutex announce_mu_;
+  std::condition_variable announce_cv_;
+  std::vector<std::string> pending_;  // GUARDED_BY(announce_mu_): queues not yet announced
+  std::uint64_t added_ = 0;           // GUARDED_BY(announce_mu_): tickets handed out
+  std::uint64_t sent_ = 0;            // GUARDED_BY(announce_mu_): tickets announced
+  bool announcing_ = false;           // GUARDED_BY(announce_mu_)
 };
 
 }  // namespace detail
@@ -194,6 +239,7 @@ std::unique_ptr<Client> Client::Connect(const ClientOptions& options) {
   detail::ValidateIdentifier("schema", options.schema);
   if (options.pool_size < 1) throw ConfigError("pool_size must be >= 1");
   if (options.max_payload_bytes == 0) throw ConfigError("max_payload_bytes must be > 0");
+  detail::ValidateSessionLimits(options);
   return std::unique_ptr<Client>(new Client(std::make_unique<detail::ClientImpl>(options)));
 }
 
@@ -213,13 +259,19 @@ Result<std::int64_t> Client::Insert(const AnyMachine& machine, InsertOptions opt
   if (!machine) throw InvalidArgument("insert: empty machine");
   auto row = impl_->Resolve(machine.name(), machine.version(), &machine.def(), options);
   auto c = impl_->Acquire();
-  return impl_->Inserted(impl_->store_.InsertOne(*c, row), row);
+  std::vector<std::string> ready;
+  auto id = impl_->store_.InsertOne(*c, row, /*ad_hoc=*/false, &ready);
+  impl_->Announce(*c, ready);
+  return impl_->Inserted(id, row);
 }
 
 Result<std::int64_t> Client::Insert(std::string_view fsm, InsertOptions options) {
   auto row = impl_->ResolveByName(fsm, std::nullopt, options);
   auto c = impl_->Acquire();
-  return impl_->Inserted(impl_->store_.InsertOne(*c, row), row);
+  std::vector<std::string> ready;
+  auto id = impl_->store_.InsertOne(*c, row, /*ad_hoc=*/false, &ready);
+  impl_->Announce(*c, ready);
+  return impl_->Inserted(id, row);
 }
 
 std::vector<std::int64_t> Client::InsertAll(const std::vector<InsertRequest>& requests) {
@@ -228,10 +280,12 @@ std::vector<std::int64_t> Client::InsertAll(const std::vector<InsertRequest>& re
   for (const auto& r : requests) rows.push_back(impl_->ResolveByName(r.fsm, r.version, r.options));
   if (rows.empty()) return {};
   auto c = impl_->Acquire();
+  std::vector<std::string> ready;
   std::vector<std::int64_t> ids;
-  for (const auto& id : impl_->store_.InsertBatch(*c, rows)) {
+  for (const auto& id : impl_->store_.InsertBatch(*c, rows, /*ad_hoc=*/false, &ready)) {
     if (id) ids.push_back(*id);
   }
+  impl_->Announce(*c, ready);
   return ids;
 }
 

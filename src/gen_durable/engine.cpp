@@ -15,6 +15,7 @@
 #include "gen_durable/runtime/node.hpp"
 #include "gen_durable/runtime/queue_runner.hpp"
 #include "gen_durable/schema/migrations.hpp"
+#include "gen_durable/store/session.hpp"
 #include "gen_durable/validate.hpp"
 
 namespace gen_durable {
@@ -50,9 +51,8 @@ EngineCore::EngineCore(EngineOptions opts, std::string node)
 }
 
 std::unique_ptr<pg::Connection> EngineCore::Connect(const std::string& role) const {
-  auto c = pg::Connection::Open(options.database, "gen_durable:" + options.name + ":" + role);
-  c->Exec("SET TimeZone = 'UTC'");
-  return c;
+  return OpenSession(options.database, "gen_durable:" + options.name + ":" + role,
+                     EngineSessionLimits(options));
 }
 
 std::shared_ptr<const MachineDef> EngineCore::FindMachine(const std::string& name,
@@ -90,6 +90,10 @@ class EngineImpl {
     co.database = core_->options.database;
     co.schema = core_->options.schema;
     co.max_payload_bytes = core_->options.max_payload_bytes;
+    // The engine's own inserts (children aside: they go through the flusher) share its bounds.
+    const SessionLimits limits = EngineSessionLimits(core_->options);
+    co.statement_timeout = limits.statement_timeout;
+    co.network_timeout = limits.network_timeout;
     client_ = Client::Connect(co);
   }
 

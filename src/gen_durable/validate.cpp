@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <optional>
 
 #include "gen_durable/error.hpp"
 
@@ -113,6 +115,19 @@ void ValidateIdentifier(const std::string& what, const std::string& value) {
   }
 }
 
+void ValidateSessionLimits(const ConnectionOptions& o) {
+  // Postgres and the kernel take these as a 32-bit count of milliseconds.
+  static constexpr std::int64_t kMax = 2'147'483'647;
+  auto check = [](const char* name, const std::optional<Millis>& v) {
+    if (v && (v->count() < 0 || v->count() > kMax)) {
+      throw ConfigError(
+          fmt::format("{} must be between 0 and {} ms (got {})", name, kMax, v->count()));
+    }
+  };
+  check("statement_timeout", o.statement_timeout);
+  check("network_timeout", o.network_timeout);
+}
+
 void ValidateEngineOptions(const EngineOptions& o) {
   if (o.name.empty()) throw ConfigError("name must not be empty");
   if (o.database.empty()) throw ConfigError("database must be set (a libpq connection string)");
@@ -141,6 +156,7 @@ void ValidateEngineOptions(const EngineOptions& o) {
   }
   RequirePositive("history_retention", o.history_retention);
   RequirePositive("lease_ttl", o.lease_ttl);
+  ValidateSessionLimits(o);
   RequirePositive("heartbeat_interval", o.heartbeat_interval);
   RequirePositive("poll_interval", o.poll_interval);
   RequirePositive("max_poll_interval", o.max_poll_interval);

@@ -345,8 +345,9 @@ Retry ClassifyConnectFailure(std::string_view message) {
   return Retry::kRetryable;
 }
 
-std::unique_ptr<Connection> Connection::Open(const std::string& conninfo,
-                                             const std::string& application_name) {
+std::unique_ptr<Connection> Connection::Open(
+    const std::string& conninfo, const std::string& application_name,
+    const std::vector<std::pair<std::string, std::string>>& params) {
   // expand_dbname makes libpq parse `conninfo` (a "key=value" string or a URI, or a bare
   // database name) as if its keywords were given here; keywords after it override its values.
   std::vector<const char*> keys = {"dbname"};
@@ -354,6 +355,10 @@ std::unique_ptr<Connection> Connection::Open(const std::string& conninfo,
   if (!application_name.empty()) {
     keys.push_back("application_name");
     values.push_back(application_name.c_str());
+  }
+  for (const auto& [key, value] : params) {
+    keys.push_back(key.c_str());
+    values.push_back(value.c_str());
   }
   keys.push_back(nullptr);
   values.push_back(nullptr);
@@ -744,7 +749,7 @@ Retry ClassifySqlState(std::string_view sqlstate) {
   if (sqlstate.empty()) return Retry::kRetryable;
   if (sqlstate.starts_with("08") || sqlstate.starts_with("53")) return Retry::kRetryable;
   if (sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03" || sqlstate == "40001" ||
-      sqlstate == "40P01" || sqlstate == "55P03") {
+      sqlstate == "40P01" || sqlstate == "55P03" || sqlstate == "57014") {
     return Retry::kRetryable;
   }
   return Retry::kFatal;

@@ -93,10 +93,12 @@ struct Notification {
 class Connection {
  public:
   // Opens a connection (blocking). `conninfo` is a libpq connection string or URI. Sets
-  // application_name to `application_name` when not empty (overriding one in `conninfo`).
+  // application_name to `application_name` when not empty (overriding one in `conninfo`), then
+  // each libpq keyword of `params` (overriding the same keyword in `conninfo`).
   // Throws DatabaseError (kRetryable, with an empty SQLSTATE, on any connection failure).
-  static std::unique_ptr<Connection> Open(const std::string& conninfo,
-                                          const std::string& application_name = "");
+  static std::unique_ptr<Connection> Open(
+      const std::string& conninfo, const std::string& application_name = "",
+      const std::vector<std::pair<std::string, std::string>>& params = {});
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -176,7 +178,8 @@ class Connection {
 };
 
 // Classifies a SQLSTATE: class 08 (connection), 57P01-57P03 (shutdown), class 53 (resources),
-// 40001 (serialization), 40P01 (deadlock), 55P03 (lock not available) and "" (no answer from the
+// 40001 (serialization), 40P01 (deadlock), 55P03 (lock not available), 57014 (cancelled: the
+// session's statement_timeout, or an operator's pg_cancel_backend) and "" (no answer from the
 // server) are retryable; everything else is fatal.
 Retry ClassifySqlState(std::string_view sqlstate);
 

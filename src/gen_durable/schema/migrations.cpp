@@ -550,6 +550,9 @@ int Migrate(pg::Connection& conn, const std::string& schema) {
   lock.Add("gen_durable.migrate." + schema);
   conn.Exec("BEGIN");
   try {
+    // DDL on a large table, or waiting for another node's migration, may rightly outlast the
+    // session's statement timeout.
+    conn.Exec("SET LOCAL statement_timeout = 0");
     // Serializes concurrent migrators: the second waits here, then sees the versions applied.
     conn.ExecParams("SELECT pg_advisory_xact_lock(hashtext($1))", lock);
     conn.Exec(WithSchema(

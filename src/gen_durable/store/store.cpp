@@ -318,9 +318,20 @@ ins AS (
   FROM src ORDER BY unique_key NULLS LAST, ord
   ON CONFLICT (unique_hold) WHERE unique_hold IS NOT NULL DO NOTHING
   RETURNING id, queue, eligible_at, unique_key),
-n AS (SELECT pg_notify($2, queue) FROM ins WHERE eligible_at <= now() GROUP BY queue)
-SELECT ins.id, ins.unique_key FROM ins WHERE (SELECT count(*) FROM n) >= 0 ORDER BY ins.id)SQL")
+-- $3: announce in this transaction (else the caller announces the ready queues after commit)
+n AS (SELECT pg_notify($2, queue) FROM ins WHERE $3::boolean AND eligible_at <= now()
+      GROUP BY queue)
+SELECT ins.id, ins.unique_key, ins.queue, ins.eligible_at <= now() FROM ins
+WHERE (SELECT count(*) FROM n) >= 0 ORDER BY ins.id)SQL")
                                             .c_str());
+
+  // After an insert committed: wake the engines of the queues that got ready rows. Touches no
+  // table. The notification is all this transaction writes, and losing it to a crash costs a
+  // poll interval, so its commit does not wait for the WAL flush (the lock every notifying
+  // commit holds is then released at once).
+  announce_ = Make("gd_announce_ready", R"SQL(
+SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, q)
+FROM unnest($2::text[]) AS q)SQL");
 
   // Claim up to $2 ready rows of queue $1 for node $3. Served by gd_instances_claim: an
   // ordered range scan of the queue's runnable rows; SKIP LOCKED makes concurrent pickers
@@ -694,18 +705,33 @@ pg::Statement Store::Make(const char* name, const char* sql) const {
 }
 
 std::optional<std::int64_t> Store::InsertOne(pg::Connection& c, const NewInstance& row,
-                                             bool ad_hoc) const {
-  return InsertBatch(c, {row}, ad_hoc).front();
+                                             bool ad_hoc,
+                                             std::vector<std::string>* ready_queues) const {
+  return InsertBatch(c, {row}, ad_hoc, ready_queues).front();
 }
 
-std::vector<std::optional<std::int64_t>> Store::InsertBatch(pg::Connection& c,
-                                                            const std::vector<NewInstance>& rows,
-                                                            bool ad_hoc) const {
+std::vector<std::optional<std::int64_t>> Store::InsertBatch(
+    pg::Connection& c, const std::vector<NewInstance>& rows, bool ad_hoc,
+    std::vector<std::string>* ready_queues) const {
   if (rows.empty()) return {};
   pg::Params p;
-  p.Add(NewInstancesJson(rows)).Add(channel_);
+  p.Add(NewInstancesJson(rows)).Add(channel_).Add(ready_queues == nullptr);
   auto res = ad_hoc ? c.ExecParams(insert_batch_.sql, p) : c.Execute(insert_batch_, p);
+  if (ready_queues != nullptr) {
+    for (int i = 0; i < res.rows(); ++i) {
+      if (!res.Bool(i, 3)) continue;
+      std::string queue = res.String(i, 2);
+      if (std::find(ready_queues->begin(), ready_queues->end(), queue) == ready_queues->end()) {
+        ready_queues->push_back(std::move(queue));
+      }
+    }
+  }
   return MatchInserted(rows, res);
+}
+
+void Store::AnnounceReady(pg::Connection& c, const std::vector<std::string>& queues) const {
+  if (queues.empty()) return;
+  c.Execute(announce_, pg::Params().Add(channel_).Add(TextArray(queues)));
 }
 
 ClaimBatch Store::Claim(pg::Connection& c, const std::string& queue, int limit,

@@ -182,13 +182,25 @@ class Store {
   // --- inserts ---
   // Inserts one row; nullopt when its unique key is held (duplicate). `ad_hoc` runs the
   // statement unnamed (for a borrowed caller connection that must not keep our statements).
+  // Without `ready_queues` the statement announces the rows that are ready now on the channel,
+  // in its own transaction (delivered at that transaction's commit: right for a caller's
+  // transaction). With it, the statement announces nothing and adds the queues to announce to
+  // `ready_queues` (each once), for AnnounceReady after the commit: a transaction that sends a
+  // notification holds a cluster-wide lock through its commit's WAL flush, so notifying inserts
+  // commit one at a time (docs/performance.md, "The cost of NOTIFY").
   std::optional<std::int64_t> InsertOne(pg::Connection& c, const NewInstance& row,
-                                        bool ad_hoc = false) const;
+                                        bool ad_hoc = false,
+                                        std::vector<std::string>* ready_queues = nullptr) const;
   // Inserts a batch in one statement, dropping rows whose unique key is held; returns one
-  // entry per request, in request order (nullopt: dropped as a duplicate).
-  std::vector<std::optional<std::int64_t>> InsertBatch(pg::Connection& c,
-                                                       const std::vector<NewInstance>& rows,
-                                                       bool ad_hoc = false) const;
+  // entry per request, in request order (nullopt: dropped as a duplicate). `ready_queues` as
+  // for InsertOne.
+  std::vector<std::optional<std::int64_t>> InsertBatch(
+      pg::Connection& c, const std::vector<NewInstance>& rows, bool ad_hoc = false,
+      std::vector<std::string>* ready_queues = nullptr) const;
+  // Announces ready work in `queues` on the channel, in a transaction of its own whose commit
+  // does not wait for the WAL flush, so it holds the notification lock only briefly. A lost
+  // announcement costs an engine one poll interval, never a row.
+  void AnnounceReady(pg::Connection& c, const std::vector<std::string>& queues) const;
 
   // --- the hot loop ---
   // Claims up to `limit` ready rows; with `promote`, first moves due scheduled rows of the
@@ -259,7 +271,7 @@ class Store {
   std::string schema_;
   std::string channel_;
   std::string partition_limits_;  // JSON object prefix -> slots
-  pg::Statement insert_batch_, promote_, claim_async_, claim_, commit_, wake_parked_, spawn_children_, heartbeat_, release_, reap_,
+  pg::Statement insert_batch_, announce_, promote_, claim_async_, claim_, commit_, wake_parked_, spawn_children_, heartbeat_, release_, reap_,
       reclaim_node_, reap_parked_, gc_, node_upsert_, node_heartbeat_, node_delete_, nodes_on_host_,
       nodes_prune_, get_, children_, list_, counts_, signal_, signals_of_;
 };
