@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #include "support/engine_harness.hpp"
 
@@ -42,7 +43,9 @@ TEST_F(EngineTest, ALiveNodesLostClaimIsNotHeartbeatedAndGetsReaped) {
                   .Build();
   auto lost = Machine<Json>("inv.lost")
                   .Step("start",
-                        [](StepContext<Json>& c) { return Done({{"attempt", c.attempt()}}); })
+                        [](StepContext<Json>& c) {
+                          return Done({{"attempt", c.attempt()}});
+                        })
                   .Build();
   auto o = Options({held, lost});
   o.lease_ttl = 1500ms;
@@ -54,28 +57,33 @@ TEST_F(EngineTest, ALiveNodesLostClaimIsNotHeartbeatedAndGetsReaped) {
 
   // The orphan: claimed in the database by this very node, known to none of its threads.
   const std::int64_t lost_id =
-      sql_->ExecParams("INSERT INTO gd_instances (fsm, step, status, locked_by, lease_seq, "
-                       "lease_expires_at) VALUES ('inv.lost', 'start', 'executing', $1, 1, "
-                       "now() + interval '1500 milliseconds') RETURNING id",
-                       detail::pg::Params().Add(engine->node_id()))
+      sql_->ExecParams(
+              "INSERT INTO gd_instances (fsm, step, status, locked_by, lease_seq, "
+              "lease_expires_at) VALUES ('inv.lost', 'start', 'executing', $1, 1, "
+              "now() + interval '1500 milliseconds') RETURNING id",
+              detail::pg::Params().Add(engine->node_id()))
           .Int64(0, 0);
+  // (status, lease expiry, lease_seq): a later claim of the row after the reaper handed it
+  // back carries another lease_seq, and its lease is not the orphan's.
   auto lease_of = [&](std::int64_t id) {
-    auto r = sql_->Exec("SELECT status, coalesce(extract(epoch FROM lease_expires_at), 0) "
-                        "FROM gd_instances WHERE id = " + std::to_string(id));
-    return std::make_pair(r.String(0, 0), std::string(r.Text(0, 1)));
+    auto r = sql_->Exec(
+        "SELECT status, coalesce(extract(epoch FROM lease_expires_at), 0), "
+        "lease_seq FROM gd_instances WHERE id = " +
+        std::to_string(id));
+    return std::make_tuple(r.String(0, 0), std::string(r.Text(0, 1)), r.Int64(0, 2));
   };
-  const std::string first_lease = lease_of(lost_id).second;
+  const std::string first_lease = std::get<1>(lease_of(lost_id));
   bool extended = false;
   const bool reaped = WaitUntil(
       [&] {
-        const auto [status, lease] = lease_of(lost_id);
-        if (status == "executing" && lease != first_lease) extended = true;
-        return status != "executing";
+        const auto [status, lease, seq] = lease_of(lost_id);
+        if (status == "executing" && seq == 1 && lease != first_lease) extended = true;
+        return status != "executing" || seq != 1;
       },
       30s);
   EXPECT_FALSE(extended) << "the heartbeat extended a claim its node does not know it holds";
-  ASSERT_TRUE(reaped) << "the lost claim was never reaped (lease now " << lease_of(lost_id).second
-                      << ", first " << first_lease << ")";
+  ASSERT_TRUE(reaped) << "the lost claim was never reaped (lease now "
+                      << std::get<1>(lease_of(lost_id)) << ", first " << first_lease << ")";
   const auto info = WaitTerminal(lost_id);
   EXPECT_EQ(info.status, "done");
   EXPECT_EQ(info.result, (Json{{"attempt", 1}}));  // the reaper's attempt + 1
@@ -151,7 +159,8 @@ TEST_F(EngineTest, ALateChildOfAnOldBarrierDoesNotCountTowardANewOne) {
   // Parked on its second barrier, for `b`, while `a` of the first still runs.
   ASSERT_TRUE(WaitUntil([&] {
     return Sql64(row + " AND status = 'awaiting_children' AND join_seq = 2") == 1;
-  })) << "the parent did not reach its second barrier: " << client_->Get(id)->status;
+  })) << "the parent did not reach its second barrier: "
+      << client_->Get(id)->status;
   const std::string a = "SELECT id FROM gd_instances WHERE state->>'name' = 'a'";
   ASSERT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE state->>'name' = 'a' "
                   "AND status NOT IN ('done', 'failed', 'cancelled')"),
@@ -219,22 +228,22 @@ TEST_F(EngineTest, AStaleOutcomeConsumesNoSignals) {
   std::atomic<int> runs{0};
   std::atomic<bool> started{false};
   std::atomic<bool> stolen{false};
-  auto m = Machine<Json>("inv.stale_signal")
-               .Step("start",
-                     [&](StepContext<Json>& c) {
-                       if (!c.FindSignal("go")) return Await({"go"}, c.state());
-                       if (runs++ == 0) {
-                         started = true;
-                         HoldUntil([&] { return stolen.load(); });
-                       }
-                       return Next("after", Json{{"shown", c.signals().size()}}).Inline(false);
-                     })
-               .Step("after",
-                     [](StepContext<Json>& c) {
-                       return Done({{"shown_before", c.state()["shown"]},
-                                    {"now", c.signals().size()}});
-                     })
-               .Build();
+  auto m =
+      Machine<Json>("inv.stale_signal")
+          .Step("start",
+                [&](StepContext<Json>& c) {
+                  if (!c.FindSignal("go")) return Await({"go"}, c.state());
+                  if (runs++ == 0) {
+                    started = true;
+                    HoldUntil([&] { return stolen.load(); });
+                  }
+                  return Next("after", Json{{"shown", c.signals().size()}}).Inline(false);
+                })
+          .Step("after",
+                [](StepContext<Json>& c) {
+                  return Done({{"shown_before", c.state()["shown"]}, {"now", c.signals().size()}});
+                })
+          .Build();
   auto o = Options({m});
   o.lease_ttl = 1500ms;
   o.heartbeat_interval = 100ms;
@@ -263,14 +272,16 @@ TEST_F(EngineTest, AStaleOutcomeConsumesNoSignals) {
 // "Node rows silent for max(10 x lease_ttl, 10 min) are pruned by the reaper": a node row of
 // another host silent for 11 minutes goes, one silent for 5 minutes and the engine's own stay.
 TEST_F(EngineTest, SilentNodeRowsArePruned) {
-  sql_->Exec("INSERT INTO gd_nodes (id, engine, host, pid, heartbeat_at) VALUES "
-             "('elsewhere:1:gone', 'gone', 'elsewhere', 1, now() - interval '11 minutes'), "
-             "('elsewhere:2:quiet', 'quiet', 'elsewhere', 2, now() - interval '5 minutes')");
-  auto m = Machine<Json>("inv.nodes").Step("start", [](StepContext<Json>&) { return Done(); }).Build();
+  sql_->Exec(
+      "INSERT INTO gd_nodes (id, engine, host, pid, heartbeat_at) VALUES "
+      "('elsewhere:1:gone', 'gone', 'elsewhere', 1, now() - interval '11 minutes'), "
+      "('elsewhere:2:quiet', 'quiet', 'elsewhere', 2, now() - interval '5 minutes')");
+  auto m =
+      Machine<Json>("inv.nodes").Step("start", [](StepContext<Json>&) { return Done(); }).Build();
   auto engine = Engine::Start(Options({m}));
-  EXPECT_TRUE(WaitUntil(
-      [&] { return Sql64("SELECT count(*) FROM gd_nodes WHERE id = 'elsewhere:1:gone'") == 0; }))
-      << "a node row silent for 11 minutes was not pruned";
+  EXPECT_TRUE(WaitUntil([&] {
+    return Sql64("SELECT count(*) FROM gd_nodes WHERE id = 'elsewhere:1:gone'") == 0;
+  })) << "a node row silent for 11 minutes was not pruned";
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_nodes WHERE id = 'elsewhere:2:quiet'"), 1);
   detail::pg::Params own;
   own.Add(engine->node_id());

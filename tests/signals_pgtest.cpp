@@ -420,8 +420,11 @@ void AddInbox(const Json& node, PlanCost& cost) {
 
 // Runs `statement` (an EXECUTE of a statement the store prepared on `c`) under EXPLAIN
 // (ANALYZE, BUFFERS) and rolls it back.
-PlanCost Explain(detail::pg::Connection& c, const std::string& statement) {
+// `prepare` runs first in the same transaction (rolled back with it).
+PlanCost Explain(detail::pg::Connection& c, const std::string& statement,
+                 const std::string& prepare = "") {
   c.Exec("BEGIN");
+  if (!prepare.empty()) c.Exec(prepare);
   auto r = c.Exec("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement);
   c.Exec("ROLLBACK");
   const Json plan = Json::parse(r.Text(0, 0))[0]["Plan"];
@@ -505,9 +508,16 @@ TEST_F(SignalsTest, AWakeReadsNoMoreOfTheInboxAfter100000ConsumedSignalsThanAfte
   // without a vacuum is measured below.
   sql_->Exec("VACUUM (INDEX_CLEANUP ON, ANALYZE) gd_signals");
 
+  // The re-check runs in the park's own transaction and only for the claim that parked the
+  // row: the probe touches the row first (updated_at = now(), as the park does) and names the
+  // row's lease_seq, so the inbox probe is reached.
   auto wake_probe = [&](std::int64_t id) {
+    const auto seq = Sql64("SELECT lease_seq FROM gd_instances WHERE id = " + std::to_string(id));
     return Explain(
-        c, fmt::format(R"(EXECUTE gd_wake_parked('[{{"id": {}, "shown": null}}]'))", id));
+        c,
+        fmt::format(R"(EXECUTE gd_wake_parked('[{{"id": {}, "seq": {}, "shown": null}}]'))", id,
+                    seq),
+        "UPDATE gd_instances SET updated_at = now() WHERE id = " + std::to_string(id));
   };
   auto claim_cost = [&] {
     return Explain(c, fmt::format(
