@@ -4,35 +4,14 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "support/engine_harness.hpp"
+#include "support/event_log.hpp"
 
 namespace gen_durable::testing {
 namespace {
-
-// Records `partition.contended` events.
-// Declared before the engine and attached after its start, so that it outlives every call of
-// its handler.
-class ContendedLog {
- public:
-  void AttachTo(Telemetry& telemetry) {
-    telemetry.Attach("partition.contended", [this](const TelemetryEvent& e) {
-      std::lock_guard lock(mu_);
-      events_.push_back(e);
-    });
-  }
-  std::vector<TelemetryEvent> Events() {
-    std::lock_guard lock(mu_);
-    return events_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<TelemetryEvent> events_;  // GUARDED_BY(mu_)
-};
 
 class PartitionContentionTest : public EngineTest {
  protected:
@@ -66,7 +45,7 @@ TEST_F(PartitionContentionTest, AKeyBeingClaimedElsewhereCostsOnlyItsOwnRow) {
 
   auto o = Options({job}, 4);
   o.prefetch = 20;  // one claim asks for the keyed row and every plain row at once
-  ContendedLog contended;
+  EventLog contended("partition.contended");  // (outlives the engine)
   auto engine = Engine::Start(o);
   contended.AttachTo(engine->telemetry());
   engine->Pause("default");
@@ -81,7 +60,7 @@ TEST_F(PartitionContentionTest, AKeyBeingClaimedElsewhereCostsOnlyItsOwnRow) {
   EXPECT_TRUE(ran) << Count("status = 'done' AND partition_key IS NULL")
                    << " of 20 plain rows done while another node was claiming acct-1";
   EXPECT_EQ(client_->Get(key_row)->status, "runnable");
-  const auto events = contended.Events();
+  const auto events = contended.Named("partition.contended");
   ASSERT_FALSE(events.empty());
   for (const auto& e : events) {
     EXPECT_EQ(e.measurements.at("count"), 1);

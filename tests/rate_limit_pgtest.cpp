@@ -19,6 +19,7 @@
 #include "gen_durable/runtime/rate_limiter.hpp"
 #include "gen_durable/validate.hpp"
 #include "support/engine_harness.hpp"
+#include "support/event_log.hpp"
 
 namespace gen_durable::testing {
 namespace {
@@ -30,32 +31,6 @@ using detail::RateLimiter;
 RateLimitRef Ref(std::string name, std::string key = "", int weight = 1) {
   return RateLimitRef{std::move(name), std::move(key), weight};
 }
-
-// Records the events of one telemetry registry. An engine's log is declared before the engine
-// and attached after its start, so that it outlives every call of its handler.
-class EventLog {
- public:
-  EventLog() = default;
-  explicit EventLog(Telemetry& telemetry) { AttachTo(telemetry); }
-  void AttachTo(Telemetry& telemetry) {
-    telemetry.Attach("rate_limit.", [this](const TelemetryEvent& e) {
-      std::lock_guard lock(mu_);
-      events_.push_back(e);
-    });
-  }
-  std::vector<TelemetryEvent> Named(const std::string& name) {
-    std::lock_guard lock(mu_);
-    std::vector<TelemetryEvent> out;
-    for (const auto& e : events_) {
-      if (e.name == name) out.push_back(e);
-    }
-    return out;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<TelemetryEvent> events_;  // GUARDED_BY(mu_)
-};
 
 class RateLimitTest : public EngineTest {
  protected:
@@ -129,7 +104,7 @@ FROM generate_series(1, $2::integer) RETURNING id)SQL",
 
 TEST_F(RateLimitTest, BurstIsAdmittedThenRowsAreHandedBackUntilTheRefill) {
   auto core = Core({{"demo", RateLimit{5, 1000ms, 5}}});
-  EventLog events(core->telemetry);
+  EventLog events("rate_limit.", core->telemetry);
   RateLimiter limiter(core);
   auto conn = core->Connect("test");
 
@@ -180,7 +155,7 @@ TEST_F(RateLimitTest, BurstIsAdmittedThenRowsAreHandedBackUntilTheRefill) {
 // and rows without a limit stay where they are.
 TEST_F(RateLimitTest, AThrottledRowReservesTheBacklogBehindItInClaimOrder) {
   auto core = Core({{"slow", RateLimit{10, 1000ms, 1}}});  // one token every 100 ms
-  EventLog events(core->telemetry);
+  EventLog events("rate_limit.", core->telemetry);
   RateLimiter limiter(core);
   auto conn = core->Connect("test");
   ASSERT_EQ(limiter.Admit(*conn, Claimed(1, Ref("slow"))).size(), 1u);  // the bucket is empty
@@ -270,7 +245,7 @@ TEST_F(RateLimitTest, PerKeyBucketsAreIndependent) {
 
 TEST_F(RateLimitTest, WeightTakesThatManyTokensAndSetsTheWait) {
   auto core = Core({{"bulk", RateLimit{10, 1h, std::nullopt}}});
-  EventLog events(core->telemetry);
+  EventLog events("rate_limit.", core->telemetry);
   RateLimiter limiter(core);
   auto conn = core->Connect("test");
   auto admitted = limiter.Admit(*conn, Claimed(3, Ref("bulk", "", 4)));
@@ -293,7 +268,7 @@ TEST_F(RateLimitTest, WeightTakesThatManyTokensAndSetsTheWait) {
 
 TEST_F(RateLimitTest, WeightAboveBurstOrBelowOneFailsTheRow) {
   auto core = Core({{"bulk", RateLimit{10, 1h, 10}}});
-  EventLog events(core->telemetry);
+  EventLog events("rate_limit.", core->telemetry);
   RateLimiter limiter(core);
   auto conn = core->Connect("test");
   auto heavy = Claimed(1, Ref("bulk", "", 11));
@@ -316,7 +291,7 @@ TEST_F(RateLimitTest, WeightAboveBurstOrBelowOneFailsTheRow) {
 
 TEST_F(RateLimitTest, UnknownLimitFailsTheRowAndIsReported) {
   auto core = Core({{"demo", RateLimit{1, 1h, std::nullopt}}});
-  EventLog events(core->telemetry);
+  EventLog events("rate_limit.", core->telemetry);
   RateLimiter limiter(core);
   auto conn = core->Connect("test");
   auto unknown = Claimed(1, Ref("nope", "k"));
@@ -342,7 +317,7 @@ TEST_F(RateLimitTest, UnknownLimitFailsTheRowAndIsReported) {
 
 TEST_F(RateLimitTest, StaleRowsAreNotTouched) {
   auto core = Core({{"demo", RateLimit{5, 1h, std::nullopt}}});
-  EventLog events(core->telemetry);
+  EventLog events("rate_limit.", core->telemetry);
   RateLimiter limiter(core);
   auto conn = core->Connect("test");
   auto other_node = Claimed(1, Ref("demo"), "node-b");
@@ -608,7 +583,7 @@ TEST_F(RateLimitEngineTest, StepsUnderALimitStartAtItsRate) {
   auto m = Limited("t.rl.rate", "demo");
   auto o = Options({m}, 6);
   o.rate_limits = {{"demo", RateLimit{2, 1000ms, 2}}};
-  EventLog events;  // (outlives the engine)
+  EventLog events("rate_limit.");  // (outlives the engine)
   auto engine = Engine::Start(o);
   events.AttachTo(engine->telemetry());
   std::vector<std::int64_t> ids;
@@ -653,7 +628,7 @@ TEST_F(RateLimitEngineTest, AnInsertNamingAnUnknownLimitFailsWithoutRunning) {
   auto m = Call("t.rl.unknown");
   auto o = Options({m});
   o.rate_limits = {{"demo", RateLimit{5, 1000ms, std::nullopt}}};
-  EventLog events;  // (outlives the engine)
+  EventLog events("rate_limit.");  // (outlives the engine)
   auto engine = Engine::Start(o);
   events.AttachTo(engine->telemetry());
   InsertOptions io;
@@ -707,7 +682,7 @@ TEST_F(RateLimitEngineTest, AThrottledBacklogIsExaminedOnceNotAtEveryRefill) {
     r.options.rate_limit = Ref("tenth");
     backlog.push_back(std::move(r));
   }
-  EventLog events;  // (outlives the engine)
+  EventLog events("rate_limit.");  // (outlives the engine)
   auto engine = Engine::Start(o);
   events.AttachTo(engine->telemetry());
   client_->InsertAll(backlog);
