@@ -833,6 +833,23 @@ TEST_F(EngineTest, MinDemandHoldsClaimsBackUntilEnoughSlotsAreFree) {
   for (double d : demands) EXPECT_GE(d, 3.0);
 }
 
+TEST_F(EngineTest, AQueueScaledBelowMinDemandStillClaims) {
+  auto j = Job<Json>("t.below_min_demand")
+               .Perform([](const Json&, JobContext&) { return JobResult::Ok(); })
+               .Build();
+  auto o = Options({j}, 4);
+  o.min_demand = 3;
+  auto engine = Engine::Start(o);
+  // A manual scale: 1 slot can never free 3 at once.
+  engine->Scale("default", 1);
+  std::vector<InsertRequest> reqs(3, InsertRequest{"t.below_min_demand", 1, {}});
+  for (auto id : client_->InsertAll(reqs)) EXPECT_EQ(WaitTerminal(id, 10s).status, "done");
+  // A scale request on the control channel: 2 slots.
+  client_->ScaleQueue("default", 2);
+  ASSERT_TRUE(WaitUntil([&] { return engine->Queues().at("default").concurrency == 2; }));
+  for (auto id : client_->InsertAll(reqs)) EXPECT_EQ(WaitTerminal(id, 10s).status, "done");
+}
+
 TEST_F(EngineTest, IdleQueuesBackOffAndSnapBackWhenWorkArrives) {
   auto j = Job<Json>("t.idle").Perform([](const Json&, JobContext&) { return JobResult::Ok(); }).Build();
   auto o = Options({j});

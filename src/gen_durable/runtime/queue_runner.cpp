@@ -171,11 +171,15 @@ void QueueRunner::FeederLoop() {
   int contended = 0;
   for (;;) {
     int demand = 0;
+    int least = opts.min_demand;
     bool promote = false;
     {
       std::lock_guard lock(mu_);
       if (stopping_) break;
       demand = DemandLocked();
+      // A queue scaled below min_demand (Scale, a control message) could never free that many
+      // slots: then it claims once all of them are free, so any queue with a slot claims.
+      least = std::min(opts.min_demand, concurrency_ + opts.prefetch);
       if (poked_) interval = opts.poll_interval;
       poked_ = false;
       slot_freed_ = false;
@@ -187,7 +191,7 @@ void QueueRunner::FeederLoop() {
       }
     }
     bool full = false;
-    if (demand >= opts.min_demand) {
+    if (demand > 0 && demand >= least) {
       std::vector<ClaimedRow> rows;
       int claimed = 0;
       try {

@@ -2,8 +2,9 @@
 // that run steps and hand their outcomes to the flusher.
 //
 // The feeder claims up to (concurrency + prefetch - in_flight - buffered) rows when at least
-// min_demand slots are free, backs off while the queue is idle (doubling the poll interval up
-// to max_poll_interval) and snaps back when work appears or is announced (Poke).
+// min_demand slots are free (all of them, when a scale left fewer than that), backs off while
+// the queue is idle (doubling the poll interval up to max_poll_interval) and snaps back when
+// work appears or is announced (Poke).
 #pragma once
 
 #include <atomic>
