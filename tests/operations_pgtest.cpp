@@ -116,6 +116,73 @@ TEST_F(OperationsTest, PauseOfAnotherQueueLeavesThisOneRunning) {
   EXPECT_TRUE(q->paused);
 }
 
+TEST_F(OperationsTest, PauseHandsBackRowsAlreadyPrefetched) {
+  std::atomic<bool> go{false};
+  std::atomic<int> runs{0};
+  auto m = Job<Nap>("o.prefetched")
+               .MaxAttempts(1)
+               .Perform([&](const Nap&, JobContext&) {
+                 ++runs;
+                 while (!go) std::this_thread::sleep_for(2ms);
+                 return JobResult::Ok();
+               })
+               .Build();
+  auto o = Options({m}, 1);
+  o.prefetch = 3;
+  auto e = Engine::Start(o);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(InsertNap(*client_, "o.prefetched", 0));
+  // One runs; the other three wait in this node's buffer, claimed before the pause.
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto q = e->Queues().at("default");
+    return q.in_flight == 1 && q.buffered == 3;
+  }));
+  e->Pause("default");
+  go = true;
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto q = e->Queues().at("default");
+    return q.in_flight == 0 && q.buffered == 0 &&
+           Sql64("SELECT count(*) FROM gd_instances WHERE status = 'done'") >= 1;
+  }));
+  // The running step finished; the prefetched rows went back unstarted.
+  EXPECT_EQ(runs.load(), 1);
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE status = 'runnable' "
+                  "AND locked_by IS NULL"),
+            3);
+  e->Resume("default");
+  for (auto id : ids) EXPECT_EQ(WaitTerminal(id).status, "done");
+  EXPECT_EQ(runs.load(), 4);
+}
+
+TEST_F(OperationsTest, PauseStopsAnInlineChainAtItsNextStep) {
+  std::atomic<bool> go{false};
+  std::atomic<bool> in_first{false};
+  auto m = Machine<Json>("o.chain")
+               .Step("start",
+                     [&](StepContext<Json>& c) {
+                       in_first = true;
+                       while (!go) std::this_thread::sleep_for(2ms);
+                       return Next("second", c.state());
+                     })
+               .Step("second", [](StepContext<Json>&) { return Done({}); })
+               .Build();
+  auto o = Options({m}, 1);
+  o.inline_next = true;
+  auto e = Engine::Start(o);
+  auto id = *client_->Insert(m, {});
+  ASSERT_TRUE(WaitUntil([&] { return in_first.load(); }));
+  e->Pause("default");
+  go = true;
+  ASSERT_TRUE(WaitUntil([&] {
+    auto info = client_->Get(id);
+    return info && info->status == "runnable" && info->step == "second";
+  }));
+  EXPECT_TRUE(WaitUntil([&] { return e->Queues().at("default").in_flight == 0; }));
+  EXPECT_EQ(StatusOf(*client_, id), "runnable");
+  e->Resume("default");
+  EXPECT_EQ(WaitTerminal(id).status, "done");
+}
+
 TEST_F(OperationsTest, ScaleLimitsHowManyStepsRunAtOnce) {
   Gauge g;
   auto m = Napper("o.scale", &g);

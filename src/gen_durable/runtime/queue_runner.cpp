@@ -85,8 +85,21 @@ int QueueRunner::Scale(int concurrency) {
 }
 
 void QueueRunner::SetPaused(bool paused) {
-  paused_.store(paused);
-  if (!paused) Poke();
+  if (!paused) {
+    paused_.store(false);
+    Poke();
+    return;
+  }
+  std::vector<std::int64_t> ids;
+  {
+    std::lock_guard lock(mu_);
+    paused_.store(true);
+    ++pauses_;  // a claim already on its way back is handed back too (FeederLoop)
+    // Rows claimed before the pause but not started would otherwise run during it.
+    for (const auto& r : buffer_) ids.push_back(r.id);
+    buffer_.clear();
+  }
+  Release(ids);
 }
 
 bool QueueRunner::Cancel(std::int64_t id) {
@@ -173,10 +186,12 @@ void QueueRunner::FeederLoop() {
     int demand = 0;
     int least = opts.min_demand;
     bool promote = false;
+    std::uint64_t pauses = 0;
     {
       std::lock_guard lock(mu_);
       if (stopping_) break;
       demand = DemandLocked();
+      pauses = pauses_;
       // A queue scaled below min_demand (Scale, a control message) could never free that many
       // slots: then it claims once all of them are free, so any queue with a slot claims.
       least = std::min(opts.min_demand, concurrency_ + opts.prefetch);
@@ -255,7 +270,8 @@ void QueueRunner::FeederLoop() {
       std::vector<ClaimedRow> late;
       {
         std::lock_guard lock(mu_);
-        if (stopping_) {
+        // A pause that arrived while this claim was in flight: its rows go back unstarted.
+        if (stopping_ || pauses_ != pauses) {
           late = std::move(rows);
         } else {
           for (auto& r : rows) buffer_.push_back(std::move(r));
@@ -265,7 +281,7 @@ void QueueRunner::FeederLoop() {
       // One wake-up per row (at most one per worker): waking every idle worker for a small
       // batch would send most of them back to sleep, hundreds at a time on a wide queue.
       for (int i = 0; i < std::min(count, demand); ++i) work_cv_.notify_one();
-      if (!late.empty()) Release(Ids(late));  // claimed after the drain began
+      if (!late.empty()) Release(Ids(late));  // claimed after the drain or a pause began
     }
     core_->Emit("scheduler.saturation", [&](TelemetryEvent& e) {
       std::lock_guard lock(mu_);
