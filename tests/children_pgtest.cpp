@@ -198,6 +198,44 @@ TEST_F(EngineTest, GcSparesChildrenOfALiveParent) {
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE parent_id = " + std::to_string(id)), 1);
 }
 
+TEST_F(EngineTest, DeleteSparesFinishedChildrenOfAParentWaitingOnItsJoin) {
+  std::atomic<bool> go{false};
+  auto gate = Job<Work>("c.gate")
+                  .MaxAttempts(1)
+                  .Perform([&](const Work&, JobContext&) {
+                    while (!go) std::this_thread::sleep_for(2ms);
+                    return JobResult::Ok();
+                  })
+                  .Build();
+  auto parent = Parent("c.del_parent", [] {
+    return std::vector<InsertRequest>{Child(1), InsertRequest{"c.gate", std::nullopt, {}}};
+  });
+  auto engine = Engine::Start(Options({parent, Worker(), gate}));
+  auto id = *client_->Insert(parent);
+  const std::string finished = "SELECT count(*) FROM gd_instances WHERE fsm = 'c.work' AND "
+                               "status = 'done' AND parent_id = " + std::to_string(id);
+  ASSERT_TRUE(WaitUntil([&] { return Sql64(finished) == 1; }));
+  ASSERT_EQ(client_->Get(id)->status, "awaiting_children");
+  const auto child = Sql64("SELECT id FROM gd_instances WHERE fsm = 'c.work'");
+  // By status, and by the child's id: the join still counts it, so neither deletes it.
+  InstanceFilter done;
+  done.status = "done";
+  EXPECT_EQ(client_->DeleteWhere(done), 0);
+  InstanceFilter by_id;
+  by_id.ids = {child};
+  EXPECT_EQ(client_->DeleteWhere(by_id), 0);
+  EXPECT_EQ(Sql64(finished), 1);
+  go = true;
+  auto info = WaitTerminal(id);
+  ASSERT_EQ(info.status, "done");
+  ASSERT_EQ(info.result["children"].size(), 2u);
+  EXPECT_EQ(info.result["children"][0]["result"], (Json{{"n", 1}}));
+  // The parent has ended: its children are plain finished rows now.
+  InstanceFilter kids;
+  kids.fsm = "c.work";
+  EXPECT_EQ(client_->DeleteWhere(kids), 1);
+}
+
 // --- unique keys ---
 
 TEST_F(EngineTest, AUniqueKeyIsHeldOnlyWithinItsScope) {

@@ -168,14 +168,18 @@ n AS (SELECT pg_notify('{c}', queue) FROM upd GROUP BY queue)
 SELECT id FROM upd WHERE (SELECT count(*) FROM n) >= 0 ORDER BY id)SQL"})
                                      .c_str());
 
-  // Deletes up to $6 matching instances that are not executing and not counted by a joining
-  // parent, with their history (their signals go by the foreign key's cascade).
+  // Deletes up to $6 matching instances that are not executing, with their history (their
+  // signals go by the foreign key's cascade). A child of its live parent's latest barrier
+  // stays, finished or not: the join counts it and the parent's later steps read its result
+  // (as gd_gc_sweep spares it). Its parent is probed by primary key.
   delete_ = Make("gd_delete", Sql({R"SQL(
 WITH d AS (
   SELECT i.id FROM {s}.gd_instances i
   WHERE i.status <> 'executing'
-    AND NOT (i.status NOT IN ('done', 'failed', 'cancelled') AND )SQL",
-                                   kJoinedChild, ") AND ", kFilter, R"SQL(
+    AND NOT EXISTS (SELECT 1 FROM {s}.gd_instances p
+                    WHERE p.id = i.parent_id AND p.join_seq = i.parent_join
+                      AND p.status NOT IN ('done', 'failed', 'cancelled'))
+    AND )SQL", kFilter, R"SQL(
   ORDER BY i.id LIMIT $6 FOR UPDATE OF i SKIP LOCKED),
 h AS (DELETE FROM {s}.gd_history h USING d WHERE h.instance_id = d.id),
 del AS (DELETE FROM {s}.gd_instances i USING d WHERE i.id = d.id RETURNING 1)
