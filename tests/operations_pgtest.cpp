@@ -391,6 +391,68 @@ TEST_F(OperationsTest, CancelWithCascadeEndsTheWholeTree) {
   EXPECT_EQ(StatusOf(*client_, *id), "cancelled");
 }
 
+// A cascading cancel that meets a commit in flight: the commit (held open here on a second
+// connection, as the flusher's transaction would be) parks `parent` on a new barrier and
+// inserts its child; the cancel waits for the parent's row lock, and must then see that child.
+TEST_F(OperationsTest, CascadeCancelReachesChildrenSpawnedByACommitItWaitedFor) {
+  auto in_flight = detail::pg::Connection::Open(db_, "in_flight_commit");
+  auto insert = [&] { return InsertNap(*client_, "o.tree", 0); };
+  auto claim = [&](std::int64_t id) {
+    sql_->Exec(fmt::format("UPDATE gd_instances SET status = 'executing', locked_by = 'n:1:x', "
+                           "lease_expires_at = now() + interval '1 hour' WHERE id = {}",
+                           id));
+  };
+  // Runs the cascade of `root` while `parent`'s commit spawns a child; returns the child.
+  auto race = [&](std::int64_t root, std::int64_t parent) {
+    in_flight->Exec("BEGIN");
+    in_flight->Exec(fmt::format(
+        "UPDATE gd_instances SET status = 'awaiting_children', join_seq = join_seq + 1, "
+        "join_pending = 1, join_next_step = 'start', locked_by = NULL, lease_expires_at = NULL "
+        "WHERE id = {}",
+        parent));
+    const auto child = in_flight
+                           ->Exec(fmt::format("INSERT INTO gd_instances (fsm, step, parent_id, "
+                                              "parent_join) SELECT 'o.tree', 'start', id, "
+                                              "join_seq FROM gd_instances WHERE id = {} "
+                                              "RETURNING id",
+                                              parent))
+                           .Int64(0, 0);
+    CancelReport report;
+    std::thread cancel([&] { report = client_->Cancel(root, {.cascade = true}); });
+    // The cancel is blocked on a row lock the commit holds; only then does the commit land.
+    const bool waiting = WaitUntil([&] {
+      return Sql64("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND wait_event_type = 'Lock'") > 0;
+    });
+    in_flight->Exec("COMMIT");
+    cancel.join();
+    EXPECT_TRUE(waiting);
+    EXPECT_TRUE(std::count(report.cancelled.begin(), report.cancelled.end(), child))
+        << "child " << child << " missed";
+    return child;
+  };
+  // The root itself commits its children.
+  const auto root = insert();
+  claim(root);
+  const auto child = race(root, root);
+  EXPECT_EQ(StatusOf(*client_, root), "cancelled");
+  EXPECT_EQ(StatusOf(*client_, child), "cancelled");
+  // A child running under a parked root commits grandchildren.
+  const auto top = insert();
+  const auto mid = insert();
+  sql_->Exec(fmt::format("UPDATE gd_instances SET status = 'awaiting_children', join_seq = 1, "
+                         "join_pending = 1, join_next_step = 'start' WHERE id = {}",
+                         top));
+  sql_->Exec(fmt::format("UPDATE gd_instances SET parent_id = {}, parent_join = 1 WHERE id = {}",
+                         top, mid));
+  claim(mid);
+  const auto grandchild = race(top, mid);
+  EXPECT_EQ(StatusOf(*client_, top), "cancelled");
+  EXPECT_EQ(StatusOf(*client_, grandchild), "cancelled");
+  // `mid` was executing when the cancel locked it, then parked by its commit: ended too.
+  EXPECT_EQ(StatusOf(*client_, mid), "cancelled");
+}
+
 TEST_F(OperationsTest, CancelWhereFiltersByQueueAndFsm) {
   client_->PauseQueue("default");
   client_->PauseQueue("other");
