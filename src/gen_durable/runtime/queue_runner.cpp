@@ -536,6 +536,16 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ContextData& data, std::in
         return Fail(row, data.attempt,
                     fmt::format("step '{}' scheduled an invalid child: {}", data.step, e.what()));
       }
+      // The children are inserted by one statement, which takes at most this much.
+      std::size_t bytes = 0;
+      for (const auto& child : row.children) bytes += child.state.size();
+      if (bytes > kMaxStatementJsonBytes) {
+        return Fail(row, data.attempt,
+                    fmt::format("step '{}' called schedule_children with {} children carrying "
+                                "{} bytes of state, over the {} bytes one join can insert; "
+                                "schedule fewer or smaller children (or nest the joins)",
+                                data.step, row.children.size(), bytes, kMaxStatementJsonBytes));
+      }
       row.status = "awaiting_children";
       row.state = gen_durable::detail::Encode(out.state());
       row.attempt = data.attempt;

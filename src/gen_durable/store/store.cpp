@@ -170,10 +170,9 @@ std::string NewInstancesJson(const std::vector<NewInstance>& rows) {
   return out;
 }
 
-// Maps the rows an insert returned (in insertion order: unique key, then position) back to
-// request order; a request whose row is missing was a duplicate.
-std::vector<std::optional<std::int64_t>> MatchInserted(const std::vector<NewInstance>& rows,
-                                                       const pg::Result& r) {
+// The positions of `rows` in the order gd_insert_batch inserts them: unique key (NULLS LAST),
+// then position.
+std::vector<std::size_t> InsertionOrder(const std::vector<NewInstance>& rows) {
   std::vector<std::size_t> order(rows.size());
   for (std::size_t i = 0; i < rows.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
@@ -182,6 +181,14 @@ std::vector<std::optional<std::int64_t>> MatchInserted(const std::vector<NewInst
     if (ka.has_value() != kb.has_value()) return ka.has_value();  // keys first, NULLS LAST
     return ka && *ka < *kb;
   });
+  return order;
+}
+
+// Maps the rows an insert returned (in insertion order: unique key, then position) back to
+// request order; a request whose row is missing was a duplicate.
+std::vector<std::optional<std::int64_t>> MatchInserted(const std::vector<NewInstance>& rows,
+                                                       const pg::Result& r) {
+  const std::vector<std::size_t> order = InsertionOrder(rows);
   std::vector<std::optional<std::int64_t>> ids(rows.size());
   int next = 0;
   for (std::size_t idx : order) {
@@ -662,10 +669,43 @@ std::vector<std::optional<std::int64_t>> Store::InsertBatch(pg::Connection& c,
                                                             const std::vector<NewInstance>& rows,
                                                             bool ad_hoc) const {
   if (rows.empty()) return {};
-  pg::Params p;
-  p.Add(NewInstancesJson(rows)).Add(channel_);
-  auto res = ad_hoc ? c.ExecParams(insert_batch_.sql, p) : c.Execute(insert_batch_, p);
-  return MatchInserted(rows, res);
+  // Chunks of at most kMaxStatementJsonBytes (a larger row alone), cut from the rows in
+  // insertion order: the chunks together take the unique keys in the same order as one
+  // statement would, so concurrent batches still cannot deadlock on them.
+  const std::vector<std::size_t> order = InsertionOrder(rows);
+  std::vector<std::vector<NewInstance>> chunks(1);
+  std::vector<std::vector<std::size_t>> positions(1);
+  std::size_t bytes = 0;
+  for (std::size_t i : order) {
+    const std::size_t size = rows[i].state.size() + 512;  // the row's other fields, at most
+    if (!chunks.back().empty() && bytes + size > kMaxStatementJsonBytes) {
+      chunks.emplace_back();
+      positions.emplace_back();
+      bytes = 0;
+    }
+    chunks.back().push_back(rows[i]);
+    positions.back().push_back(i);
+    bytes += size;
+  }
+  if (chunks.size() == 1 || ad_hoc) {
+    pg::Params p;
+    p.Add(NewInstancesJson(rows)).Add(channel_);
+    auto res = ad_hoc ? c.ExecParams(insert_batch_.sql, p) : c.Execute(insert_batch_, p);
+    return MatchInserted(rows, res);
+  }
+  std::vector<std::pair<const pg::Statement*, pg::Params>> batch;
+  for (const auto& chunk : chunks) {
+    batch.emplace_back(&insert_batch_, pg::Params().Add(NewInstancesJson(chunk)).Add(channel_));
+  }
+  // One transaction: the batch stays all or nothing, and a later chunk's duplicates of an
+  // earlier one's keys are dropped as within one statement.
+  auto results = c.Pipeline(batch, /*transaction=*/true);
+  std::vector<std::optional<std::int64_t>> ids(rows.size());
+  for (std::size_t k = 0; k < chunks.size(); ++k) {
+    const auto got = MatchInserted(chunks[k], results[k]);
+    for (std::size_t j = 0; j < got.size(); ++j) ids[positions[k][j]] = got[j];
+  }
+  return ids;
 }
 
 std::vector<ClaimedRow> Store::Claim(pg::Connection& c, const std::string& queue, int limit,
