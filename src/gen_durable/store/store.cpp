@@ -416,6 +416,18 @@ WITH o AS (
     clear_inbox boolean, awaiting text[], await_next_step text, park_ms bigint,
     join_next_step text, keep_awaiting boolean, ran_step text, ran_attempt integer,
     duration_ms float8)),
+-- The parents of rows this commit may end, locked in id order before any row changes: the
+-- join trigger would otherwise lock them one by one in the order the rows are updated (id
+-- order of the children), which differs between commits whose children of the same parents
+-- interleave (children are inserted in unique-key order), and two such commits deadlocked.
+-- Parents first also matches a cascading cancel. Primary-key probes of $4, then of parents.
+parents AS (
+  SELECT p.id FROM {s}.gd_instances p
+  WHERE p.status = 'awaiting_children' AND p.id IN (
+    SELECT c.parent_id FROM {s}.gd_instances c JOIN o ON o.id = c.id
+    WHERE c.id = ANY ($4::bigint[]) AND c.parent_id IS NOT NULL
+      AND (o.status IN ('done', 'failed', 'cancelled') OR c.cancel_requested IS NOT NULL))
+  ORDER BY p.id FOR UPDATE OF p),
 upd AS (
 UPDATE {s}.gd_instances i SET
   -- an instance cancelled while its step ran ends `cancelled`, whatever the step returned
@@ -456,6 +468,7 @@ FROM o
 -- lease index's predicate, so the generic plan cannot pick that index.
 WHERE i.id = ANY ($4::bigint[]) AND i.id = o.id AND i.status = $5::text
   AND i.locked_by = $2 AND i.lease_seq = o.seq
+  AND (SELECT count(*) FROM parents) >= 0  -- (an init plan: runs before the first row)
 RETURNING i.id, i.status, i.cancel_requested IS NOT NULL AS cancelled),
 -- a progressing outcome consumes exactly the signals its step was shown
 consumed AS (
