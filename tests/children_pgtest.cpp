@@ -1,9 +1,12 @@
 // Children and the join barrier (SPEC §5), unique keys (§6) and partition keys (§6).
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <fstream>
 #include <latch>
 #include <mutex>
 #include <random>
@@ -197,6 +200,100 @@ TEST_F(EngineTest, GcSparesChildrenOfALiveParent) {
   ASSERT_TRUE(WaitUntil([&] { return client_->Get(id)->status == "awaiting_signal"; }));
   std::this_thread::sleep_for(400ms);  // several GC sweeps with zero retention
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE parent_id = " + std::to_string(id)), 1);
+}
+
+TEST_F(EngineTest, DeleteSparesFinishedChildrenOfAParentWaitingOnItsJoin) {
+  std::atomic<bool> go{false};
+  auto gate = Job<Work>("c.gate")
+                  .MaxAttempts(1)
+                  .Perform([&](const Work&, JobContext&) {
+                    while (!go) std::this_thread::sleep_for(2ms);
+                    return JobResult::Ok();
+                  })
+                  .Build();
+  auto parent = Parent("c.del_parent", [] {
+    return std::vector<InsertRequest>{Child(1), InsertRequest{"c.gate", std::nullopt, {}}};
+  });
+  auto engine = Engine::Start(Options({parent, Worker(), gate}));
+  auto id = *client_->Insert(parent);
+  const std::string finished = "SELECT count(*) FROM gd_instances WHERE fsm = 'c.work' AND "
+                               "status = 'done' AND parent_id = " + std::to_string(id);
+  ASSERT_TRUE(WaitUntil([&] { return Sql64(finished) == 1; }));
+  ASSERT_EQ(client_->Get(id)->status, "awaiting_children");
+  const auto child = Sql64("SELECT id FROM gd_instances WHERE fsm = 'c.work'");
+  // By status, and by the child's id: the join still counts it, so neither deletes it.
+  InstanceFilter done;
+  done.status = "done";
+  EXPECT_EQ(client_->DeleteWhere(done), 0);
+  InstanceFilter by_id;
+  by_id.ids = {child};
+  EXPECT_EQ(client_->DeleteWhere(by_id), 0);
+  EXPECT_EQ(Sql64(finished), 1);
+  go = true;
+  auto info = WaitTerminal(id);
+  ASSERT_EQ(info.status, "done");
+  ASSERT_EQ(info.result["children"].size(), 2u);
+  EXPECT_EQ(info.result["children"][0]["result"], (Json{{"n", 1}}));
+  // The parent has ended: its children are plain finished rows now.
+  InstanceFilter kids;
+  kids.fsm = "c.work";
+  EXPECT_EQ(client_->DeleteWhere(kids), 1);
+}
+
+// Deadlocks the server has reported so far (its log, in the data directory).
+int ServerDeadlocks(detail::pg::Connection& sql) {
+  const auto dir = sql.Exec("SELECT current_setting('data_directory')").String(0, 0);
+  std::ifstream log(dir + "/server.log");
+  int n = 0;
+  for (std::string line; std::getline(log, line);) {
+    if (line.find("deadlock detected") != std::string::npos) ++n;
+  }
+  return n;
+}
+
+// Two nodes, many parents joining at once, children with unique keys that interleave the
+// parents in id order (one spawn statement inserts them by key): the commits of the children's
+// outcomes reach their parents (the join trigger) in orders that differ between the nodes.
+// Every join must complete with all its children, and the server must report no deadlock.
+TEST_F(EngineTest, JoinsAcrossParentsOnTwoNodesCompleteWithoutDeadlocks) {
+  auto parent = Machine<Json>("c.many")
+                    .Step("start",
+                          [](StepContext<Json>& c) {
+                            const int p = c.state().value("p", 0);
+                            std::vector<InsertRequest> kids;
+                            for (int k = 0; k < 8; ++k) {
+                              InsertRequest r = Child(k);
+                              r.options.unique_key = fmt::format("k{:03d}-{:06d}", k, p);
+                              kids.push_back(std::move(r));
+                            }
+                            return ScheduleChildren("join", kids, c.state());
+                          })
+                    .Step("join",
+                          [](StepContext<Json>& c) {
+                            return Done({{"n", c.children().size()}});
+                          })
+                    .Build();
+  auto a = Engine::Start(Options({parent, Worker()}, 16));
+  auto b = Engine::Start(Options({parent, Worker()}, 16));
+  const int before = ServerDeadlocks(*sql_);
+  for (int round = 0; round < 5; ++round) {
+    std::vector<InsertRequest> reqs;
+    for (int p = 0; p < 60; ++p) {
+      InsertRequest r{"c.many", std::nullopt, {}};
+      r.options.state = Json{{"p", round * 1000 + p}};
+      reqs.push_back(std::move(r));
+    }
+    for (auto id : client_->InsertAll(reqs)) {
+      auto info = WaitTerminal(id, 60s);
+      EXPECT_EQ(info.status, "done");
+      EXPECT_EQ(info.result["n"], 8);
+    }
+  }
+  const int deadlocks = ServerDeadlocks(*sql_) - before;
+  std::printf("server deadlock reports during the run: %d\n", deadlocks);
+  EXPECT_EQ(deadlocks, 0);
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE fsm = 'c.work' AND status = 'done'"),
+            5 * 60 * 8);
 }
 
 // --- unique keys ---

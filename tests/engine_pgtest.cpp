@@ -584,6 +584,68 @@ TEST_F(EngineTest, InsertAllReturnsIdsInRequestOrder) {
   EXPECT_TRUE(client_->InsertAll({}).empty());
 }
 
+// Rows each within max_payload_bytes (8 MiB) but together over what one jsonb value holds
+// (256 MiB): the batch is split over several statements of one transaction.
+TEST_F(EngineTest, InsertAllBeyondOneJsonbValueIsSplitAndStaysAtomic) {
+  constexpr std::size_t kBlob = 8 * 1024 * 1024 - 64;
+  std::vector<InsertRequest> reqs;
+  for (int i = 0; i < 34; ++i) {  // 34 x 8 MiB = 272 MiB
+    InsertRequest r{"t.bulky", std::nullopt, {}};
+    r.options.state = Json{{"i", i}, {"blob", std::string(kBlob, 'a' + i % 26)}};
+    reqs.push_back(std::move(r));
+  }
+  reqs[1].options.unique_key = "same";
+  reqs[33].options.unique_key = "same";  // a duplicate of the first, in another statement
+  auto ids = client_->InsertAll(reqs);
+  ASSERT_EQ(ids.size(), 33u);
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances"), 33);
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE octet_length(state->>'blob') = " +
+                  std::to_string(kBlob)),
+            33);
+  // Ids in request order (the duplicate dropped).
+  for (int i : {0, 1, 2, 32}) {
+    EXPECT_EQ(Sql64("SELECT (state->>'i')::int FROM gd_instances WHERE id = " +
+                    std::to_string(ids[i])),
+              i);
+  }
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE unique_key = 'same'"), 1);
+  // All or nothing: a row the server refuses, last in the batch, takes the others with it.
+  sql_->Exec(R"(
+    CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'refused'; END $$;
+    CREATE TRIGGER refuse BEFORE INSERT ON gd_instances FOR EACH ROW
+      WHEN (NEW.fsm = 't.refused') EXECUTE FUNCTION refuse();)");
+  reqs[33].fsm = "t.refused";
+  reqs[33].options.unique_key.reset();
+  EXPECT_THROW(client_->InsertAll(reqs), DatabaseError);
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances"), 33);
+}
+
+// A join whose children, each within max_payload_bytes, add up to more than one statement
+// carries is refused before anything is written, with an error that says so.
+TEST_F(EngineTest, ScheduleChildrenBeyondOneStatementIsRefusedClearly) {
+  auto m = Machine<Json>("t.fanout")
+               .Step("start",
+                     [](StepContext<Json>& c) {
+                       std::vector<InsertRequest> kids;
+                       for (int i = 0; i < 34; ++i) {  // 34 x 8 MiB
+                         InsertRequest r{"t.kid", std::nullopt, {}};
+                         r.options.state = Json{{"blob", std::string(8 * 1024 * 1024 - 64, 'k')}};
+                         kids.push_back(std::move(r));
+                       }
+                       return ScheduleChildren("join", kids, c.state());
+                     })
+               .Step("join", [](StepContext<Json>&) { return Done({}); })
+               .Build();
+  auto engine = Engine::Start(Options({m}));
+  auto info = WaitTerminal(*client_->Insert(m), 120s);
+  EXPECT_EQ(info.status, "failed");
+  ASSERT_TRUE(info.last_error);
+  EXPECT_NE(info.last_error->find("schedule_children"), std::string::npos) << *info.last_error;
+  EXPECT_NE(info.last_error->find("34 children"), std::string::npos) << *info.last_error;
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE fsm = 't.kid'"), 0);
+}
+
 TEST_F(EngineTest, TransactionalEnqueueFollowsTheCallersTransaction) {
   auto j = Job<Json>("t.tx").Perform([](const Json&, JobContext&) { return JobResult::Ok(); }).Build();
   auto engine = Engine::Start(Options({j}));
@@ -860,6 +922,23 @@ TEST_F(EngineTest, MinDemandHoldsClaimsBackUntilEnoughSlotsAreFree) {
   std::lock_guard lock(mu);
   ASSERT_FALSE(demands.empty());
   for (double d : demands) EXPECT_GE(d, 3.0);
+}
+
+TEST_F(EngineTest, AQueueScaledBelowMinDemandStillClaims) {
+  auto j = Job<Json>("t.below_min_demand")
+               .Perform([](const Json&, JobContext&) { return JobResult::Ok(); })
+               .Build();
+  auto o = Options({j}, 4);
+  o.min_demand = 3;
+  auto engine = Engine::Start(o);
+  // A manual scale: 1 slot can never free 3 at once.
+  engine->Scale("default", 1);
+  std::vector<InsertRequest> reqs(3, InsertRequest{"t.below_min_demand", 1, {}});
+  for (auto id : client_->InsertAll(reqs)) EXPECT_EQ(WaitTerminal(id, 10s).status, "done");
+  // A scale request on the control channel: 2 slots.
+  client_->ScaleQueue("default", 2);
+  ASSERT_TRUE(WaitUntil([&] { return engine->Queues().at("default").concurrency == 2; }));
+  for (auto id : client_->InsertAll(reqs)) EXPECT_EQ(WaitTerminal(id, 10s).status, "done");
 }
 
 TEST_F(EngineTest, IdleQueuesBackOffAndSnapBackWhenWorkArrives) {

@@ -108,6 +108,20 @@ TEST_F(MetricsTest, CountersHistogramsAndGaugesFollowWhatTheEngineDid) {
   EXPECT_NE(text.find("# TYPE gen_durable_steps_total counter\n"), std::string::npos);
 }
 
+TEST_F(MetricsTest, ScaledCounterCountsEachConcurrencyChange) {
+  auto engine = Engine::Start(Options({Chain()}));
+  Metrics metrics(*engine);
+  engine->Scale("default", 2);
+  engine->Scale("default", 3);
+  engine->Scale("default", 3);  // no change: not counted
+  const std::string text = metrics.Render();
+  const std::string e = "engine=\"" + engine->name() + "\"";
+  EXPECT_EQ(Sample(text, "gen_durable_queue_scaled_total{" + e +
+                             ",queue=\"default\",reason=\"manual\"}"),
+            2)
+      << text;
+}
+
 TEST_F(MetricsTest, ServerServesValidPrometheusTextAtMetricsOnly) {
   if (!ParserAvailable()) {
     const char* ci = std::getenv("CI");

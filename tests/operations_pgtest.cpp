@@ -116,6 +116,73 @@ TEST_F(OperationsTest, PauseOfAnotherQueueLeavesThisOneRunning) {
   EXPECT_TRUE(q->paused);
 }
 
+TEST_F(OperationsTest, PauseHandsBackRowsAlreadyPrefetched) {
+  std::atomic<bool> go{false};
+  std::atomic<int> runs{0};
+  auto m = Job<Nap>("o.prefetched")
+               .MaxAttempts(1)
+               .Perform([&](const Nap&, JobContext&) {
+                 ++runs;
+                 while (!go) std::this_thread::sleep_for(2ms);
+                 return JobResult::Ok();
+               })
+               .Build();
+  auto o = Options({m}, 1);
+  o.prefetch = 3;
+  auto e = Engine::Start(o);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(InsertNap(*client_, "o.prefetched", 0));
+  // One runs; the other three wait in this node's buffer, claimed before the pause.
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto q = e->Queues().at("default");
+    return q.in_flight == 1 && q.buffered == 3;
+  }));
+  e->Pause("default");
+  go = true;
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto q = e->Queues().at("default");
+    return q.in_flight == 0 && q.buffered == 0 &&
+           Sql64("SELECT count(*) FROM gd_instances WHERE status = 'done'") >= 1;
+  }));
+  // The running step finished; the prefetched rows went back unstarted.
+  EXPECT_EQ(runs.load(), 1);
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE status = 'runnable' "
+                  "AND locked_by IS NULL"),
+            3);
+  e->Resume("default");
+  for (auto id : ids) EXPECT_EQ(WaitTerminal(id).status, "done");
+  EXPECT_EQ(runs.load(), 4);
+}
+
+TEST_F(OperationsTest, PauseStopsAnInlineChainAtItsNextStep) {
+  std::atomic<bool> go{false};
+  std::atomic<bool> in_first{false};
+  auto m = Machine<Json>("o.chain")
+               .Step("start",
+                     [&](StepContext<Json>& c) {
+                       in_first = true;
+                       while (!go) std::this_thread::sleep_for(2ms);
+                       return Next("second", c.state());
+                     })
+               .Step("second", [](StepContext<Json>&) { return Done({}); })
+               .Build();
+  auto o = Options({m}, 1);
+  o.inline_next = true;
+  auto e = Engine::Start(o);
+  auto id = *client_->Insert(m, {});
+  ASSERT_TRUE(WaitUntil([&] { return in_first.load(); }));
+  e->Pause("default");
+  go = true;
+  ASSERT_TRUE(WaitUntil([&] {
+    auto info = client_->Get(id);
+    return info && info->status == "runnable" && info->step == "second";
+  }));
+  EXPECT_TRUE(WaitUntil([&] { return e->Queues().at("default").in_flight == 0; }));
+  EXPECT_EQ(StatusOf(*client_, id), "runnable");
+  e->Resume("default");
+  EXPECT_EQ(WaitTerminal(id).status, "done");
+}
+
 TEST_F(OperationsTest, ScaleLimitsHowManyStepsRunAtOnce) {
   Gauge g;
   auto m = Napper("o.scale", &g);
@@ -322,6 +389,68 @@ TEST_F(OperationsTest, CancelWithCascadeEndsTheWholeTree) {
   EXPECT_EQ(all.cancelled, expected);
   for (auto k : kids) EXPECT_EQ(StatusOf(*client_, k), "cancelled");
   EXPECT_EQ(StatusOf(*client_, *id), "cancelled");
+}
+
+// A cascading cancel that meets a commit in flight: the commit (held open here on a second
+// connection, as the flusher's transaction would be) parks `parent` on a new barrier and
+// inserts its child; the cancel waits for the parent's row lock, and must then see that child.
+TEST_F(OperationsTest, CascadeCancelReachesChildrenSpawnedByACommitItWaitedFor) {
+  auto in_flight = detail::pg::Connection::Open(db_, "in_flight_commit");
+  auto insert = [&] { return InsertNap(*client_, "o.tree", 0); };
+  auto claim = [&](std::int64_t id) {
+    sql_->Exec(fmt::format("UPDATE gd_instances SET status = 'executing', locked_by = 'n:1:x', "
+                           "lease_expires_at = now() + interval '1 hour' WHERE id = {}",
+                           id));
+  };
+  // Runs the cascade of `root` while `parent`'s commit spawns a child; returns the child.
+  auto race = [&](std::int64_t root, std::int64_t parent) {
+    in_flight->Exec("BEGIN");
+    in_flight->Exec(fmt::format(
+        "UPDATE gd_instances SET status = 'awaiting_children', join_seq = join_seq + 1, "
+        "join_pending = 1, join_next_step = 'start', locked_by = NULL, lease_expires_at = NULL "
+        "WHERE id = {}",
+        parent));
+    const auto child = in_flight
+                           ->Exec(fmt::format("INSERT INTO gd_instances (fsm, step, parent_id, "
+                                              "parent_join) SELECT 'o.tree', 'start', id, "
+                                              "join_seq FROM gd_instances WHERE id = {} "
+                                              "RETURNING id",
+                                              parent))
+                           .Int64(0, 0);
+    CancelReport report;
+    std::thread cancel([&] { report = client_->Cancel(root, {.cascade = true}); });
+    // The cancel is blocked on a row lock the commit holds; only then does the commit land.
+    const bool waiting = WaitUntil([&] {
+      return Sql64("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND wait_event_type = 'Lock'") > 0;
+    });
+    in_flight->Exec("COMMIT");
+    cancel.join();
+    EXPECT_TRUE(waiting);
+    EXPECT_TRUE(std::count(report.cancelled.begin(), report.cancelled.end(), child))
+        << "child " << child << " missed";
+    return child;
+  };
+  // The root itself commits its children.
+  const auto root = insert();
+  claim(root);
+  const auto child = race(root, root);
+  EXPECT_EQ(StatusOf(*client_, root), "cancelled");
+  EXPECT_EQ(StatusOf(*client_, child), "cancelled");
+  // A child running under a parked root commits grandchildren.
+  const auto top = insert();
+  const auto mid = insert();
+  sql_->Exec(fmt::format("UPDATE gd_instances SET status = 'awaiting_children', join_seq = 1, "
+                         "join_pending = 1, join_next_step = 'start' WHERE id = {}",
+                         top));
+  sql_->Exec(fmt::format("UPDATE gd_instances SET parent_id = {}, parent_join = 1 WHERE id = {}",
+                         top, mid));
+  claim(mid);
+  const auto grandchild = race(top, mid);
+  EXPECT_EQ(StatusOf(*client_, top), "cancelled");
+  EXPECT_EQ(StatusOf(*client_, grandchild), "cancelled");
+  // `mid` was executing when the cancel locked it, then parked by its commit: ended too.
+  EXPECT_EQ(StatusOf(*client_, mid), "cancelled");
 }
 
 TEST_F(OperationsTest, CancelWhereFiltersByQueueAndFsm) {

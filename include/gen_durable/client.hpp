@@ -190,7 +190,8 @@ class Client {
     options.state = Json(state);
     return Insert(static_cast<const AnyMachine&>(machine), std::move(options));
   }
-  // Inserts a batch in one statement; returns the ids inserted, in request order.
+  // Inserts a batch atomically, in one statement (several in one transaction past 128 MiB of
+  // state); returns the ids inserted, in request order.
   std::vector<std::int64_t> InsertAll(const std::vector<InsertRequest>& requests);
 
   // Transactional enqueue: runs the insert on the caller's own libpq connection, inside
@@ -243,7 +244,8 @@ class Client {
   // Retries every failed or cancelled instance matching `filter`; returns the ids retried.
   std::vector<std::int64_t> RetryWhere(const InstanceFilter& filter);
   // Deletes the instances matching `filter` (with their signals and history), except
-  // executing ones (cancel them first). Returns how many were deleted.
+  // executing ones (cancel them first) and children of a live parent's latest join (finished
+  // or not: the parent reads them). Returns how many were deleted.
   std::int64_t DeleteWhere(const InstanceFilter& filter);
   // The history of instance `id`, oldest first (at most `limit` newest entries).
   std::vector<HistoryEntry> History(std::int64_t id, int limit = 200);

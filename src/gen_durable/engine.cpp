@@ -198,6 +198,7 @@ class EngineImpl {
     const int before = runner->Scale(concurrency);
     if (before != concurrency) {
       core_->Emit("queue.scaled", [&](TelemetryEvent& e) {
+        e.measurements["count"] = 1;  // what gen_durable_queue_scaled_total adds up
         e.measurements["from"] = before;
         e.measurements["to"] = concurrency;
         e.metadata["queue"] = queue;

@@ -86,8 +86,21 @@ int QueueRunner::Scale(int concurrency) {
 }
 
 void QueueRunner::SetPaused(bool paused) {
-  paused_.store(paused);
-  if (!paused) Poke();
+  if (!paused) {
+    paused_.store(false);
+    Poke();
+    return;
+  }
+  std::vector<ClaimRef> claims;
+  {
+    std::lock_guard lock(mu_);
+    paused_.store(true);
+    ++pauses_;  // a claim already on its way back is handed back too (FeederLoop)
+    // Rows claimed before the pause but not started would otherwise run during it.
+    for (const auto& r : buffer_) claims.push_back({r.id, r.lease_seq});
+    buffer_.clear();
+  }
+  Release(claims);
 }
 
 bool QueueRunner::Cancel(std::int64_t id) {
@@ -177,11 +190,17 @@ void QueueRunner::FeederLoop() {
   int contended = 0;
   for (;;) {
     int demand = 0;
+    int least = opts.min_demand;
     bool promote = false;
+    std::uint64_t pauses = 0;
     {
       std::lock_guard lock(mu_);
       if (stopping_) break;
       demand = DemandLocked();
+      pauses = pauses_;
+      // A queue scaled below min_demand (Scale, a control message) could never free that many
+      // slots: then it claims once all of them are free, so any queue with a slot claims.
+      least = std::min(opts.min_demand, concurrency_ + opts.prefetch);
       if (poked_) interval = opts.poll_interval;
       poked_ = false;
       slot_freed_ = false;
@@ -193,7 +212,7 @@ void QueueRunner::FeederLoop() {
       }
     }
     bool full = false;
-    if (demand >= opts.min_demand) {
+    if (demand > 0 && demand >= least) {
       std::vector<ClaimedRow> rows;
       int claimed = 0;
       try {
@@ -253,7 +272,8 @@ void QueueRunner::FeederLoop() {
       std::vector<ClaimedRow> late;
       {
         std::lock_guard lock(mu_);
-        if (stopping_) {
+        // A pause that arrived while this claim was in flight: its rows go back unstarted.
+        if (stopping_ || pauses_ != pauses) {
           late = std::move(rows);
         } else {
           for (auto& r : rows) buffer_.push_back(std::move(r));
@@ -263,7 +283,7 @@ void QueueRunner::FeederLoop() {
       // One wake-up per row (at most one per worker): waking every idle worker for a small
       // batch would send most of them back to sleep, hundreds at a time on a wide queue.
       for (int i = 0; i < std::min(count, demand); ++i) work_cv_.notify_one();
-      if (!late.empty()) Release(Claims(late));  // claimed after the drain began
+      if (!late.empty()) Release(Claims(late));  // claimed after the drain or a pause began
     }
     core_->Emit("scheduler.saturation", [&](TelemetryEvent& e) {
       std::lock_guard lock(mu_);
@@ -511,6 +531,16 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ContextData& data, std::in
       } catch (const std::exception& e) {
         return Fail(row, data.attempt,
                     fmt::format("step '{}' scheduled an invalid child: {}", data.step, e.what()));
+      }
+      // The children are inserted by one statement, which takes at most this much.
+      std::size_t bytes = 0;
+      for (const auto& child : row.children) bytes += child.state.size();
+      if (bytes > kMaxStatementJsonBytes) {
+        return Fail(row, data.attempt,
+                    fmt::format("step '{}' called schedule_children with {} children carrying "
+                                "{} bytes of state, over the {} bytes one join can insert; "
+                                "schedule fewer or smaller children (or nest the joins)",
+                                data.step, row.children.size(), bytes, kMaxStatementJsonBytes));
       }
       row.status = "awaiting_children";
       row.state = gen_durable::detail::Encode(out.state());

@@ -2,8 +2,9 @@
 // that run steps and hand their outcomes to the flusher.
 //
 // The feeder claims up to (concurrency + prefetch - in_flight - buffered) rows when at least
-// min_demand slots are free, backs off while the queue is idle (doubling the poll interval up
-// to max_poll_interval) and snaps back when work appears or is announced (Poke).
+// min_demand slots are free (all of them, when a scale left fewer than that), backs off while
+// the queue is idle (doubling the poll interval up to max_poll_interval) and snaps back when
+// work appears or is announced (Poke).
 #pragma once
 
 #include <atomic>
@@ -53,8 +54,9 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   // Sets the number of slots (>= 1): more workers start at once; surplus workers end when their
   // step is done. Returns the previous count.
   int Scale(int concurrency);
-  // The queue was paused / resumed cluster-wide: a paused queue runs no inline step ahead
-  // (claims are refused by the database itself). Resuming pokes the feeder.
+  // The queue was paused / resumed cluster-wide: a paused queue hands its buffered (claimed,
+  // not started) rows back and runs no inline step ahead; running steps finish (claims are
+  // refused by the database itself). Resuming pokes the feeder.
   void SetPaused(bool paused);
   // Instance `id` was cancelled: a running step sees ctx.cancelled(); a buffered row is handed
   // back (and so ends `cancelled`). Returns false when this queue does not hold it.
@@ -127,6 +129,8 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   bool poked_ = false;                                  // GUARDED_BY(mu_)
   bool maybe_more_ = false;  // a full pick or a poke: more may be ready   GUARDED_BY(mu_)
   bool slot_freed_ = false;                             // GUARDED_BY(mu_)
+  // Pauses so far: the rows of a claim that raced one are handed back.  GUARDED_BY(mu_)
+  std::uint64_t pauses_ = 0;
   // Earliest known due time of a scheduled row of this queue.  GUARDED_BY(mu_)
   std::chrono::steady_clock::time_point due_at_ = std::chrono::steady_clock::time_point::max();
 

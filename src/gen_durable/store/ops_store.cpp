@@ -94,7 +94,8 @@ SELECT count(*) FROM (
    WHERE status = 'scheduled' AND queue = $1 AND eligible_at <= now() LIMIT $2)) x
 WHERE NOT EXISTS (SELECT 1 FROM {s}.gd_queues q WHERE q.name = $1 AND q.paused))SQL");
 
-  // Cancels the matching live instances ($6: with their descendants, via gd_instances_parent),
+  // Cancels the matching live instances ($6: with their descendants, via gd_instances_parent;
+  // Cancel passes false and locks a cascade's tree itself first, see gd_cancel_roots),
   // locked in id order. Queued and parked ones end now (their inbox is cleared); running ones get
   // cancel_requested, which every transition out of their claim honours, and their engine is
   // told on the control channel. $7 is the reason.
@@ -140,6 +141,23 @@ UNION ALL
 SELECT false, id FROM asked WHERE (SELECT count(*) FROM told) >= 0)SQL"})
                                        .c_str());
 
+  // A cascade first locks its tree level by level, in one transaction, before gd_cancel runs
+  // over the ids found. The commit that parks an instance on a new barrier and inserts its
+  // children holds that instance's row lock until it commits: waiting for the lock here means
+  // the next statement, on a newer snapshot, sees those children; and a commit not yet begun
+  // finds the instance marked or ended and spawns none. One statement would miss them (its
+  // snapshot predates the lock). Level one: the matching live instances, in id order.
+  cancel_roots_ = Make("gd_cancel_roots", Sql({R"SQL(
+SELECT i.id FROM {s}.gd_instances i
+WHERE i.status NOT IN ('done', 'failed', 'cancelled') AND )SQL",
+                                               kFilter, R"SQL(
+ORDER BY i.id FOR UPDATE OF i)SQL"})
+                                              .c_str());
+  // Each further level: the children of the level above, in id order (gd_instances_parent).
+  cancel_children_ = Make("gd_cancel_children", R"SQL(
+SELECT c.id FROM {s}.gd_instances c WHERE c.parent_id = ANY ($1::bigint[])
+ORDER BY c.id FOR UPDATE OF c)SQL");
+
   // Served by the primary key with the owner guard.
   cancel_requested_ = Make("gd_cancel_requested", R"SQL(
 SELECT id FROM {s}.gd_instances
@@ -175,14 +193,18 @@ n AS (SELECT pg_notify('{c}', queue) FROM upd GROUP BY queue)
 SELECT id FROM upd WHERE (SELECT count(*) FROM n) >= 0 ORDER BY id)SQL"})
                                      .c_str());
 
-  // Deletes up to $6 matching instances that are not executing and not counted by a joining
-  // parent, with their history (their signals go by the foreign key's cascade).
+  // Deletes up to $6 matching instances that are not executing, with their history (their
+  // signals go by the foreign key's cascade). A child of its live parent's latest barrier
+  // stays, finished or not: the join counts it and the parent's later steps read its result
+  // (as gd_gc_sweep spares it). Its parent is probed by primary key.
   delete_ = Make("gd_delete", Sql({R"SQL(
 WITH d AS (
   SELECT i.id FROM {s}.gd_instances i
   WHERE i.status <> 'executing'
-    AND NOT (i.status NOT IN ('done', 'failed', 'cancelled') AND )SQL",
-                                   kJoinedChild, ") AND ", kFilter, R"SQL(
+    AND NOT EXISTS (SELECT 1 FROM {s}.gd_instances p
+                    WHERE p.id = i.parent_id AND p.join_seq = i.parent_join
+                      AND p.status NOT IN ('done', 'failed', 'cancelled'))
+    AND )SQL", kFilter, R"SQL(
   ORDER BY i.id LIMIT $6 FOR UPDATE OF i SKIP LOCKED),
 h AS (DELETE FROM {s}.gd_history h USING d WHERE h.instance_id = d.id),
 del AS (DELETE FROM {s}.gd_instances i USING d WHERE i.id = d.id RETURNING 1)
@@ -283,9 +305,46 @@ std::int64_t OpsStore::ReadyCount(pg::Connection& c, const std::string& queue, i
 
 CancelReport OpsStore::Cancel(pg::Connection& c, const InstanceFilter& filter,
                               const CancelOptions& options) const {
-  auto p = FilterParams(filter);
-  p.Add(options.cascade).Add(options.reason);
-  auto r = c.Execute(cancel_, p);
+  if (!options.cascade) {
+    auto p = FilterParams(filter);
+    p.Add(false).Add(options.reason);
+    return Reported(c.Execute(cancel_, p));
+  }
+  // See gd_cancel_roots: lock the tree level by level, then cancel exactly what was locked.
+  c.Exec("BEGIN");
+  try {
+    std::vector<std::int64_t> tree;
+    auto level = c.Execute(cancel_roots_, FilterParams(filter));
+    while (level.rows() > 0) {
+      std::vector<std::int64_t> ids;
+      ids.reserve(level.rows());
+      for (int i = 0; i < level.rows(); ++i) ids.push_back(level.Int64(i, 0));
+      tree.insert(tree.end(), ids.begin(), ids.end());
+      level = c.Execute(cancel_children_, pg::Params().Add(IdArray(ids)));
+    }
+    CancelReport report;
+    if (!tree.empty()) {
+      InstanceFilter locked;
+      locked.ids = std::move(tree);
+      auto p = FilterParams(locked);
+      p.Add(false).Add(options.reason);
+      report = Reported(c.Execute(cancel_, p));
+    }
+    c.Exec("COMMIT");
+    return report;
+  } catch (...) {
+    if (!c.broken()) {
+      try {
+        c.Exec("ROLLBACK");
+      } catch (const std::exception&) {
+        // the connection is gone: the server ends the transaction itself
+      }
+    }
+    throw;
+  }
+}
+
+CancelReport OpsStore::Reported(const pg::Result& r) {
   CancelReport report;
   for (int i = 0; i < r.rows(); ++i) {
     (r.Bool(i, 0) ? report.cancelled : report.requested).push_back(r.Int64(i, 1));

@@ -34,7 +34,8 @@ class OpsStore {
   std::int64_t ReadyCount(pg::Connection& c, const std::string& queue, int cap) const;
 
   // Cancels the non-terminal instances matching `filter` (and, with cascade, their
-  // descendants); running ones are marked and their engines told.
+  // descendants, locked level by level in one transaction so that children a commit in
+  // flight spawns are cancelled too); running ones are marked and their engines told.
   CancelReport Cancel(pg::Connection& c, const InstanceFilter& filter,
                       const CancelOptions& options) const;
   // Of `ids` held by `node`, those whose cancel was requested.
@@ -56,11 +57,13 @@ class OpsStore {
   pg::Statement Make(const char* name, const char* sql) const;
   // $1..$5 of the filtered statements.
   static pg::Params FilterParams(const InstanceFilter& f);
+  // The rows of gd_cancel, sorted.
+  static CancelReport Reported(const pg::Result& r);
 
   std::string schema_;
   pg::Statement set_paused_, request_scale_, queue_counts_, queue_ready_, queue_recent_,
-      queue_state_, nodes_, ready_count_, cancel_, cancel_requested_, retry_, delete_, history_,
-      history_sweep_;
+      queue_state_, nodes_, ready_count_, cancel_, cancel_roots_, cancel_children_,
+      cancel_requested_, retry_, delete_, history_, history_sweep_;
 };
 
 }  // namespace gen_durable::detail

@@ -170,10 +170,9 @@ std::string NewInstancesJson(const std::vector<NewInstance>& rows) {
   return out;
 }
 
-// Maps the rows an insert returned (in insertion order: unique key, then position) back to
-// request order; a request whose row is missing was a duplicate.
-std::vector<std::optional<std::int64_t>> MatchInserted(const std::vector<NewInstance>& rows,
-                                                       const pg::Result& r) {
+// The positions of `rows` in the order gd_insert_batch inserts them: unique key (NULLS LAST),
+// then position.
+std::vector<std::size_t> InsertionOrder(const std::vector<NewInstance>& rows) {
   std::vector<std::size_t> order(rows.size());
   for (std::size_t i = 0; i < rows.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
@@ -182,6 +181,14 @@ std::vector<std::optional<std::int64_t>> MatchInserted(const std::vector<NewInst
     if (ka.has_value() != kb.has_value()) return ka.has_value();  // keys first, NULLS LAST
     return ka && *ka < *kb;
   });
+  return order;
+}
+
+// Maps the rows an insert returned (in insertion order: unique key, then position) back to
+// request order; a request whose row is missing was a duplicate.
+std::vector<std::optional<std::int64_t>> MatchInserted(const std::vector<NewInstance>& rows,
+                                                       const pg::Result& r) {
+  const std::vector<std::size_t> order = InsertionOrder(rows);
   std::vector<std::optional<std::int64_t>> ids(rows.size());
   int next = 0;
   for (std::size_t idx : order) {
@@ -434,6 +441,18 @@ WITH o AS (
     clear_inbox boolean, awaiting text[], await_next_step text, park_ms bigint,
     join_next_step text, keep_awaiting boolean, ran_step text, ran_attempt integer,
     duration_ms float8)),
+-- The parents of rows this commit may end, locked in id order before any row changes: the
+-- join trigger would otherwise lock them one by one in the order the rows are updated (id
+-- order of the children), which differs between commits whose children of the same parents
+-- interleave (children are inserted in unique-key order), and two such commits deadlocked.
+-- Parents first also matches a cascading cancel. Primary-key probes of $4, then of parents.
+parents AS (
+  SELECT p.id FROM {s}.gd_instances p
+  WHERE p.status = 'awaiting_children' AND p.id IN (
+    SELECT c.parent_id FROM {s}.gd_instances c JOIN o ON o.id = c.id
+    WHERE c.id = ANY ($4::bigint[]) AND c.parent_id IS NOT NULL
+      AND (o.status IN ('done', 'failed', 'cancelled') OR c.cancel_requested IS NOT NULL))
+  ORDER BY p.id FOR UPDATE OF p),
 upd AS (
 UPDATE {s}.gd_instances i SET
   -- an instance cancelled while its step ran ends `cancelled`, whatever the step returned
@@ -474,6 +493,7 @@ FROM o
 -- lease index's predicate, so the generic plan cannot pick that index.
 WHERE i.id = ANY ($4::bigint[]) AND i.id = o.id AND i.status = $5::text
   AND i.locked_by = $2 AND i.lease_seq = o.seq
+  AND (SELECT count(*) FROM parents) >= 0  -- (an init plan: runs before the first row)
 RETURNING i.id, i.lease_seq AS seq, i.status, i.cancel_requested IS NOT NULL AS cancelled),
 -- (o joins upd by claim, not by id: a batch may hold a stale outcome of a row beside the
 -- outcome of the row's current claim, and only the latter's effects may apply)
@@ -714,10 +734,28 @@ std::vector<std::optional<std::int64_t>> Store::InsertBatch(
     pg::Connection& c, const std::vector<NewInstance>& rows, bool ad_hoc,
     std::vector<std::string>* ready_queues) const {
   if (rows.empty()) return {};
-  pg::Params p;
-  p.Add(NewInstancesJson(rows)).Add(channel_).Add(ready_queues == nullptr);
-  auto res = ad_hoc ? c.ExecParams(insert_batch_.sql, p) : c.Execute(insert_batch_, p);
-  if (ready_queues != nullptr) {
+  // Chunks of at most kMaxStatementJsonBytes (a larger row alone), cut from the rows in
+  // insertion order: the chunks together take the unique keys in the same order as one
+  // statement would, so concurrent batches still cannot deadlock on them.
+  const std::vector<std::size_t> order = InsertionOrder(rows);
+  std::vector<std::vector<NewInstance>> chunks(1);
+  std::vector<std::vector<std::size_t>> positions(1);
+  std::size_t bytes = 0;
+  for (std::size_t i : order) {
+    const std::size_t size = rows[i].state.size() + 512;  // the row's other fields, at most
+    if (!chunks.back().empty() && bytes + size > kMaxStatementJsonBytes) {
+      chunks.emplace_back();
+      positions.emplace_back();
+      bytes = 0;
+    }
+    chunks.back().push_back(rows[i]);
+    positions.back().push_back(i);
+    bytes += size;
+  }
+  const bool notify_now = ready_queues == nullptr;
+  // The queues with rows ready now, for the caller to announce after its commit.
+  auto note_ready = [ready_queues](const pg::Result& res) {
+    if (ready_queues == nullptr) return;
     for (int i = 0; i < res.rows(); ++i) {
       if (!res.Bool(i, 3)) continue;
       std::string queue = res.String(i, 2);
@@ -725,8 +763,29 @@ std::vector<std::optional<std::int64_t>> Store::InsertBatch(
         ready_queues->push_back(std::move(queue));
       }
     }
+  };
+  if (chunks.size() == 1 || ad_hoc) {
+    pg::Params p;
+    p.Add(NewInstancesJson(rows)).Add(channel_).Add(notify_now);
+    auto res = ad_hoc ? c.ExecParams(insert_batch_.sql, p) : c.Execute(insert_batch_, p);
+    note_ready(res);
+    return MatchInserted(rows, res);
   }
-  return MatchInserted(rows, res);
+  std::vector<std::pair<const pg::Statement*, pg::Params>> batch;
+  for (const auto& chunk : chunks) {
+    batch.emplace_back(&insert_batch_,
+                       pg::Params().Add(NewInstancesJson(chunk)).Add(channel_).Add(notify_now));
+  }
+  // One transaction: the batch stays all or nothing, and a later chunk's duplicates of an
+  // earlier one's keys are dropped as within one statement.
+  auto results = c.Pipeline(batch, /*transaction=*/true);
+  std::vector<std::optional<std::int64_t>> ids(rows.size());
+  for (std::size_t k = 0; k < chunks.size(); ++k) {
+    note_ready(results[k]);
+    const auto got = MatchInserted(chunks[k], results[k]);
+    for (std::size_t j = 0; j < got.size(); ++j) ids[positions[k][j]] = got[j];
+  }
+  return ids;
 }
 
 void Store::AnnounceReady(pg::Connection& c, const std::vector<std::string>& queues) const {

@@ -4,6 +4,7 @@
 // runs them on a connection the caller provides. Hot statements name the index serving them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -69,6 +70,11 @@ struct ClaimBatch {
 };
 
 // A fully resolved insert (defaults applied by the client).
+// The most JSON text one statement takes as a single jsonb parameter: half of what a jsonb
+// value can hold (256 MiB), since jsonb takes more room than text for some values (small
+// numbers). InsertBatch splits a larger batch; a join carrying more is refused.
+inline constexpr std::size_t kMaxStatementJsonBytes = std::size_t{128} << 20;
+
 struct NewInstance {
   std::string fsm;
   int fsm_version = 1;
@@ -191,8 +197,9 @@ class Store {
   std::optional<std::int64_t> InsertOne(pg::Connection& c, const NewInstance& row,
                                         bool ad_hoc = false,
                                         std::vector<std::string>* ready_queues = nullptr) const;
-  // Inserts a batch in one statement, dropping rows whose unique key is held; returns one
-  // entry per request, in request order (nullopt: dropped as a duplicate). `ready_queues` as
+  // Inserts a batch atomically, dropping rows whose unique key is held; returns one entry per
+  // request, in request order (nullopt: dropped as a duplicate). One statement, or, past
+  // kMaxStatementJsonBytes, several in one transaction (one round trip). `ready_queues` as
   // for InsertOne.
   std::vector<std::optional<std::int64_t>> InsertBatch(
       pg::Connection& c, const std::vector<NewInstance>& rows, bool ad_hoc = false,
