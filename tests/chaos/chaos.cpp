@@ -68,6 +68,8 @@ constexpr int kFlakyMaxAttempts = 5;
 // The workers' lease; the freeze fault stops a worker for longer than this.
 constexpr int kLeaseTtlMs = 8000;
 constexpr int kFreezeMs = kLeaseTtlMs + 4000;
+// After the freeze, the worker is not SIGKILLed for this long, so its late outcomes arrive.
+constexpr int kThawGraceMs = 8000;
 
 std::int64_t WallMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -147,7 +149,7 @@ class Supervisor {
   // engine name when `rename`. A frozen worker is left alone: its stale outcomes are the point.
   bool Kill(bool rename) {
     std::lock_guard lock(mu_);
-    if (pid_ <= 0 || frozen_) return false;
+    if (pid_ <= 0 || frozen_ || std::chrono::steady_clock::now() < spared_until_) return false;
     if (rename) generation_ += 1;
     return ::kill(pid_, SIGKILL) == 0;
   }
@@ -166,11 +168,14 @@ class Supervisor {
     return frozen_;
   }
 
-  // SIGCONTs a frozen process.
-  void Thaw() {
+  // SIGCONTs a frozen process, and spares it from kills for `grace`: time for the steps it
+  // holds to finish and for their late outcomes to reach the database and be dropped as stale
+  // (a kill right after the thaw would take them away, and with them the guard's exercise).
+  void Thaw(std::chrono::milliseconds grace) {
     std::lock_guard lock(mu_);
     if (frozen_ && pid_ > 0) ::kill(pid_, SIGCONT);
     frozen_ = false;
+    spared_until_ = std::chrono::steady_clock::now() + grace;
   }
 
   // SIGTERMs the worker (it drains and exits) and stops restarting it.
@@ -239,6 +244,7 @@ class Supervisor {
   int unexpected_exits_ = 0; // GUARDED_BY(mu_)
   bool stopping_ = false;    // GUARDED_BY(mu_)
   bool frozen_ = false;      // GUARDED_BY(mu_): SIGSTOPped by the freeze fault
+  std::chrono::steady_clock::time_point spared_until_{};  // GUARDED_BY(mu_): no kill before
   std::thread thread_;
 };
 
@@ -733,7 +739,7 @@ void Run::FreezeOne(Clock::time_point until) {
       Log(Fmt("fault: SIGSTOP worker %d (pid %d, holding %lld claims) for %.1f s", s, pid,
               static_cast<long long>(held), kFreezeMs / 1000.0));
       std::this_thread::sleep_for(milliseconds(kFreezeMs));
-      w.Thaw();
+      w.Thaw(milliseconds(kThawGraceMs));
       frozen_to_us_ = WallMicros();
       Log(Fmt("fault: SIGCONT worker %d (pid %d)", s, pid));
       return;
