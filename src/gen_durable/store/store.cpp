@@ -53,8 +53,10 @@ constexpr const char* kClaimReturning = R"SQL(
                                         'state', c.state, 'result', c.result,
                                         'last_error', c.last_error) ORDER BY c.id)
     FROM {s}.gd_instances c WHERE c.parent_id = i.id AND c.parent_join = i.join_seq) END,
-  -- (not read) a keyed row's claim waits for the WAL flush after all: see claim_async_
-  CASE WHEN i.partition_key IS NOT NULL THEN set_config('synchronous_commit', 'on', true) END)SQL";
+  -- (not read) a keyed row's claim, and the claim that spends a reserved token, wait for the
+  -- WAL flush after all: see claim_async_
+  CASE WHEN i.partition_key IS NOT NULL OR picked.rate_paid
+       THEN set_config('synchronous_commit', 'on', true) END)SQL";
 
 // Columns of InstanceInfo, in the order ReadInfo expects.
 constexpr const char* kInfoColumns =
@@ -418,6 +420,9 @@ WHERE kd.rn <= kd.k - kd.busy AND kd.rn > cardinality(sl.free))SQL")
   // steps from starting, and losing it would let one start beside the claimant's step, still
   // running. The claim statement switches such a transaction back to a synchronous commit
   // (kClaimReturning); a rate-limited row's claim is flushed by the admission's own commit.
+  // And except for the claim of a row holding a reserved token (rate_paid, see gd_rate_take):
+  // it starts without an admission, and a claim lost with the server would leave the token
+  // unspent after the step had started, so a second start would take it again.
   claim_async_ = Make("gd_claim_async_commit",
                       "SELECT set_config('synchronous_commit', 'off', true)");
 
