@@ -73,13 +73,18 @@ RETURNING id)SQL",
   }
 
   // A node row on this host, as an engine writes it.
+  // A node row of this host name: 100 ms heartbeats, leases of `lease_ms`, last refreshed
+  // `heartbeat_age` ago.
   void NodeRow(const std::string& id, int pid, const std::string& proc_start,
-               const std::string& pid_ns, const std::string& heartbeat_age) {
+               const std::string& pid_ns, const std::string& heartbeat_age,
+               std::int64_t lease_ms = 5'000) {
     detail::pg::Params p;
     p.Add(id).Add(HostName()).Add(pid).Add(proc_start).Add(pid_ns).Add(heartbeat_age);
+    p.Add(lease_ms);
     sql_->ExecParams(R"SQL(
-INSERT INTO gd_nodes (id, engine, host, pid, proc_start, pid_ns, heartbeat_ms, heartbeat_at)
-VALUES ($1, 'other', $2, $3, $4, NULLIF($5, ''), 100, now() - $6::interval))SQL",
+INSERT INTO gd_nodes (id, engine, host, pid, proc_start, pid_ns, heartbeat_ms, lease_ms,
+                      heartbeat_at)
+VALUES ($1, 'other', $2, $3, $4, NULLIF($5, ''), 100, $7::bigint, now() - $6::interval))SQL",
                      p);
   }
 
@@ -232,10 +237,11 @@ TEST_F(LeasesTest, NodeOfAnotherPidNamespaceWithAFreshRowKeepsItsClaims) {
   engine->Stop();
 }
 
-// The same node, silent for many of its heartbeat intervals: dead whatever its namespace.
-TEST_F(LeasesTest, SilentNodeOfAnotherPidNamespaceIsReclaimedAtStart) {
+// The same node, silent for longer than its leases last: its claims have expired, so the
+// reclaim at start takes them (here the reaper is off) and deletes its row.
+TEST_F(LeasesTest, NodeOfAnotherPidNamespaceSilentPastItsLeaseIsReclaimedAtStart) {
   const std::string other = HostName() + ":1:0ther";
-  NodeRow(other, 1, "1", "some-boot/pid:[1]", "10 s");  // 100 ms heartbeats, silent 10 s
+  NodeRow(other, 1, "1", "some-boot/pid:[1]", "10 s", 5'000);  // leases of 5 s, silent 10 s
   const std::int64_t id = ExecutingRow(other, 1);
   auto m = Machine<Counter>("t.lease")
                .Step("start",
@@ -251,6 +257,51 @@ TEST_F(LeasesTest, SilentNodeOfAnotherPidNamespaceIsReclaimedAtStart) {
   EXPECT_EQ(info.result, (Json{{"attempt", 1}}));
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_nodes WHERE id = '" + other + "'"), 0);
   engine->Stop();
+}
+
+// A node of another namespace silent for many heartbeat intervals but not yet for its lease: a
+// live node is that late whenever the database is unreachable for a while (a restart, a
+// failover), and its steps still run. Nothing proves it dead, so its claims stay its own.
+TEST_F(LeasesTest, NodeOfAnotherPidNamespaceSilentWithinItsLeaseKeepsItsClaims) {
+  const std::string other = HostName() + ":1:0ther";
+  NodeRow(other, 1, "1", "some-boot/pid:[1]", "3 s", 60'000);  // 30 beats late, lease 60 s
+  const std::int64_t id = ExecutingRow(other, 1);
+  auto m = Machine<Counter>("t.lease").Step("start", [](auto&) { return Done(); }).Build();
+  auto o = Options({m});
+  o.reaper = false;
+  auto engine = Engine::Start(o);  // the reclaim runs before Start returns
+  EXPECT_EQ(Status(id), "executing") << "a claim within its lease was taken";
+  EXPECT_EQ(client_->Get(id)->locked_by.value_or("(none)"), other);
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_nodes WHERE id = '" + other + "'"), 1);
+  engine->Stop();
+}
+
+// A node of this pid namespace whose process is alive, with a row silent far past its lease
+// (its heartbeats could not reach the database during a series of server restarts). The pid
+// proves it alive: its running steps keep their claims. Taking them let a second step of the
+// same partition key start beside a running one in a chaos run.
+TEST_F(LeasesTest, LiveNodeOfThisPidNamespaceWithASilentRowKeepsItsClaims) {
+  const std::string ns = detail::SelfPidNamespace();
+  if (ns.empty()) GTEST_SKIP() << "this process cannot read its pid namespace";
+  pid_t child = fork();
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  const std::string start = detail::ProcStart(static_cast<int>(child));
+  ASSERT_FALSE(start.empty());
+  const std::string live = HostName() + ":" + std::to_string(child) + ":alive";
+  NodeRow(live, static_cast<int>(child), start, ns, "10 s", 5'000);
+  const std::int64_t id = ExecutingRow(live, 1);
+  auto m = Machine<Counter>("t.lease").Step("start", [](auto&) { return Done(); }).Build();
+  auto o = Options({m});
+  o.reaper = false;
+  auto engine = Engine::Start(o);
+  EXPECT_EQ(Status(id), "executing") << "a live node's claim was taken";
+  EXPECT_EQ(client_->Get(id)->locked_by.value_or("(none)"), live);
+  engine->Stop();
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
 }
 
 // A node that did not record its namespace (an older version) is judged by its row alone.
@@ -344,21 +395,23 @@ TEST_F(LeasesCliTest, WorkerInAnotherPidNamespaceKeepsItsClaimsWhenAnotherStarts
   a->Kill();
 }
 
-// A worker in its own pid namespace dies mid-step; once its row has been silent for several of
-// its heartbeat intervals, a worker starting outside the namespace takes its claim at once
-// (the lease would last 120 s).
+// A worker in its own pid namespace dies mid-step; once its row has been silent for longer
+// than its leases last, a worker starting outside the namespace takes its claim at once (the
+// reaper would not sweep for 120 s).
 TEST_F(LeasesCliTest, DeadWorkerOfAnotherPidNamespaceIsReclaimedOnceSilent) {
   if (!UnshareWorks()) GTEST_SKIP() << "unshare -pf --mount-proc is not permitted here";
   const std::int64_t id = InsertSleep(2'000);
-  auto a = Worker(true, kSlowReaper);
+  std::vector<std::string> short_lease = kSlowReaper;
+  short_lease[1] = "3000";  // --lease-ttl
+  auto a = Worker(true, short_lease);
   ASSERT_TRUE(WaitUntil([&] { return Status(id) == "executing"; }, 30s)) << a->err();
   const std::string holder = *client_->Get(id)->locked_by;
   a->Kill();
-  // Its row stops being refreshed (200 ms heartbeats): wait until it is clearly silent.
+  // Its row stops being refreshed: wait until it has been silent for longer than its lease.
   ASSERT_TRUE(WaitUntil(
       [&] {
         return Sql64("SELECT count(*) FROM gd_nodes WHERE id = '" + holder +
-                     "' AND heartbeat_at < now() - interval '2 seconds'") == 1;
+                     "' AND heartbeat_at < now() - interval '4 seconds'") == 1;
       },
       30s));
   EXPECT_EQ(Status(id), "executing");

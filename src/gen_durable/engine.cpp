@@ -115,7 +115,7 @@ class EngineImpl {
       for (const auto& [q, cfg] : configs_) queues[q] = cfg.concurrency;
       core_->store.NodeUpsert(*conn, core_->node_id, core_->options.name, self_.host, self_.pid,
                               self_.proc_start, self_.pid_ns, core_->options.heartbeat_interval,
-                              queues.dump());
+                              core_->options.lease_ttl, queues.dump());
     } catch (...) {
       std::lock_guard lock(g_names_mu);
       Names().erase(core_->options.name);
@@ -219,7 +219,7 @@ class EngineImpl {
       auto conn = core_->Connect("control");
       core_->store.NodeUpsert(*conn, core_->node_id, core_->options.name, self_.host, self_.pid,
                               self_.proc_start, self_.pid_ns, core_->options.heartbeat_interval,
-                              queues.dump());
+                              core_->options.lease_ttl, queues.dump());
     } catch (const Error& e) {
       spdlog::warn("could not publish this node's queues: {}", e.what());
     }

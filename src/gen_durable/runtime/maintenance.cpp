@@ -224,16 +224,19 @@ std::int64_t ReclaimDeadPredecessors(EngineCore& core, pg::Connection& conn) {
   const ProcessIdentity self = SelfIdentity();
   std::int64_t total = 0;
   for (const auto& node :
-       core.store.NodesOnHost(conn, self.host, core.options.heartbeat_interval)) {
+       core.store.NodesOnHost(conn, self.host, core.options.heartbeat_interval,
+                              core.options.lease_ttl)) {
     if (node.id == core.node_id) continue;
-    // Evidence of death that no live node can produce: either its pid, read in the pid
-    // namespace it belongs to, names no process or another one; or its row has not been
-    // refreshed for several of its heartbeat intervals. A node sharing only the host name (a
+    // Evidence of death that no live node can produce. A node of our pid namespace is judged
+    // by its pid alone: it names no process, or another one, or the node lives, however long
+    // its row has been silent (a live node's row is silent while the database is restarting
+    // or out of reach, and its steps still run). A node sharing only the host name (a
     // container on the host network, another machine of that name) has pids that say nothing
-    // here, whatever /proc shows for them: it is judged by its row alone.
+    // here, whatever /proc shows for them: it is judged by its row, silent for longer than its
+    // leases last, so that every claim it renewed has expired.
     const bool same_ns = !self.pid_ns.empty() && node.pid_ns == self.pid_ns;
     if (same_ns && node.pid == self.pid && node.proc_start == self.proc_start) continue;  // us
-    const bool dead = node.silent || (same_ns && ProcessIsGone(node.pid, node.proc_start));
+    const bool dead = same_ns ? ProcessIsGone(node.pid, node.proc_start) : node.silent;
     if (!dead) continue;  // alive, or not known to be dead: its claims are its own
     auto rows = core.store.ReclaimNode(conn, node.id);
     EmitReaped(core, rows);

@@ -83,8 +83,9 @@ class Listener {
 };
 
 // Reclaims the rows of dead nodes on this host (a restarted node's predecessor) at start: a
-// node whose pid, in the pid namespace this process shares with it, is gone, or whose row has
-// been silent for Store::kSilentBeats heartbeat intervals. Returns the number of rows reclaimed.
+// node whose pid, in the pid namespace this process shares with it, is gone, or, for a node of
+// another namespace, whose row has been silent for longer than its lease ttl (and
+// Store::kSilentBeats heartbeat intervals). Returns the number of rows reclaimed.
 std::int64_t ReclaimDeadPredecessors(EngineCore& core, pg::Connection& conn);
 
 }  // namespace gen_durable::detail

@@ -31,8 +31,6 @@ std::string ProcStatField(int pid, int n) {
   return field;
 }
 
-std::string ProcStart(int pid) { return ProcStatField(pid, 22); }
-
 std::string ReadLink(const char* path) {
   char buf[256];
   const ssize_t n = readlink(path, buf, sizeof(buf) - 1);
@@ -40,6 +38,8 @@ std::string ReadLink(const char* path) {
 }
 
 }  // namespace
+
+std::string ProcStart(int pid) { return ProcStatField(pid, 22); }
 
 ProcessIdentity SelfIdentity() {
   ProcessIdentity id;

@@ -23,6 +23,8 @@ std::string NewNodeId(const ProcessIdentity& self);
 // The pid namespace of this process (see ProcessIdentity::pid_ns); "" when /proc is not the
 // one of this process's namespace (a /proc mounted by an ancestor namespace) or is unreadable.
 std::string SelfPidNamespace();
+// The start time of process `pid` as /proc records it ("" when there is no such process).
+std::string ProcStart(int pid);
 // True when process `pid` on this host no longer exists or is a different process than the
 // one that started at `proc_start`.
 bool ProcessIsGone(int pid, const std::string& proc_start);

@@ -458,6 +458,13 @@ END
 $fn$;
 )SQL";
 
+// Each node records how long its leases last, so a silent row is taken as proof of death only
+// once the leases it was renewing have expired (a live node's row is silent whenever the
+// database is unreachable). Nullable without a default: adding it rewrites nothing.
+constexpr const char* kV6 = R"SQL(
+ALTER TABLE {s}.gd_nodes ADD COLUMN lease_ms bigint;
+)SQL";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -470,6 +477,7 @@ const std::vector<Migration>& Migrations() {
           "only of nodes proven dead, dedup records kept until GC, consumed signals off the "
           "wake's path",
        kV5},
+      {6, "reclaim of a silent node only after its leases expired", kV6},
   };
   return kAll;
 }

@@ -675,19 +675,21 @@ WITH old AS (
 DELETE FROM {s}.gd_instances i USING old WHERE i.id = old.id)SQL");
 
   node_upsert_ = Make("gd_node_upsert", R"SQL(
-INSERT INTO {s}.gd_nodes (id, engine, host, pid, proc_start, queues, pid_ns, heartbeat_ms)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, NULLIF($7, ''), $8::bigint)
+INSERT INTO {s}.gd_nodes (id, engine, host, pid, proc_start, queues, pid_ns, heartbeat_ms,
+                          lease_ms)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, NULLIF($7, ''), $8::bigint, $9::bigint)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), queues = EXCLUDED.queues)SQL");
   node_heartbeat_ =
       Make("gd_node_heartbeat", "UPDATE {s}.gd_nodes SET heartbeat_at = now() WHERE id = $1");
   node_delete_ = Make("gd_node_delete", "DELETE FROM {s}.gd_nodes WHERE id = $1");
   // A scan: one row per running engine. `silent`: the row lags kSilentBeats of the node's own
-  // heartbeat interval ($2 for a node that did not record it).
+  // heartbeat interval and its lease ttl ($2 and $3 for a node that did not record them).
   nodes_on_host_ = Make("gd_nodes_on_host", (R"SQL(
 SELECT id, host, pid, proc_start, COALESCE(pid_ns, ''),
-       heartbeat_at < now() - )SQL" + std::to_string(kSilentBeats) +
-                                             R"SQL( * COALESCE(heartbeat_ms, $2::bigint)
-                                          * interval '1 millisecond'
+       heartbeat_at < now() - GREATEST()SQL" + std::to_string(kSilentBeats) +
+                                             R"SQL( * COALESCE(heartbeat_ms, $2::bigint),
+                                                COALESCE(lease_ms, $3::bigint))
+                                      * interval '1 millisecond'
 FROM {s}.gd_nodes WHERE host = $1)SQL")
                                                 .c_str());
   nodes_prune_ = Make("gd_nodes_prune", R"SQL(
@@ -1005,10 +1007,11 @@ std::int64_t Store::GcSweep(pg::Connection& c, Millis retention, int limit) cons
 void Store::NodeUpsert(pg::Connection& c, const std::string& id, const std::string& engine,
                        const std::string& host, int pid, const std::string& proc_start,
                        const std::string& pid_ns, Millis heartbeat_interval,
-                       const std::string& queues_json) const {
+                       Millis lease_ttl, const std::string& queues_json) const {
   pg::Params p;
   p.Add(id).Add(engine).Add(host).Add(pid).Add(proc_start).Add(queues_json).Add(pid_ns);
-  p.Add(static_cast<std::int64_t>(heartbeat_interval.count()));
+  p.Add(static_cast<std::int64_t>(heartbeat_interval.count()))
+      .Add(static_cast<std::int64_t>(lease_ttl.count()));
   c.Execute(node_upsert_, p);
 }
 
@@ -1025,9 +1028,11 @@ void Store::NodeDelete(pg::Connection& c, const std::string& id) const {
 }
 
 std::vector<NodeRow> Store::NodesOnHost(pg::Connection& c, const std::string& host,
-                                        Millis heartbeat_interval) const {
+                                        Millis heartbeat_interval, Millis lease_ttl) const {
   pg::Params p;
-  p.Add(host).Add(static_cast<std::int64_t>(heartbeat_interval.count()));
+  p.Add(host)
+      .Add(static_cast<std::int64_t>(heartbeat_interval.count()))
+      .Add(static_cast<std::int64_t>(lease_ttl.count()));
   auto r = c.Execute(nodes_on_host_, p);
   std::vector<NodeRow> out;
   for (int i = 0; i < r.rows(); ++i) {

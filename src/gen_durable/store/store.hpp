@@ -170,8 +170,9 @@ struct NodeRow {
   int pid;
   std::string proc_start;
   std::string pid_ns;  // "" when the node did not record it (an older version)
-  // Its row was not refreshed for kSilentBeats of its heartbeat intervals: no live node is
-  // that late.
+  // Its row was not refreshed for kSilentBeats of its heartbeat intervals nor for its lease
+  // ttl: every lease it renewed has expired, so its claims are free for the taking whether it
+  // lives or not (a live node's row goes silent while the database is out of its reach).
   bool silent = false;
 };
 
@@ -244,16 +245,17 @@ class Store {
   // --- nodes ---
   void NodeUpsert(pg::Connection& c, const std::string& id, const std::string& engine,
                   const std::string& host, int pid, const std::string& proc_start,
-                  const std::string& pid_ns, Millis heartbeat_interval,
+                  const std::string& pid_ns, Millis heartbeat_interval, Millis lease_ttl,
                   const std::string& queues_json) const;
   void NodeHeartbeat(pg::Connection& c, const std::string& id) const;
   void NodeDelete(pg::Connection& c, const std::string& id) const;
-  // Heartbeat intervals a node's row may lag before the node counts as silent (NodeRow).
+  // Heartbeat intervals a node's row may lag before the node counts as silent (NodeRow); the
+  // lag must also exceed the node's lease ttl.
   static constexpr int kSilentBeats = 3;
-  // The nodes of host name `host`; a node that did not record its heartbeat interval is
-  // judged by `heartbeat_interval`.
+  // The nodes of host name `host`; a node that did not record its heartbeat interval or lease
+  // ttl is judged by `heartbeat_interval` and `lease_ttl`.
   std::vector<NodeRow> NodesOnHost(pg::Connection& c, const std::string& host,
-                                   Millis heartbeat_interval) const;
+                                   Millis heartbeat_interval, Millis lease_ttl) const;
   // Deletes node rows not heartbeated for `age`; returns their ids.
   std::vector<std::string> NodesPrune(pg::Connection& c, Millis age) const;
 
