@@ -230,8 +230,8 @@ void QueueRunner::FeederLoop() {
           ReportContended(batch.contended);
           ++contended;
         }
-        const bool limited = std::any_of(rows.begin(), rows.end(), [](const ClaimedRow& r) {
-          return r.rate_limit && !r.rate_paid;
+        const bool limited = std::any_of(rows.begin(), rows.end(), [&](const ClaimedRow& r) {
+          return r.rate_limit && !rate_limiter_.StartsOnItsReservation(r);
         });
         if (limited) {
           const std::vector<ClaimRef> held = Claims(rows);

@@ -22,6 +22,17 @@ int BurstOf(const RateLimit& limit) { return limit.burst.value_or(limit.allowed)
 RateLimiter::RateLimiter(std::shared_ptr<EngineCore> core)
     : core_(std::move(core)), store_(core_->options.schema) {}
 
+bool RateLimiter::StartsOnItsReservation(const ClaimedRow& row) const {
+  if (!row.rate_limit || !row.rate_paid_late) return false;
+  const auto it = core_->options.rate_limits.find(row.rate_limit->name);
+  if (it == core_->options.rate_limits.end() || it->second.allowed < 1) return false;
+  // The refill time of the row's tokens: a reservation's slot is that far from its neighbours'.
+  const auto refill = it->second.period * row.rate_limit->weight / it->second.allowed;
+  const Millis grace = std::max(std::chrono::duration_cast<Millis>(refill),
+                                core_->options.poll_interval);
+  return *row.rate_paid_late <= grace;
+}
+
 std::vector<ClaimedRow> RateLimiter::Admit(pg::Connection& conn, std::vector<ClaimedRow> rows) {
   // What the SQL is asked for each row that names a limit, and which row it was for.
   std::vector<TokenRequest> requests;
@@ -34,7 +45,7 @@ std::vector<ClaimedRow> RateLimiter::Admit(pg::Connection& conn, std::vector<Cla
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const ClaimedRow& row = rows[i];
     // (a row throttled earlier had its token reserved then: it starts now without another)
-    if (!row.rate_limit || row.rate_paid) continue;
+    if (!row.rate_limit || StartsOnItsReservation(row)) continue;
     const RateLimitRef& ref = *row.rate_limit;
     const auto it = limits.find(ref.name);
     std::string error;

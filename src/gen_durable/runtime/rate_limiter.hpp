@@ -7,7 +7,11 @@
 // runnable rows of its bucket queued behind it, each reserved one token-time later: the backlog
 // waits outside the claim index in token order, comes due one row per token, holds no worker
 // slot while it waits and never blocks unrelated rows of the queue. A reserved row's next
-// claim starts it without taking tokens again.
+// claim starts it without taking tokens again, if it comes in time: a reservation is a slot
+// in time, and rows whose slots passed long ago (a dead worker held them, the database was
+// down, the queue was paused) would otherwise all start together, far beyond the burst. A
+// reserved row claimed later than the grace (its tokens' refill time, at least the poll
+// interval) pays again like any other row.
 #pragma once
 
 #include <memory>
@@ -28,6 +32,10 @@ class RateLimiter {
   // failed with a clear last_error (and reported); throttled rows are handed back and reported
   // with `rate_limit.throttled`. Rows without a limit pass untouched. Throws DatabaseError.
   std::vector<ClaimedRow> Admit(pg::Connection& conn, std::vector<ClaimedRow> rows);
+
+  // True when `row` holds a reserved token and was claimed within the grace of its slot, so
+  // it starts without admission.
+  bool StartsOnItsReservation(const ClaimedRow& row) const;
 
   // Deletes buckets that have been idle long enough to be full again. Returns how many.
   std::int64_t PruneIdle(pg::Connection& conn);

@@ -370,7 +370,7 @@ cand AS (
   FOR UPDATE OF c SKIP LOCKED),
 -- the keyed candidates, numbered within their key in claim order
 keyed AS MATERIALIZED (
-  SELECT id, fsm, partition_key, rate_paid, k, busy,
+  SELECT id, fsm, partition_key, eligible_at, rate_paid, k, busy,
          row_number() OVER (PARTITION BY partition_key ORDER BY priority, eligible_at, id) AS rn
   FROM cand WHERE partition_key IS NOT NULL),
 -- each key's free slots, read under the key's lock with a fresh snapshot: a claim of the key
@@ -382,9 +382,9 @@ slots AS MATERIALIZED (
                                      LEAST(count(*), min(k) - min(busy))::integer) AS free
   FROM keyed WHERE rn <= k - busy GROUP BY partition_key),
 picked AS (
-  SELECT id, NULL::integer AS slot, rate_paid FROM cand WHERE partition_key IS NULL
+  SELECT id, NULL::integer AS slot, eligible_at, rate_paid FROM cand WHERE partition_key IS NULL
   UNION ALL
-  SELECT kd.id, sl.free[kd.rn], kd.rate_paid
+  SELECT kd.id, sl.free[kd.rn], kd.eligible_at, kd.rate_paid
   FROM keyed kd JOIN slots sl USING (partition_key) WHERE kd.rn <= cardinality(sl.free)),
 claimed AS (
   UPDATE {s}.gd_instances i
@@ -398,14 +398,18 @@ claimed AS (
       rate_paid = false,
       lease_expires_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()
   FROM picked WHERE i.id = picked.id
-  RETURNING )SQL") + kClaimReturning + R"SQL(, picked.rate_paid, false)
+  -- (a reserved row: how long after its token's slot it is claimed, in ms; see RateLimiter)
+  RETURNING )SQL") + kClaimReturning + R"SQL(,
+    CASE WHEN picked.rate_paid
+         THEN GREATEST(0, floor(extract(epoch FROM now() - picked.eligible_at) * 1000))::bigint
+    END, false)
 SELECT * FROM claimed
 UNION ALL
 -- keyed rows whose slot another claim took after this statement's snapshot was taken: left
 -- runnable (their row locks end with this transaction) and reported, never a failed claim
 SELECT kd.id, kd.fsm, NULL::integer, NULL::text, NULL::jsonb, NULL::integer, NULL::integer,
        NULL::integer, NULL::bigint, NULL::text, kd.partition_key, NULL::text, NULL::text,
-       NULL::text, NULL::integer, NULL::jsonb, NULL::jsonb, NULL::text, NULL::boolean, true
+       NULL::text, NULL::integer, NULL::jsonb, NULL::jsonb, NULL::text, NULL::bigint, true
 FROM keyed kd JOIN slots sl USING (partition_key)
 WHERE kd.rn <= kd.k - kd.busy AND kd.rn > cardinality(sl.free))SQL")
                                     .c_str());
@@ -840,7 +844,7 @@ ClaimBatch Store::Claim(pg::Connection& c, const std::string& queue, int limit,
       row.rate_limit = RateLimitRef{r.String(i, 12), r.String(i, 13),
                                     r.IsNull(i, 14) ? 1 : r.Int(i, 14)};
     }
-    row.rate_paid = r.Bool(i, 18);
+    if (!r.IsNull(i, 18)) row.rate_paid_late = Millis{r.Int64(i, 18)};
     auto opt_text = [&](int col) {
       return r.IsNull(i, col) ? std::nullopt : std::optional<std::string_view>(r.Text(i, col));
     };

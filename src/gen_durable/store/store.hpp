@@ -38,9 +38,11 @@ struct ClaimedRow {
   std::optional<std::string> unique_key;
   // The token bucket this start is subject to (admitted by the RateLimiter before it runs).
   std::optional<RateLimitRef> rate_limit;
-  // A token of `rate_limit` was reserved for this start when the row was throttled (see
-  // gd_rate_take): it starts without taking another.
-  bool rate_paid = false;
+  // Set when a token of `rate_limit` was reserved for this start when the row was throttled
+  // (see gd_rate_take): how long after the token's slot (the row's eligible_at) it was
+  // claimed. A reserved row claimed within RateLimiter::kReservationGrace of its slot starts
+  // without taking another token; a later one pays again.
+  std::optional<Millis> rate_paid_late;
   std::vector<Signal> signals;          // unconsumed inbox, oldest first
   std::vector<ChildResult> children;    // of the last schedule_children
   // Set when the stored state cannot be decoded at all; the instance fails with this error.
