@@ -721,8 +721,9 @@ void Run::InjectFaults(Clock::time_point until) {
 }
 
 // The freeze: from a quarter into the load on (into the drain if need be), a worker that
-// holds claims is SIGSTOPped for longer than its lease, then SIGCONTed. Meanwhile the others reap its rows and run them again; once it
-// goes on, its steps finish and their outcomes must be dropped as stale.
+// holds claims is SIGSTOPped for longer than its lease, then SIGCONTed. Meanwhile the others
+// reap its rows and run them again; once it goes on, its steps finish and their outcomes must
+// be dropped as stale.
 void Run::FreezeOne(Clock::time_point load_until, Clock::time_point until) {
   const auto start = Clock::now();
   std::this_thread::sleep_until(start + (load_until - start) / 4);
