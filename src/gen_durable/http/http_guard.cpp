@@ -235,7 +235,6 @@ HttpVerdict HttpGuard::Authenticate(const HttpRequestView& request) const {
       v.status = 401;
       v.error = "authentication required";
       v.challenge = true;
-      v.close = true;
       return v;
     }
   }
@@ -247,7 +246,6 @@ HttpVerdict HttpGuard::Authenticate(const HttpRequestView& request) const {
       v.status = 401;
       v.error = "not authorized";
       v.challenge = !options_.token.empty();
-      v.close = true;
       return v;
     }
   }
@@ -257,36 +255,33 @@ HttpVerdict HttpGuard::Authenticate(const HttpRequestView& request) const {
 
 HttpVerdict HttpGuard::Check(const HttpRequestView& request, std::size_t header_count) const {
   HttpVerdict v;
-  const auto refuse = [&](int status, std::string error, bool close) {
+  const auto refuse = [&](int status, std::string error) {
     v.status = status;
     v.error = std::move(error);
-    v.close = close;
     return v;
   };
   if (header_count > static_cast<std::size_t>(options_.max_headers)) {
-    return refuse(431, fmt::format("more than {} header lines", options_.max_headers), true);
+    return refuse(431, fmt::format("more than {} header lines", options_.max_headers));
   }
   // DNS rebinding: a foreign name that resolves here must not reach the handlers.
   if (!HostAllowed(HostName(request.Header("Host")))) {
-    return refuse(421, "this host name is not served here (see --allow-host)", true);
+    return refuse(421, "this host name is not served here (see --allow-host)");
   }
   // The body has not been read yet: refuse what would be too long before it is.
   if (!request.Header("Transfer-Encoding").empty()) {
     return refuse(413, fmt::format("request bodies must come with a Content-Length of at most "
                                    "{} bytes",
-                                   options_.max_body_bytes),
-                  true);
+                                   options_.max_body_bytes));
   }
   const std::string length = std::string(Trim(request.Header("Content-Length")));
   if (!length.empty()) {
     std::uint64_t n = 0;
     const auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), n);
     if (ec != std::errc() || end != length.data() + length.size()) {
-      return refuse(400, "bad Content-Length", true);
+      return refuse(400, "bad Content-Length");
     }
     if (n > options_.max_body_bytes) {
-      return refuse(413, fmt::format("request body over {} bytes", options_.max_body_bytes),
-                    true);
+      return refuse(413, fmt::format("request body over {} bytes", options_.max_body_bytes));
     }
   }
   v = Authenticate(request);
@@ -297,22 +292,22 @@ HttpVerdict HttpGuard::Check(const HttpRequestView& request, std::size_t header_
   // client that is not a browser), and with full access.
   const std::string site = Lower(Trim(request.Header("Sec-Fetch-Site")));
   if (!site.empty() && site != "same-origin" && site != "none") {
-    return refuse(403, "cross-site request refused", false);
+    return refuse(403, "cross-site request refused");
   }
   const std::string origin = Lower(Trim(request.Header("Origin")));
   if (!origin.empty()) {
     const std::string host = Lower(Trim(request.Header("Host")));
     if (origin != "http://" + host && origin != "https://" + host) {
-      return refuse(403, "cross-origin request refused", false);
+      return refuse(403, "cross-origin request refused");
     }
   }
-  if (v.access != HttpAccess::kAll) return refuse(403, "read-only access", false);
+  if (v.access != HttpAccess::kAll) return refuse(403, "read-only access");
   // A browser sends basic credentials (and cookies a hook may read) by itself, also on a
   // request another page makes it send: such a request must also prove it read our page.
   if (v.auth == HttpAuth::kBasic || v.auth == HttpAuth::kHook) {
     const std::string token = request.Header("X-CSRF-Token");
     if (!ConstantTimeEquals(Trim(token), csrf_)) {
-      return refuse(403, "missing or wrong X-CSRF-Token (reload the page)", false);
+      return refuse(403, "missing or wrong X-CSRF-Token (reload the page)");
     }
   }
   return v;

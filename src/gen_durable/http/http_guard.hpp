@@ -18,7 +18,6 @@ enum class HttpAuth { kOpen, kBearer, kBasic, kHook };
 struct HttpVerdict {
   int status = 0;              // 0: serve it; else answer this status with `error`
   std::string error;           // the message of a refusal (never a secret)
-  bool close = false;          // the connection must close after the answer (unread body)
   bool challenge = false;      // add WWW-Authenticate (basic), so a browser asks
   HttpAccess access = HttpAccess::kNone;
   HttpAuth auth = HttpAuth::kOpen;

@@ -33,7 +33,8 @@ constexpr int kKeepAliveMs = 2000;
 constexpr int kRequestsPerConnection = 100;
 
 thread_local HttpAccess t_access = HttpAccess::kNone;
-thread_local bool t_close = false;   // the current request was refused with its body unread
+thread_local bool t_close = false;   // the current request was refused: close the connection
+thread_local bool t_drain = false;   // ... and its body was not read
 thread_local bool t_reject = false;  // the connection being handed over is one too many
 
 const httplib::Headers& SecurityHeaders() {
@@ -297,13 +298,14 @@ class GuardedServer final : public httplib::Server {
       if (!strm.WaitForRequest(wait)) break;
       strm.StartRequest();
       t_close = false;
+      t_drain = false;
       t_access = HttpAccess::kNone;
       auto* pool = pool_.load();
       const bool last = count == 1 || (pool && pool->crowded());
       bool closed = false;
       ret = process_request(strm, last, closed, nullptr);
-      refused = t_close;
-      if (!ret || closed || last || refused) break;
+      refused = t_drain;
+      if (!ret || closed || last || t_close) break;
     }
     if (ssl) {
       SSL_shutdown(ssl);
@@ -361,16 +363,17 @@ bool Admit(const HttpGuard& guard, const httplib::Request& req, httplib::Respons
     spdlog::error("http: the authorize hook threw: {}", e.what());
     v.status = 500;
     v.error = "internal error (see the server log)";
-    v.close = true;
   }
   if (v.status == 0) {
     t_access = v.access;
     return true;
   }
-  if (v.close) {
-    t_close = true;
-    res.set_header("Connection", "close");
-  }
+  // The body (if any) was not read, so the next request cannot be found on this connection:
+  // every refusal ends it.
+  t_close = true;
+  res.set_header("Connection", "close");
+  t_drain = req.has_header("Transfer-Encoding") ||
+            (req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0");
   if (v.challenge) res.set_header("WWW-Authenticate", R"(Basic realm="gen_durable", charset="UTF-8")");
   ReplyError(res, v.status, v.error);
   return false;
