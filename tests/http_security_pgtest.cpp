@@ -202,6 +202,38 @@ TEST_F(HttpSecurityTest, FiftyMegabyteBodyIsRefusedWith413BeforeItIsRead) {
   EXPECT_FALSE(Paused());
 }
 
+TEST_F(HttpSecurityTest, ExpectContinueWithAnOversizedBodyIsAnswered413) {
+  StartDashboard();
+  RawConnection c(port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("POST /api/queues/default/pause HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 52428800\r\n"
+                     "Expect: 100-continue\r\n\r\n"));
+  const std::string head = c.ReadHead();
+  EXPECT_EQ(RawConnection::StatusOf(head), 413) << head;
+  EXPECT_TRUE(c.ClosedWithin(std::chrono::seconds(20)));
+}
+
+// A refused request's body is never read as a request of its own (request smuggling past the
+// checks): the connection ends with the refusal.
+TEST_F(HttpSecurityTest, RefusedRequestsBodyIsNotServedAsTheNextRequest) {
+  ASSERT_TRUE(client_->Insert("anything", {}).ok());
+  StartDashboard();
+  const std::string inner =
+      "POST /api/queues/default/pause HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+  RawConnection c(port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("POST /api/queues/default/resume HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Origin: http://evil.example\r\n"
+                     "Content-Type: application/json\r\nContent-Length: " +
+                     std::to_string(inner.size()) + "\r\n\r\n" + inner));
+  const std::string head = c.ReadHead();
+  EXPECT_EQ(RawConnection::StatusOf(head), 403) << head;
+  EXPECT_TRUE(c.ClosedWithin(std::chrono::seconds(20)));
+  EXPECT_FALSE(Paused());
+}
+
 TEST_F(HttpSecurityTest, EndlessChunkedBodyIsCutOff) {
   StartDashboard();
   RawConnection c(port());
