@@ -38,7 +38,8 @@ struct HttpSecurityOptions {
   // constant time. Empty: no built-in credentials.
   std::string token;
   // Decides per request, after the token (when one is set) was accepted. Returning kNone
-  // answers 401. With neither token nor hook, every request gets kAll.
+  // answers 401; an exception answers 500 (and is logged). Called from the server's threads,
+  // several at once. With neither token nor hook, every request gets kAll.
   std::function<HttpAccess(const HttpRequestView&)> authorize;
   // Caps every request at kReadOnly: the page hides its buttons and every action is 403.
   bool read_only = false;

@@ -2,12 +2,13 @@
 #include "gen_durable/http/http_guard.hpp"
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <fstream>
 #include <random>
 
 #include "gen_durable/error.hpp"
@@ -88,19 +89,28 @@ std::string HttpRequestView::Header(std::string_view name) const {
 }
 
 std::string ReadSecretFile(const std::string& path) {
+  // Checked on the descriptor that is read, not on the name (which could change in between).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw ConfigError(fmt::format("cannot read the secret file {}", path));
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    throw ConfigError(fmt::format("cannot read the secret file {}", path));
+  std::string text;
+  const bool stated = ::fstat(fd, &st) == 0;
+  if (stated && S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO)) == 0) {
+    char buf[4096];
+    ssize_t n;
+    while (text.size() < 65536 && (n = ::read(fd, buf, sizeof(buf))) > 0) {
+      text.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fd);
+  if (!stated || !S_ISREG(st.st_mode)) {
+    throw ConfigError(fmt::format("the secret file {} is not a regular file", path));
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
     throw ConfigError(fmt::format(
         "the secret file {} can be read by other users (chmod 600 {})", path, path));
   }
-  std::ifstream in(path);
-  std::string line;
-  if (!in || !std::getline(in, line)) {
-    throw ConfigError(fmt::format("cannot read the secret file {}", path));
-  }
+  std::string line = text.substr(0, text.find('\n'));
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
   if (line.empty()) throw ConfigError(fmt::format("the secret file {} is empty", path));
   return line;

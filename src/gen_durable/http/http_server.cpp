@@ -237,7 +237,7 @@ void ReplyError(httplib::Response& res, int status, const std::string& message) 
 
 class GuardedServer final : public httplib::Server {
  public:
-  GuardedServer(const HttpGuard& guard) : guard_(guard) {
+  explicit GuardedServer(const HttpGuard& guard) : guard_(guard) {
     const auto& o = guard_.options();
     if (!o.tls_cert_file.empty()) {
       ctx_ = SSL_CTX_new(TLS_server_method());
