@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -1570,6 +1571,40 @@ TEST_F(OpsCliTest, WorkerServesPrometheusMetricsAndTheDashboardCommandServesTheA
   EXPECT_EQ(dashboard->exit_code(), 0) << dashboard->err();
   worker->Signal(SIGTERM);
   EXPECT_TRUE(worker->Wait(seconds(15))) << worker->err();
+}
+
+TEST_F(OpsCliTest, DashboardTokenFileAndReadOnlyFlags) {
+  const std::string token_file =
+      (std::filesystem::temp_directory_path() / ("gd_token_" + std::to_string(::getpid())))
+          .string();
+  {
+    std::ofstream out(token_file);
+    out << "cli-token-42\n";
+  }
+  std::filesystem::permissions(token_file, std::filesystem::perms::owner_read |
+                                               std::filesystem::perms::owner_write);
+  auto dashboard =
+      Start({"dashboard", "--port", "0", "--token-file", token_file, "--read-only"});
+  ASSERT_TRUE(Eventually([&] { return PortIn(dashboard->err()) > 0; })) << dashboard->err();
+  EXPECT_NE(dashboard->err().find("token required, read-only"), std::string::npos)
+      << dashboard->err();
+  httplib::Client ui("127.0.0.1", PortIn(dashboard->err()));
+  EXPECT_EQ(ui.Get("/api/overview")->status, 401);
+  const httplib::Headers auth = {{"Authorization", "Bearer cli-token-42"}};
+  EXPECT_EQ(ui.Get("/api/overview", auth)->status, 200);
+  EXPECT_EQ(ui.Post("/api/queues/default/pause", auth, "{}", "application/json")->status, 403);
+  dashboard->Signal(SIGTERM);
+  ASSERT_TRUE(dashboard->Wait(seconds(10)));
+  EXPECT_EQ(dashboard->exit_code(), 0) << dashboard->err();
+
+  // A token file others can read is refused (exit 2, before anything listens).
+  std::filesystem::permissions(token_file, std::filesystem::perms::group_read,
+                               std::filesystem::perm_options::add);
+  auto loose = Start({"dashboard", "--port", "0", "--token-file", token_file});
+  ASSERT_TRUE(loose->Wait(seconds(10)));
+  EXPECT_EQ(loose->exit_code(), 2) << loose->err();
+  EXPECT_NE(loose->err().find("chmod 600"), std::string::npos) << loose->err();
+  std::filesystem::remove(token_file);
 }
 
 }  // namespace

@@ -65,11 +65,11 @@ AnyMachine Holder() {
 
 class DashboardTest : public EngineTest {
  protected:
-  void StartAll() {
+  void StartAll(const DashboardOptions& options = {}) {
     auto o = Options({Checkout(), Failing(), Child(), Parent(), Holder()});
     o.history = true;
     engine_ = Engine::Start(o);
-    dashboard_ = Dashboard::Start(*engine_);
+    dashboard_ = Dashboard::Start(*engine_, options);
   }
   std::string Url() const { return "http://127.0.0.1:" + std::to_string(dashboard_->port()) + "/"; }
 
@@ -163,7 +163,14 @@ TEST_F(DashboardTest, HeadlessChromiumClicksThroughQueuesSearchAndInstancePages)
     if (ci && std::string(ci) == "true") FAIL() << why;
     GTEST_SKIP() << why;
   }
-  StartAll();
+  // The browser holds credentials (basic auth with the token as password).
+  const std::string token = "browser-test-token-0123456789";
+  DashboardOptions authenticated;
+  authenticated.security.token = token;
+  StartAll(authenticated);
+  DashboardOptions viewer = authenticated;
+  viewer.security.read_only = true;
+  auto read_only = Dashboard::Start(*engine_, viewer);
   auto with_state = [](Json state) {
     InsertOptions o;
     o.state = std::move(state);
@@ -189,11 +196,15 @@ TEST_F(DashboardTest, HeadlessChromiumClicksThroughQueuesSearchAndInstancePages)
            client_->Get(*failed)->status == "failed" && client_->Get(*parent)->status == "done";
   }));
 
-  std::string cmd = "cd '" + std::string(GEN_DURABLE_TESTS_DIR) + "/browser' && timeout 120 node " +
+  // The token goes through the environment, not the command line.
+  std::string cmd = "cd '" + std::string(GEN_DURABLE_TESTS_DIR) + "/browser' && " +
+                    "GEN_DURABLE_DASHBOARD_TOKEN='" + token + "' timeout 120 node " +
                     "dashboard.mjs '" + Url() + "' --parked " + std::to_string(*parked) +
                     " --signalled " + std::to_string(*signalled) + " --failed " +
                     std::to_string(*failed) + " --parent " + std::to_string(*parent) +
-                    " --holder " + std::to_string(*holder) + " --stray " + std::to_string(*stray);
+                    " --holder " + std::to_string(*holder) + " --stray " + std::to_string(*stray) +
+                    " --read-only-url 'http://127.0.0.1:" + std::to_string(read_only->port()) +
+                    "/'";
   if (const char* dir = std::getenv("GEN_DURABLE_SCREENSHOTS")) cmd += " --screenshots '" +
                                                                        std::string(dir) + "'";
   std::string out;

@@ -6,13 +6,16 @@
 //   auto dashboard = gen_durable::Dashboard::Start(*engine, {.port = 8080});
 //   // open http://127.0.0.1:8080/
 //
-// `gen_durable dashboard --port P` runs one on its own. It listens on 127.0.0.1 by default and
-// has no authentication of its own: expose it beyond the host only behind a proxy that has.
-// Link gen_durable::http.
+// `gen_durable dashboard --port P` runs one on its own. It listens on 127.0.0.1 by default;
+// options.security adds a token (bearer or basic auth), an authorize hook, read-only access,
+// the Host allow-list, limits and TLS, and a non-loopback bind is refused without credentials
+// (docs/security.md). Link gen_durable::http.
 #pragma once
 
 #include <memory>
 #include <string>
+
+#include "gen_durable/http_options.hpp"
 
 namespace gen_durable {
 
@@ -27,6 +30,7 @@ struct DashboardOptions {
   std::string bind = "127.0.0.1";  // address to listen on
   int port = 0;                    // 0: any free port (see port())
   int refresh_ms = 3000;           // how often open pages refresh themselves
+  HttpSecurityOptions security;    // who may read and act, accepted Hosts, limits, TLS
 };
 
 class Dashboard {
@@ -39,6 +43,7 @@ class Dashboard {
   static std::unique_ptr<Dashboard> Start(Engine& engine, const DashboardOptions& options = {});
   ~Dashboard();  // Stop()
   int port() const;
+  bool tls() const;  // serves HTTPS
   // Stops listening and joins the server thread. Idempotent.
   void Stop();
 

@@ -13,6 +13,8 @@
 #include <memory>
 #include <string>
 
+#include "gen_durable/http_options.hpp"
+
 namespace gen_durable {
 
 class Engine;
@@ -42,10 +44,13 @@ class Metrics {
 struct MetricsServerOptions {
   std::string bind = "127.0.0.1";  // address to listen on ("0.0.0.0": every interface)
   int port = 0;                    // 0: any free port (see port())
+  // Token (Prometheus: `authorization: {credentials_file: ...}`), Host allow-list, limits,
+  // TLS. A non-loopback bind needs a token or allow_unauthenticated.
+  HttpSecurityOptions security;
 };
 
 // Serves GET /metrics (Content-Type text/plain; version=0.0.4) on a thread of its own; any
-// other path is 404.
+// other path is 404. Requests pass the same checks as the dashboard's (docs/security.md).
 class MetricsServer {
  public:
   // Throws gen_durable::Error when the address cannot be bound. `metrics` must outlive it.

@@ -2,8 +2,12 @@
 // it; no browser is downloaded). Run by tests/dashboard_pgtest.cpp, which prepares the instances
 // and checks the database afterwards:
 //
-//   node dashboard.mjs URL --parked ID --signalled ID --failed ID --parent ID --holder ID
-//                          --stray ID [--screenshots DIR]
+//   GEN_DURABLE_DASHBOARD_TOKEN=T node dashboard.mjs URL --parked ID --signalled ID --failed ID
+//       --parent ID --holder ID --stray ID [--read-only-url URL2] [--screenshots DIR]
+//
+// The dashboard at URL requires the token T, which the browser sends as the basic-auth password
+// (so every action also carries the page's CSRF token); URL2 is a read-only dashboard with the
+// same token.
 //
 // parked, signalled and stray await a signal; failed has failed; parent is done with 3 children;
 // holder awaits its 2 children, which await a signal.
@@ -20,6 +24,9 @@ const opt = (name) => {
 const ids = {parked: opt("parked"), signalled: opt("signalled"), failed: opt("failed"),
              parent: opt("parent"), holder: opt("holder"), stray: opt("stray")};
 const screenshots = opt("screenshots");
+const readOnlyUrl = opt("read-only-url");
+const token = process.env.GEN_DURABLE_DASHBOARD_TOKEN || "";
+const httpCredentials = {username: "operator", password: token};
 const timeout = 15000;
 
 function check(ok, what) {
@@ -36,9 +43,20 @@ let failed = false;
 const errors = [];
 let page;
 try {
-  page = await browser.newPage({viewport: {width: 1360, height: 900}});
+  // Without credentials nothing is served, not even the page.
+  const stranger = await browser.newContext();
+  const refused = await stranger.request.get(url);
+  check(refused.status() === 401 && (refused.headers()["www-authenticate"] || "").startsWith("Basic"),
+        `no credentials: the page answers ${refused.status()} with a basic-auth challenge`);
+  await stranger.close();
+
+  page = await browser.newPage({viewport: {width: 1360, height: 900}, httpCredentials});
   page.setDefaultTimeout(timeout);
   page.on("pageerror", (e) => errors.push(e.message));
+  // A Content-Security-Policy violation (an inline style or script) is a failure too.
+  page.on("console", (m) => {
+    if (m.type() === "error" && m.text().includes("Content Security Policy")) errors.push(m.text());
+  });
 
   // The queue list: counts per status, and pause / resume.
   await page.goto(url);
@@ -72,9 +90,15 @@ try {
   // A filter being edited (not yet submitted, and not focused, so refreshes go on) stays.
   await page.fill('[data-test="filter-fsm"]', "ui.check");
   await page.click("h1");
+  const session = await (await page.request.get(url + "api/session")).json();
+  check(session.access === "all" && session.csrf.length >= 32, "the session grants all access");
+  const forged = await page.request.post(url + `api/instances/${ids.stray}/cancel`,
+                                         {data: {reason: "no token"}});
+  check(forged.status() === 403, `an action without the CSRF token is refused (${forged.status()})`);
   const cancelled = await page.request.post(url + `api/instances/${ids.stray}/cancel`,
-                                            {data: {reason: "cancelled by the browser test"}});
-  check(cancelled.ok(), `instance ${ids.stray} cancelled through the API`);
+                                            {data: {reason: "cancelled by the browser test"},
+                                             headers: {"X-CSRF-Token": session.csrf}});
+  check(cancelled.ok(), `instance ${ids.stray} cancelled through the API (${cancelled.status()} ${await cancelled.text()})`);
   await page.waitForFunction((id) => document.querySelector('[data-test="instance-row"]') &&
     ![...document.querySelectorAll('[data-test="instance-link"]')]
       .some((a) => a.textContent === id), ids.stray);
@@ -132,6 +156,23 @@ try {
   await page.waitForFunction(() => [...document.querySelectorAll('[data-test="history-row"]')]
     .some((r) => r.textContent.includes("retry")));
   check(true, `failed instance ${ids.failed} retried`);
+
+  // A read-only dashboard: no button, and an action forced from the page is 403.
+  if (readOnlyUrl) {
+    await page.goto(readOnlyUrl);
+    await page.waitForSelector('[data-test="queue-default"]');
+    check(await page.locator("button").count() === 0, "read-only: no button on the queue page");
+    await page.goto(readOnlyUrl + "#/instance/" + ids.signalled);
+    await page.waitForSelector('[data-test="read-only"]');
+    check(await page.locator('[data-test="cancel"]').count() === 0, "read-only: no cancel button");
+    const status = await page.evaluate(async (id) => {
+      const s = await (await fetch("api/session")).json();
+      const r = await fetch(`api/instances/${id}/cancel`, {method: "POST",
+        headers: {"Content-Type": "application/json", "X-CSRF-Token": s.csrf}, body: "{}"});
+      return r.status;
+    }, ids.signalled);
+    check(status === 403, `read-only: an action forced from the page answers ${status}`);
+  }
 
   check(errors.length === 0, "no script error in the page" + (errors.length ? ": " + errors : ""));
 } catch (e) {

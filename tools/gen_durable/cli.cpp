@@ -24,6 +24,23 @@ void AddJsonFlag(CLI::App* app, GlobalOptions& global) {
   app->add_flag("--json", global.json, "Print JSON instead of text");
 }
 
+// The access flags of an HTTP surface; `prefix` distinguishes the worker's metrics flags.
+void AddHttpFlags(CLI::App* app, HttpArgs& http, const std::string& prefix, const char* env) {
+  app->add_option("--" + prefix + "token-file", http.token_file,
+                  fmt::format("File (mode 0600) holding the access token, sent as \"Authorization: "
+                              "Bearer TOKEN\" or as the basic-auth password (default: ${})",
+                              env));
+  app->add_flag("--" + prefix + "allow-unauthenticated", http.allow_unauthenticated,
+                "Allow a non-loopback bind without a token (a proxy in front authenticates)");
+  app->add_option("--" + prefix + "allow-host", http.allow_hosts,
+                  "Host name accepted in requests besides localhost and the bind address "
+                  "(repeatable; '*': any)");
+  app->add_option("--" + prefix + "tls-cert", http.tls_cert,
+                  "PEM certificate chain: serve HTTPS (with --" + prefix + "tls-key)");
+  app->add_option("--" + prefix + "tls-key", http.tls_key, "PEM private key of --" + prefix +
+                                                               "tls-cert");
+}
+
 }  // namespace
 
 ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
@@ -147,6 +164,9 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
       ->capture_default_str();
   dashboard->add_option("--refresh-ms", cmd.dashboard.refresh_ms, "Page refresh period (ms)")
       ->capture_default_str();
+  AddHttpFlags(dashboard, cmd.dashboard.http, "", kDashboardTokenEnv);
+  dashboard->add_flag("--read-only", cmd.dashboard.http.read_only,
+                      "Show only: no buttons, every action answers 403");
 
   CLI::App* worker = app.add_subcommand(
       "worker", "Run the demo machines until SIGINT/SIGTERM, then drain and exit");
@@ -191,6 +211,7 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
                      "Serve Prometheus metrics at /metrics on this port (0: any free port)");
   worker->add_option("--metrics-bind", cmd.worker.metrics_bind, "Address of the metrics server")
       ->capture_default_str();
+  AddHttpFlags(worker, cmd.worker.metrics_http, "metrics-", kMetricsTokenEnv);
   worker->add_flag("--history", cmd.worker.history,
                    "Record each step's outcome in the instance's history (shown by `show`)");
   worker

@@ -738,7 +738,11 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   std::unique_ptr<MetricsServer> metrics_server;
   if (args.metrics_port) {
     metrics = std::make_unique<Metrics>(*engine);
-    metrics_server = MetricsServer::Start(*metrics, {args.metrics_bind, *args.metrics_port});
+    MetricsServerOptions mo;
+    mo.bind = args.metrics_bind;
+    mo.port = *args.metrics_port;
+    mo.security = HttpSecurityOf(args.metrics_http, kMetricsTokenEnv);
+    metrics_server = MetricsServer::Start(*metrics, mo);
   }
 
   // Engine threads inherit the mask, so only the sigwait below ever sees these signals.
@@ -778,7 +782,8 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   fmt::print(stderr, "gen_durable worker: started node {} (queues {}{})\n", engine->node_id(),
              queues, limits.empty() ? "" : fmt::format("; rate limits {}", limits));
   if (metrics_server) {
-    fmt::print(stderr, "gen_durable worker: metrics at http://{}:{}/metrics\n", args.metrics_bind,
+    fmt::print(stderr, "gen_durable worker: metrics at {}://{}:{}/metrics\n",
+               args.metrics_http.tls_cert.empty() ? "http" : "https", args.metrics_bind,
                metrics_server->port());
   }
 
@@ -813,17 +818,36 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   std::_Exit(kExitOk);
 }
 
+HttpSecurityOptions HttpSecurityOf(const HttpArgs& args, const char* token_env) {
+  HttpSecurityOptions o;
+  if (!args.token_file.empty()) {
+    o.token = ReadSecretFile(args.token_file);
+  } else if (const char* env = std::getenv(token_env); env && *env) {
+    o.token = env;
+  }
+  o.read_only = args.read_only;
+  o.allow_unauthenticated = args.allow_unauthenticated;
+  o.allowed_hosts = args.allow_hosts;
+  o.tls_cert_file = args.tls_cert;
+  o.tls_key_file = args.tls_key;
+  return o;
+}
+
 int RunDashboard(const GlobalOptions& global, const DashboardArgs& args) {
-  Session session(global);
-  // Waits for SIGINT / SIGTERM only: block them before the server's thread exists.
-  const sigset_t signals = BlockTerminationSignals();
+  // Credentials and address are checked before the database is reached.
   DashboardOptions options;
   options.bind = args.bind;
   options.port = args.port;
   options.refresh_ms = args.refresh_ms;
+  options.security = HttpSecurityOf(args.http, kDashboardTokenEnv);
+  Session session(global);
+  // Waits for SIGINT / SIGTERM only: block them before the server's thread exists.
+  const sigset_t signals = BlockTerminationSignals();
   auto dashboard = Dashboard::Start(session.client(), options);
-  fmt::print(stderr, "gen_durable dashboard: http://{}:{}/ (schema {}); Ctrl-C stops it\n",
-             args.bind, dashboard->port(), session.schema());
+  fmt::print(stderr, "gen_durable dashboard: {}://{}:{}/ (schema {}{}{}); Ctrl-C stops it\n",
+             dashboard->tls() ? "https" : "http", args.bind, dashboard->port(), session.schema(),
+             options.security.token.empty() ? ", no credentials" : ", token required",
+             options.security.read_only ? ", read-only" : "");
   int sig = 0;
   sigwait(&signals, &sig);
   dashboard->Stop();

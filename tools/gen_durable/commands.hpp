@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "gen_durable/client.hpp"
+#include "gen_durable/http_options.hpp"
 #include "gen_durable/options.hpp"
 
 namespace gen_durable::detail {
@@ -167,10 +168,27 @@ int RunDelete(const GlobalOptions& global, const SelectArgs& args);
 // `nodes`: the live nodes, their queues and what they run.
 int RunNodes(const GlobalOptions& global);
 
+// Who may use an HTTP surface (dashboard, metrics) and how it is served.
+struct HttpArgs {
+  std::string token_file;              // the token's file (else the environment variable)
+  bool read_only = false;              // dashboard: viewers only
+  bool allow_unauthenticated = false;  // a non-loopback bind without a token
+  std::vector<std::string> allow_hosts;
+  std::string tls_cert;
+  std::string tls_key;
+};
+// The security options of `args`: the token comes from args.token_file, else from the
+// environment variable `token_env` when set and not empty. Throws ConfigError for an
+// unreadable token file.
+HttpSecurityOptions HttpSecurityOf(const HttpArgs& args, const char* token_env);
+constexpr const char* kDashboardTokenEnv = "GEN_DURABLE_DASHBOARD_TOKEN";
+constexpr const char* kMetricsTokenEnv = "GEN_DURABLE_METRICS_TOKEN";
+
 struct DashboardArgs {
   int port = 8080;
   std::string bind = "127.0.0.1";
   int refresh_ms = 3000;
+  HttpArgs http;
 };
 // `dashboard`: serves the web dashboard until SIGINT/SIGTERM; prints its URL on stderr.
 int RunDashboard(const GlobalOptions& global, const DashboardArgs& args);
@@ -196,6 +214,7 @@ struct WorkerArgs {
   // Serve Prometheus metrics at http://metrics_bind:metrics_port/metrics (0: any free port).
   std::optional<int> metrics_port;
   std::string metrics_bind = "127.0.0.1";
+  HttpArgs metrics_http;
   // When set, one JSON line per finished step, stale outcome and reaped row is appended here
   // (an audit trail for fault-injection runs; see tests/chaos/).
   std::string step_log;

@@ -7,12 +7,16 @@
 //   POST /api/instances/ID/retry
 //   POST /api/instances/ID/signal      {"name": text, "payload": JSON}
 //   POST /api/queues/NAME/pause, /api/queues/NAME/resume
+//   GET  /api/session                  {"access": "all" | "read_only", "csrf": token}
 //
-// POST bodies must be JSON (Content-Type application/json): a cross-site form cannot send that
-// without the browser asking first, so another site cannot drive these actions. Errors are JSON
-// {"error": ...}: 400 bad input (an id that is not a positive integer, a body that is not a JSON
-// object), 404 no such instance, 405 an action not POSTed, 409 refused (not live, not
-// retryable, no target), 415 not JSON.
+// Every request first passes the guard of http_server.cpp (Host, credentials, read-only,
+// origin and CSRF token of actions, size limits; see docs/security.md). POST bodies must also be
+// JSON (Content-Type application/json): a cross-site form cannot send that without the browser
+// asking first. Errors are JSON {"error": ...}: 400 bad input (an id that is not a positive
+// integer, a body that is not a JSON object), 401 no or wrong credentials, 403 read-only or a
+// cross-site action, 404 no such instance, 405 an action not POSTed, 409 refused (not live, not
+// retryable, no target), 413 a body too long, 415 not JSON, 421 a foreign Host, 500 anything
+// else (its detail goes to the log only: database messages never reach the client).
 #include "gen_durable/dashboard.hpp"
 
 #include <fmt/format.h>
@@ -137,15 +141,19 @@ void Guarded(httplib::Response& res, Handler&& handler) {
   } catch (const InvalidArgument& e) {
     Reply(res, 400, {{"error", e.what()}});
   } catch (const std::exception& e) {
-    spdlog::warn("dashboard: {}", e.what());
-    Reply(res, 500, {{"error", e.what()}});
+    // The text may be the database's (names, values): it goes to the log, not to the client.
+    spdlog::error("dashboard: {}", e.what());
+    Reply(res, 500, {{"error", "internal error (see the server log)"}});
   }
 }
 
-std::unique_ptr<httplib::Server> Routes(Client& client, Engine* engine,
-                                        const DashboardOptions& options) {
-  auto server = std::make_unique<httplib::Server>();
+void Routes(httplib::Server* server, const detail::HttpGuard& guard, Client& client,
+            Engine* engine, const DashboardOptions& options) {
   const int refresh_ms = options.refresh_ms;
+  server->Get("/api/session", [&guard](const httplib::Request&, httplib::Response& res) {
+    const bool all = detail::CurrentAccess() == HttpAccess::kAll;
+    Reply(res, 200, {{"access", all ? "all" : "read_only"}, {"csrf", guard.csrf_token()}});
+  });
   server->Get(R"(/(index\.html)?)", [](const httplib::Request&, httplib::Response& res) {
     const auto* a = detail::FindAsset("/index.html");
     res.set_content(a->data, a->size, std::string(a->content_type));
@@ -280,7 +288,16 @@ std::unique_ptr<httplib::Server> Routes(Client& client, Engine* engine,
       Reply(res, res.status, {{"error", res.status == 404 ? "not found" : "bad request"}});
     }
   });
-  return server;
+}
+
+std::unique_ptr<detail::HttpServerImpl> Serve(Client& client, Engine* engine,
+                                              const DashboardOptions& options) {
+  if (options.refresh_ms < 100) throw InvalidArgument("dashboard: refresh_ms must be >= 100");
+  return std::make_unique<detail::HttpServerImpl>(
+      options.security, options.bind, options.port,
+      [&client, engine, options](httplib::Server& server, const detail::HttpGuard& guard) {
+        Routes(&server, guard, client, engine, options);
+      });
 }
 
 }  // namespace
@@ -289,16 +306,14 @@ Dashboard::Dashboard(std::unique_ptr<detail::HttpServerImpl> impl) : impl_(std::
 Dashboard::~Dashboard() { Stop(); }
 
 std::unique_ptr<Dashboard> Dashboard::Start(Client& client, const DashboardOptions& options) {
-  if (options.refresh_ms < 100) throw InvalidArgument("dashboard: refresh_ms must be >= 100");
-  return std::unique_ptr<Dashboard>(new Dashboard(std::make_unique<detail::HttpServerImpl>(
-      Routes(client, nullptr, options), options.bind, options.port)));
+  return std::unique_ptr<Dashboard>(new Dashboard(Serve(client, nullptr, options)));
 }
 
 std::unique_ptr<Dashboard> Dashboard::Start(Engine& engine, const DashboardOptions& options) {
-  if (options.refresh_ms < 100) throw InvalidArgument("dashboard: refresh_ms must be >= 100");
-  return std::unique_ptr<Dashboard>(new Dashboard(std::make_unique<detail::HttpServerImpl>(
-      Routes(engine.client(), &engine, options), options.bind, options.port)));
+  return std::unique_ptr<Dashboard>(new Dashboard(Serve(engine.client(), &engine, options)));
 }
+
+bool Dashboard::tls() const { return impl_->tls(); }
 
 int Dashboard::port() const { return impl_->port(); }
 

@@ -316,12 +316,13 @@ MetricsServer::~MetricsServer() { Stop(); }
 
 std::unique_ptr<MetricsServer> MetricsServer::Start(Metrics& metrics,
                                                     const MetricsServerOptions& options) {
-  auto server = std::make_unique<httplib::Server>();
-  server->Get("/metrics", [&metrics](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8");
-  });
-  return std::unique_ptr<MetricsServer>(new MetricsServer(
-      std::make_unique<detail::HttpServerImpl>(std::move(server), options.bind, options.port)));
+  return std::unique_ptr<MetricsServer>(new MetricsServer(std::make_unique<detail::HttpServerImpl>(
+      options.security, options.bind, options.port,
+      [&metrics](httplib::Server& server, const detail::HttpGuard&) {
+        server.Get("/metrics", [&metrics](const httplib::Request&, httplib::Response& res) {
+          res.set_content(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8");
+        });
+      })));
 }
 
 int MetricsServer::port() const { return impl_->port(); }

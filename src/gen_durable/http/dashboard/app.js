@@ -1,6 +1,7 @@
 // The gen_durable dashboard: a single page over the JSON API of src/gen_durable/http/dashboard.cpp.
 // Routes: #/ (queues and nodes), #/instances?status=&queue=&fsm=&key= (search), #/instance/ID.
-// Data is always inserted as text (never as HTML).
+// Data is always inserted as text (never as HTML). No inline script or style: the server's
+// Content-Security-Policy forbids both.
 "use strict";
 
 const STATUSES = ["scheduled", "runnable", "executing", "awaiting_signal", "awaiting_children",
@@ -8,6 +9,10 @@ const STATUSES = ["scheduled", "runnable", "executing", "awaiting_signal", "awai
 let refreshMs = 3000;
 let timer = null;
 let cascadeChecked = false;  // the instance page's "with children" box, kept across refreshes
+// From GET /api/session: "all" or "read_only" (no action buttons), and the token every action
+// sends back (X-CSRF-Token), which another site cannot read.
+let session = {access: "read_only", csrf: ""};
+const canAct = () => session.access === "all";
 
 // el("td", {class: "num"}, "12") -> <td class="num">12</td>
 function el(tag, attrs, ...children) {
@@ -26,8 +31,9 @@ function el(tag, attrs, ...children) {
 
 async function api(path, body) {
   const init = body === undefined ? {} : {
-    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)};
-  const res = await fetch(path, init);
+    method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": session.csrf},
+    body: JSON.stringify(body)};
+  const res = await fetch(path, {...init, credentials: "same-origin"});
   const data = await res.json().catch(() => ({error: res.statusText}));
   if (!res.ok) throw new Error(data.error || res.statusText);
   return data;
@@ -68,7 +74,7 @@ async function queuesPage(main, stale) {
                   el("th", {class: "num"}, "slots"), el("th", {}, ""));
   const rows = data.queues.map((q) => {
     const slots = Object.values(q.concurrency).reduce((a, b) => a + b, 0);
-    const action = q.paused
+    const action = !canAct() ? null : q.paused
       ? el("button", {"data-test": "resume-" + q.name, onclick: () => act(
           () => api("/api/queues/" + encodeURIComponent(q.name) + "/resume", {}))}, "Resume")
       : el("button", {"data-test": "pause-" + q.name, onclick: () => act(
@@ -175,11 +181,12 @@ async function instancePage(main, id, stale) {
   const signalPayload = el("input", {placeholder: "payload (JSON)", "data-test": "signal-payload",
                                      size: 30});
   const retryable = ["failed", "cancelled"].includes(i.status);
-  const actions = el("div", {class: "actions"},
+  const actions = !canAct() ? el("div", {class: "actions muted", "data-test": "read-only"},
+    "Read-only access: no action.") : el("div", {class: "actions"},
     !live && !retryable ? el("span", {class: "muted"}, "Finished: no action applies.") : null,
     live ? el("button", {class: "danger", "data-test": "cancel", onclick: () => act(
       () => api("/api/instances/" + id + "/cancel", {cascade: cascade.checked}))}, "Cancel") : null,
-    live ? el("label", {style: "flex-direction: row; gap: 4px"}, cascade, "with children") : null,
+    live ? el("label", {class: "inline"}, cascade, "with children") : null,
     retryable ? el("button", {"data-test": "retry", onclick: () =>
       act(() => api("/api/instances/" + id + "/retry", {}))}, "Retry") : null,
     live ? el("form", {class: "actions", "data-test": "signal", onsubmit: (e) => {
@@ -215,7 +222,7 @@ async function instancePage(main, id, stale) {
     el("div", {class: "grid2"},
       el("section", {}, el("dl", {"data-test": "facts"},
         facts.map(([k, v]) => [el("dt", {}, k), el("dd", {"data-test": "fact-" + k.replace(" ", "-")}, v)]))),
-      el("section", {}, el("h2", {style: "margin-top: 0"}, "State"),
+      el("section", {}, el("h2", {class: "first"}, "State"),
         el("pre", {"data-test": "state"}, JSON.stringify(i.state, null, 2)),
         el("h2", {}, "Result"), el("pre", {"data-test": "result"},
           i.result === null ? "-" : JSON.stringify(i.result, null, 2)),
@@ -290,4 +297,7 @@ window.addEventListener("hashchange", () => {
   render();
   schedule();
 });
-render().then(schedule);
+api("/api/session")
+  .then((s) => { session = s; })
+  .catch((err) => setStatus(err.message, true))
+  .then(render).then(schedule);
