@@ -259,6 +259,37 @@ TEST_F(RolesTest, AHostileRoleCannotChangeWhatTheFunctionsDo) {
             1);
 }
 
+// The engine's and client's own statements: `now() + $1::bigint * interval '1 millisecond'`
+// (leases, delays) would run a `bigint * interval` planted in public, with the engine's rights.
+TEST_F(RolesTest, AHostileOperatorIsNotRunByTheEnginesStatements) {
+  const std::string hostile = NewRole("hostile_op");
+  sql_->Exec("GRANT CREATE ON SCHEMA public TO " + hostile);
+  {
+    auto conn = ConnectAs(hostile);
+    conn->Exec(
+        "CREATE FUNCTION public.gd_mul(bigint, interval) RETURNS interval LANGUAGE plpgsql "
+        "AS $$ BEGIN RAISE EXCEPTION 'hijacked as %', current_user; END $$");
+    conn->Exec(
+        "CREATE OPERATOR public.* (LEFTARG = bigint, RIGHTARG = interval, "
+        "FUNCTION = public.gd_mul)");
+  }
+  auto m = Machine<Json>("r.operator").Step("start", [](StepContext<Json>&) { return Done(); })
+               .Build();
+  ClientOptions co;
+  co.database = db_;
+  auto client = Client::Connect(co);
+  std::int64_t id = 0;
+  try {
+    InsertOptions later;
+    later.schedule_in = 1ms;
+    id = *client->Insert(m, later);
+  } catch (const std::exception& e) {
+    FAIL() << "insert: " << e.what();
+  }
+  auto engine = Engine::Start(Options({m}));
+  EXPECT_EQ(WaitTerminal(id).status, "done");
+}
+
 TEST_F(RolesTest, OversizeAndInvalidInputsAreRefusedBySql) {
   const auto id = Sql64("SELECT gd_insert('r.limits', unique_key => 'lim')");
   const std::string big_state = fmt::format("jsonb_build_object('s', repeat('x', {}))", 8 << 20);
