@@ -772,11 +772,11 @@ TEST_F(EngineTest, MigrateAppliesOnlyWhatIsMissingAndHonoursTheSchema) {
 
   auto m = Machine<Counter>("t.schema").Step("start", [](StepContext<Counter>&) { return Done(); }).Build();
   auto o = Options({m});
-  o.schema = "tenant a";
+  o.schema = "tenant_honoured";
   auto engine = Engine::Start(o);
   auto id = *engine->client().Insert(m, Counter{});
   ASSERT_TRUE(WaitUntil([&] { return engine->client().Get(id)->status == "done"; }));
-  EXPECT_EQ(Sql64("SELECT count(*) FROM \"tenant a\".gd_instances"), 1);
+  EXPECT_EQ(Sql64("SELECT count(*) FROM tenant_honoured.gd_instances"), 1);
   EXPECT_EQ(Sql64("SELECT count(*) FROM public.gd_instances"), 0);
 }
 

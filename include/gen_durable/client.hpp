@@ -177,6 +177,10 @@ class Client {
   void Migrate();
   // The schema version applied in the database (0 when none).
   int SchemaVersion();
+  // Grants the existing database role `role` what `as` needs on this schema (migrating it
+  // first), as docs/security.md's role guide says: run it as the schema's owner. Idempotent.
+  // Throws InvalidArgument for a role that does not exist, DatabaseError when not allowed.
+  void GrantRole(const std::string& role, DatabaseRole as);
 
   // Inserts one instance of `machine`. Throws InvalidArgument on bad options.
   Result<std::int64_t> Insert(const AnyMachine& machine, InsertOptions options = {});

@@ -51,10 +51,20 @@ struct QueueConfig {
   bool autoscaled() const { return max > concurrency; }
 };
 
+// What a database role may do in one schema, as granted by Client::GrantRole (the guide:
+// docs/security.md, "Database roles"). The owner, who migrates, is the role that created the
+// schema's tables and functions; it is not granted.
+enum class DatabaseRole {
+  kEngine,    // runs workers and every client call: reads and writes the tables
+  kProducer,  // EXECUTE on gd_insert and gd_signal only (SECURITY DEFINER): no table access
+  kViewer,    // SELECT on the tables (a read-only dashboard, list, show, stats)
+};
+
 // Where to find the database. `schema` places every table in that Postgres schema.
 struct ConnectionOptions {
   // libpq connection string or URI ("postgresql://user@host/db", "host=/run/pg dbname=app").
   std::string database;
+  // A plain lower-case name, [a-z_][a-z0-9_]{0,62}; anything else is refused (ConfigError).
   std::string schema = "public";
   // Longest a statement may run before the server cancels it; the engine then retries it, as
   // after any retryable failure, so a statement stuck behind a lock held by another session

@@ -236,7 +236,7 @@ std::unique_ptr<Client> Client::Connect(const ClientOptions& options) {
   if (options.database.empty()) {
     throw ConfigError("database must be set (a libpq connection string)");
   }
-  detail::ValidateIdentifier("schema", options.schema);
+  detail::ValidateSchemaName(options.schema);
   if (options.pool_size < 1) throw ConfigError("pool_size must be >= 1");
   if (options.max_payload_bytes == 0) throw ConfigError("max_payload_bytes must be > 0");
   detail::ValidateSessionLimits(options);
@@ -248,6 +248,12 @@ const std::string& Client::schema() const { return impl_->options_.schema; }
 void Client::Migrate() {
   auto c = impl_->Acquire();
   detail::Migrate(*c, impl_->options_.schema);
+}
+
+void Client::GrantRole(const std::string& role, DatabaseRole as) {
+  auto c = impl_->Acquire();
+  detail::Migrate(*c, impl_->options_.schema);
+  detail::GrantRole(*c, impl_->options_.schema, role, as);
 }
 
 int Client::SchemaVersion() {

@@ -115,6 +115,29 @@ void ValidateIdentifier(const std::string& what, const std::string& value) {
   }
 }
 
+std::string SchemaNameProblem(std::string_view schema) {
+  if (schema.empty()) return "schema must not be empty";
+  bool ok = schema.size() <= kMaxIdentifierBytes;
+  for (std::size_t i = 0; ok && i < schema.size(); ++i) {
+    const char ch = schema[i];
+    ok = (ch >= 'a' && ch <= 'z') || ch == '_' || (i > 0 && ch >= '0' && ch <= '9');
+  }
+  if (ok) return {};
+  std::string shown(schema.substr(0, kMaxIdentifierBytes));
+  for (char& ch : shown) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x7f) ch = '?';
+  }
+  return fmt::format(
+      "schema '{}{}' is not a valid schema name: use [a-z_][a-z0-9_]{{0,62}} (lower-case "
+      "letters, digits and underscores, not starting with a digit, at most 63 bytes)",
+      shown, schema.size() > kMaxIdentifierBytes ? "..." : "");
+}
+
+void ValidateSchemaName(std::string_view schema) {
+  if (auto problem = SchemaNameProblem(schema); !problem.empty()) throw ConfigError(problem);
+}
+
 void ValidateSessionLimits(const ConnectionOptions& o) {
   // Postgres and the kernel take these as a 32-bit count of milliseconds.
   static constexpr std::int64_t kMax = 2'147'483'647;
@@ -131,7 +154,7 @@ void ValidateSessionLimits(const ConnectionOptions& o) {
 void ValidateEngineOptions(const EngineOptions& o) {
   if (o.name.empty()) throw ConfigError("name must not be empty");
   if (o.database.empty()) throw ConfigError("database must be set (a libpq connection string)");
-  ValidateIdentifier("schema", o.schema);
+  ValidateSchemaName(o.schema);
   if (o.queues.empty()) throw ConfigError("queues must name at least one queue");
   for (const auto& [queue, cfg] : o.queues) {
     ValidateIdentifier("queue name", queue);

@@ -14,8 +14,14 @@ namespace gen_durable::detail {
 void ValidateEngineOptions(const EngineOptions& o);
 // Throws ConfigError for a negative or too large statement_timeout / network_timeout.
 void ValidateSessionLimits(const ConnectionOptions& o);
-// Throws ConfigError for an invalid schema or queue name.
+// Throws ConfigError for an invalid queue name.
 void ValidateIdentifier(const std::string& what, const std::string& value);
+// What is wrong with `schema` as a schema name, or "" when nothing is. Only
+// [a-z_][a-z0-9_]{0,62} is accepted: such a name is the same quoted or not, never needs
+// escaping, and cannot close a quote of any kind in the SQL it is placed in.
+std::string SchemaNameProblem(std::string_view schema);
+// Throws ConfigError with SchemaNameProblem's text.
+void ValidateSchemaName(std::string_view schema);
 
 // Queue and schema names: what Postgres keeps of an identifier. An engine serves no longer
 // queue name, so an insert into one would never run.

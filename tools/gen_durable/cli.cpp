@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <sstream>
 
+#include "gen_durable/validate.hpp"
+
 namespace gen_durable::tools {
 namespace {
 
@@ -15,8 +17,11 @@ void AddCommonFlags(CLI::App* app, GlobalOptions& global, int& verbosity) {
   app->add_option("--database", global.database,
                   "libpq connection string or URL (default: $GEN_DURABLE_DATABASE_URL, else the "
                   "embedded database)");
-  app->add_option("--schema", global.schema, "Postgres schema holding the tables")
-      ->capture_default_str();
+  app->add_option("--schema", global.schema,
+                  "Postgres schema holding the tables: [a-z_][a-z0-9_]{0,62}")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& value) { return detail::SchemaNameProblem(value); }, "SCHEMA"));
   app->add_flag("-v,--verbose", verbosity, "Log engine activity (-v info, -vv debug)");
 }
 
@@ -168,6 +173,16 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
   dashboard->add_flag("--read-only", cmd.dashboard.http.read_only,
                       "Show only: no buttons, every action answers 403");
 
+  CLI::App* grant = app.add_subcommand(
+      "grant", "Grant an existing database role what it needs on the schema (run as its owner)");
+  AddCommonFlags(grant, cmd.global, cmd.verbosity);
+  grant->add_option("--role", cmd.grant.role, "The database role (it must exist)")->required();
+  grant->add_option("--as", cmd.grant.as,
+                    "engine (runs workers), producer (EXECUTE on gd_insert and gd_signal only) "
+                    "or viewer (SELECT, for a read-only dashboard)")
+      ->required()
+      ->check(CLI::IsMember({"engine", "producer", "viewer"}));
+
   CLI::App* worker = app.add_subcommand(
       "worker", "Run the demo machines until SIGINT/SIGTERM, then drain and exit");
   AddCommonFlags(worker, cmd.global, cmd.verbosity);
@@ -305,7 +320,7 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
       {worker, Command::kWorker},   {demo, Command::kDemo},     {bench, Command::kBench},
       {pause, Command::kPause},     {resume, Command::kResume}, {scale, Command::kScale},
       {cancel, Command::kCancel},   {retry, Command::kRetry},   {delete_cmd, Command::kDelete},
-      {nodes, Command::kNodes},     {dashboard, Command::kDashboard}};
+      {nodes, Command::kNodes},     {dashboard, Command::kDashboard}, {grant, Command::kGrant}};
   for (const auto& [sub, command] : commands) {
     if (*sub) {
       cmd.command = command;

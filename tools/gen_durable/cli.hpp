@@ -16,7 +16,7 @@ namespace gen_durable::tools {
 
 enum class Command { kNone, kMigrate, kInsert, kSignal, kShow, kList, kStats, kWorker, kDemo,
                      kBench, kPause, kResume, kScale, kCancel, kRetry, kDelete, kNodes,
-                     kDashboard };
+                     kDashboard, kGrant };
 
 struct ParsedCommand {
   // kNone: there is nothing to run (--help, or a usage error); print `output` on stdout and
@@ -40,6 +40,7 @@ struct ParsedCommand {
   CancelArgs cancel;
   SelectArgs select;  // retry, delete
   DashboardArgs dashboard;
+  GrantArgs grant;
 };
 
 // Builds the CLI's parser and parses `argv` (argv[0] is the program name). A malformed command

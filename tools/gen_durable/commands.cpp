@@ -441,6 +441,25 @@ int RunStats(const GlobalOptions& global) {
   return kExitOk;
 }
 
+int RunGrant(const GlobalOptions& global, const GrantArgs& args) {
+  DatabaseRole as = DatabaseRole::kViewer;
+  if (args.as == "engine") {
+    as = DatabaseRole::kEngine;
+  } else if (args.as == "producer") {
+    as = DatabaseRole::kProducer;
+  } else if (args.as != "viewer") {
+    throw UsageError("--as must be engine, producer or viewer");
+  }
+  Session session(global);
+  session.client().GrantRole(args.role, as);
+  if (global.json) {
+    fmt::print("{}\n", Json{{"role", args.role}, {"as", args.as}, {"schema", global.schema}}.dump());
+  } else {
+    fmt::print("granted {} the {} privileges on schema {}\n", args.role, args.as, global.schema);
+  }
+  return kExitOk;
+}
+
 int RunPause(const GlobalOptions& global, const std::string& queue, bool paused) {
   Session session(global);
   if (paused) {

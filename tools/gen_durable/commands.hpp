@@ -134,6 +134,13 @@ int RunStats(const GlobalOptions& global);
 // `pause QUEUE` / `resume QUEUE`: cluster-wide, persisted.
 int RunPause(const GlobalOptions& global, const std::string& queue, bool paused);
 
+struct GrantArgs {
+  std::string role;
+  std::string as;  // engine, producer or viewer
+};
+// `grant --role R --as KIND`: grants role R what KIND needs on the schema (docs/security.md).
+int RunGrant(const GlobalOptions& global, const GrantArgs& args);
+
 struct ScaleArgs {
   std::string queue;
   int concurrency = 0;

@@ -52,6 +52,8 @@ int Run(const ParsedCommand& cmd) {
       return RunNodes(cmd.global);
     case Command::kDashboard:
       return RunDashboard(cmd.global, cmd.dashboard);
+    case Command::kGrant:
+      return RunGrant(cmd.global, cmd.grant);
     case Command::kNone:
       break;
   }

@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include "gen_durable/error.hpp"
+#include "gen_durable/validate.hpp"
+
 namespace gen_durable::detail {
 
 namespace {
@@ -458,11 +461,197 @@ END
 $fn$;
 )SQL";
 
-// Each node records how long its leases last, so a silent row is taken as proof of death only
-// once the leases it was renewing have expired (a live node's row is silent whenever the
-// database is unreachable). Nullable without a default: adding it rewrites nothing.
+// Version 6: least privilege. Every function pins its search_path to pg_catalog, pg_temp, and
+// names the schema's own objects in full, so no object another role creates (in public or in
+// any schema a caller puts first) can stand in for an operator, a cast or a function they use:
+// the functions do the same whoever calls them and whatever the caller's search_path is.
+// gd_insert and gd_signal run as their owner (SECURITY DEFINER), so a producer role needs
+// EXECUTE on them and no privilege on any table; EXECUTE is no longer granted to PUBLIC, and
+// they enforce the client's limits on names, keys and sizes themselves.
+// Also: each node records how long its leases last, so a silent row is taken as proof of
+// death only once the leases it was renewing have expired (a live node's row is silent whenever
+// the database is unreachable). Nullable without a default: adding it rewrites nothing.
 constexpr const char* kV6 = R"SQL(
 ALTER TABLE {s}.gd_nodes ADD COLUMN lease_ms bigint;
+
+-- The client's limits (src/gen_durable/validate.hpp): a name is not empty, at most
+-- `max_bytes` bytes and has no control character (C0 or DEL); a key is not empty and at most
+-- 2048 bytes (a text value holds no NUL byte). NULL passes: callers decide what NULL means.
+CREATE FUNCTION {s}.gd_require_name(what text, value text, max_bytes integer)
+RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF value = '' THEN
+    RAISE EXCEPTION '%: must not be empty', what USING ERRCODE = '22023';
+  ELSIF octet_length(value) > max_bytes THEN
+    RAISE EXCEPTION '%: % bytes, over the limit of % bytes', what, octet_length(value), max_bytes
+      USING ERRCODE = '22023';
+  ELSIF value ~ '[\x01-\x1f\x7f]' THEN
+    RAISE EXCEPTION '%: contains a control character', what USING ERRCODE = '22023';
+  END IF;
+END
+$fn$;
+
+CREATE FUNCTION {s}.gd_require_key(what text, value text)
+RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF value = '' THEN
+    RAISE EXCEPTION '%: must not be empty', what USING ERRCODE = '22023';
+  ELSIF octet_length(value) > 2048 THEN
+    RAISE EXCEPTION '%: % bytes, over the limit of 2048 bytes', what, octet_length(value)
+      USING ERRCODE = '22023';
+  END IF;
+END
+$fn$;
+
+-- A JSON value of at most 8 MiB as text (the client's default max_payload_bytes).
+CREATE FUNCTION {s}.gd_require_payload(what text, value jsonb)
+RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF octet_length(value::text) > 8388608 THEN
+    RAISE EXCEPTION '%: % bytes, over the limit of 8388608 bytes', what,
+      octet_length(value::text) USING ERRCODE = '22023';
+  END IF;
+END
+$fn$;
+
+ALTER FUNCTION {s}.gd_child_terminated() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION {s}.gd_partition_free_slots(text, integer, integer)
+  SET search_path = pg_catalog, pg_temp;
+
+-- As in version 5, plus the limits, the pinned search_path and SECURITY DEFINER.
+CREATE OR REPLACE FUNCTION {s}.gd_signal(target_id bigint, target_key text, signal_name text,
+                                         signal_payload jsonb DEFAULT 'null',
+                                         dedup text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  inst record;
+  live boolean;
+  sid bigint;
+BEGIN
+  IF signal_name IS NULL OR signal_name = '' THEN
+    RAISE EXCEPTION 'gd_signal: signal name must not be empty' USING ERRCODE = '22023';
+  END IF;
+  PERFORM {s}.gd_require_name('gd_signal: signal_name', signal_name, 255);
+  IF target_id IS NULL THEN
+    PERFORM {s}.gd_require_key('gd_signal: target_key', target_key);
+  END IF;
+  PERFORM {s}.gd_require_key('gd_signal: dedup', dedup);
+  PERFORM {s}.gd_require_payload('gd_signal: signal_payload', signal_payload);
+  IF target_id IS NOT NULL THEN
+    SELECT id, status, queue INTO inst FROM {s}.gd_instances
+    WHERE id = target_id FOR UPDATE;
+  ELSE
+    -- served by gd_instances_unique_key
+    SELECT id, status, queue INTO inst FROM {s}.gd_instances
+    WHERE unique_key = target_key AND status NOT IN ('done', 'failed', 'cancelled')
+    ORDER BY id DESC LIMIT 1 FOR UPDATE;
+  END IF;
+  live := FOUND AND inst.status NOT IN ('done', 'failed', 'cancelled');
+  -- After the lock: a concurrent delivery of the same key to this row has committed by now.
+  IF dedup IS NOT NULL THEN
+    IF target_id IS NOT NULL THEN
+      -- served by gd_signals_dedup
+      SELECT id INTO sid FROM {s}.gd_signals WHERE instance_id = target_id AND dedup_key = dedup;
+    ELSE
+      -- served by gd_instances_unique_key, then gd_signals_dedup per instance
+      SELECT s.id INTO sid FROM {s}.gd_instances i JOIN {s}.gd_signals s ON s.instance_id = i.id
+      WHERE i.unique_key = target_key AND s.dedup_key = dedup
+      ORDER BY s.id LIMIT 1;
+    END IF;
+    IF sid IS NOT NULL THEN
+      RETURN sid;  -- already delivered: a no-op success
+    END IF;
+  END IF;
+  IF NOT live THEN
+    RAISE EXCEPTION 'no_target: no live instance %', COALESCE(target_id::text, target_key)
+      USING ERRCODE = 'GD404';
+  END IF;
+  INSERT INTO {s}.gd_signals (instance_id, name, payload, dedup_key)
+  VALUES (inst.id, signal_name, COALESCE(signal_payload, 'null'), dedup)
+  ON CONFLICT (instance_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+  RETURNING id INTO sid;
+  IF sid IS NULL THEN
+    -- (the row lock serializes deliveries to a target, so only a guard: the key was taken)
+    SELECT id INTO sid FROM {s}.gd_signals WHERE instance_id = inst.id AND dedup_key = dedup;
+    RETURN sid;
+  END IF;
+  UPDATE {s}.gd_instances SET
+    status = 'runnable',
+    step = COALESCE(await_next_step, step),
+    attempt = CASE WHEN await_next_step IS NOT NULL THEN 0 ELSE attempt END,
+    await_next_step = NULL, park_deadline = NULL,
+    eligible_at = now(), updated_at = now()
+  WHERE id = inst.id AND status = 'awaiting_signal' AND signal_name = ANY (awaiting);
+  IF FOUND THEN
+    PERFORM pg_notify('{c}', inst.queue);
+  END IF;
+  RETURN sid;
+END
+$fn$;
+
+-- As in version 2, plus the limits, the pinned search_path and SECURITY DEFINER. The delay is
+-- multiplied as float8 * interval (pg_catalog's operator, named in full).
+CREATE OR REPLACE FUNCTION {s}.gd_insert(fsm text, state jsonb DEFAULT '{}',
+                                         queue text DEFAULT 'default', step text DEFAULT 'start',
+                                         priority integer DEFAULT 0,
+                                         schedule_in_ms bigint DEFAULT 0,
+                                         unique_key text DEFAULT NULL,
+                                         partition_key text DEFAULT NULL,
+                                         fsm_version integer DEFAULT 1,
+                                         max_attempts integer DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  at timestamptz;
+  new_id bigint;
+BEGIN
+  IF fsm IS NULL OR queue IS NULL OR step IS NULL OR fsm_version IS NULL THEN
+    RAISE EXCEPTION 'gd_insert: fsm, queue, step and fsm_version must not be NULL'
+      USING ERRCODE = '22023';
+  END IF;
+  PERFORM {s}.gd_require_name('gd_insert: fsm', fsm, 255);
+  PERFORM {s}.gd_require_name('gd_insert: queue', queue, 63);
+  PERFORM {s}.gd_require_name('gd_insert: step', step, 255);
+  PERFORM {s}.gd_require_key('gd_insert: unique_key', unique_key);
+  PERFORM {s}.gd_require_key('gd_insert: partition_key', partition_key);
+  PERFORM {s}.gd_require_payload('gd_insert: state', state);
+  IF fsm_version < 1 THEN
+    RAISE EXCEPTION 'gd_insert: fsm_version must be >= 1 (got %)', fsm_version
+      USING ERRCODE = '22023';
+  END IF;
+  IF max_attempts < 0 THEN
+    RAISE EXCEPTION 'gd_insert: max_attempts must be >= 0 (got %)', max_attempts
+      USING ERRCODE = '22023';
+  END IF;
+  IF schedule_in_ms < 0 THEN
+    RAISE EXCEPTION 'gd_insert: schedule_in_ms must be >= 0 (got %)', schedule_in_ms
+      USING ERRCODE = '22023';
+  END IF;
+  at := now() OPERATOR(pg_catalog.+)
+        (COALESCE(schedule_in_ms, 0)::float8 OPERATOR(pg_catalog.*) interval '1 millisecond');
+  INSERT INTO {s}.gd_instances AS i (fsm, fsm_version, queue, step, state, priority, eligible_at,
+                                     status, unique_key, partition_key, max_attempts)
+  VALUES (fsm, fsm_version, queue, step, COALESCE(state, '{}'), COALESCE(priority, 0), at,
+          CASE WHEN at > now() THEN 'scheduled' ELSE 'runnable' END, unique_key, partition_key,
+          max_attempts)
+  ON CONFLICT (unique_hold) WHERE unique_hold IS NOT NULL DO NOTHING
+  RETURNING i.id INTO new_id;
+  IF new_id IS NOT NULL AND at <= now() THEN
+    PERFORM pg_notify('{c}', queue);
+  END IF;
+  RETURN new_id;
+END
+$fn$;
+
+-- Definer functions are called by the roles granted EXECUTE (docs/security.md), not by any
+-- role that can connect.
+REVOKE EXECUTE ON FUNCTION {s}.gd_insert(text, jsonb, text, text, integer, bigint, text, text,
+                                         integer, integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION {s}.gd_signal(bigint, text, text, jsonb, text) FROM PUBLIC;
 )SQL";
 
 }  // namespace
@@ -477,7 +666,10 @@ const std::vector<Migration>& Migrations() {
           "only of nodes proven dead, dedup records kept until GC, consumed signals off the "
           "wake's path",
        kV5},
-      {6, "reclaim of a silent node only after its leases expired", kV6},
+      {6, "least privilege: pinned search_path in every function, gd_insert and gd_signal "
+          "SECURITY DEFINER with the client's limits, EXECUTE on them not granted to PUBLIC; "
+          "nodes record their lease ttl",
+       kV6},
   };
   return kAll;
 }
@@ -516,6 +708,9 @@ std::string ControlChannelFor(const std::string& schema) {
 }
 
 std::string WithSchema(const std::string& sql, const std::string& schema) {
+  // Options are checked when a client or engine is made; this keeps every other path (and any
+  // future one) from placing an unchecked name in a statement or a function body.
+  if (auto problem = SchemaNameProblem(schema); !problem.empty()) throw ConfigError(problem);
   const std::string quoted = pg::QuoteIdent(schema);
   const std::string channel = InLiteral(ChannelFor(schema));
   const std::string control = InLiteral(ControlChannelFor(schema));
@@ -586,6 +781,99 @@ int Migrate(pg::Connection& conn, const std::string& schema) {
     }
     conn.Exec("COMMIT");
     return applied;
+  } catch (...) {
+    if (!conn.broken()) {
+      try {
+        conn.Exec("ROLLBACK");
+      } catch (...) {
+      }
+    }
+    throw;
+  }
+}
+
+std::vector<std::string> GrantStatements(const std::string& schema, const std::string& role,
+                                         DatabaseRole as, const std::vector<std::string>& tables,
+                                         const std::vector<std::string>& functions) {
+  const std::string who = pg::QuoteIdent(role);
+  const std::string s = pg::QuoteIdent(schema);
+  auto list = [&](const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& name : names) {
+      if (!out.empty()) out += ", ";
+      out += s + "." + name;
+    }
+    return out;
+  };
+  std::vector<std::string> out = {fmt::format("GRANT USAGE ON SCHEMA {} TO {}", s, who)};
+  switch (as) {
+    case DatabaseRole::kProducer:
+      out.push_back(fmt::format(
+          "GRANT EXECUTE ON FUNCTION {0}.gd_insert(text, jsonb, text, text, integer, bigint, "
+          "text, text, integer, integer), {0}.gd_signal(bigint, text, text, jsonb, text) TO {1}",
+          s, who));
+      break;
+    case DatabaseRole::kViewer:
+      if (!tables.empty()) {
+        out.push_back(fmt::format("GRANT SELECT ON TABLE {} TO {}", list(tables), who));
+      }
+      break;
+    case DatabaseRole::kEngine:
+      if (!tables.empty()) {
+        out.push_back(fmt::format("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {} TO {}",
+                                  list(tables), who));
+      }
+      if (!functions.empty()) {
+        out.push_back(fmt::format("GRANT EXECUTE ON FUNCTION {} TO {}", list(functions), who));
+      }
+      break;
+  }
+  return out;
+}
+
+void GrantRole(pg::Connection& conn, const std::string& schema, const std::string& role,
+               DatabaseRole as) {
+  if (auto problem = NameProblem("grant: role", role, kMaxIdentifierBytes); !problem.empty()) {
+    throw InvalidArgument(problem);
+  }
+  pg::Params p;
+  p.Add(role);
+  if (conn.ExecParams("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", p).rows() == 0) {
+    throw InvalidArgument(fmt::format("grant: there is no role '{}' (create it first)", role));
+  }
+  pg::Params ns;
+  ns.Add(schema);
+  // The schema's tables and functions as they are now, so that tables added by later versions
+  // are covered by running the grant again after a migration. Only objects of gd_instances'
+  // owner: in a schema others may create in (public), a look-alike of theirs is not granted.
+  // tables: pg_class_relname_nsp_index; functions: pg_proc_proname_args_nsp_index.
+  auto tables = conn.ExecParams(
+      "SELECT c.relname FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+      "JOIN pg_catalog.pg_class o ON o.relnamespace = n.oid AND o.relname = 'gd_instances' "
+      "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname LIKE 'gd\\_%' "
+      "AND c.relowner = o.relowner ORDER BY 1",
+      ns);
+  auto functions = conn.ExecParams(
+      "SELECT pg_catalog.quote_ident(p.proname) || '(' || "
+      "pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' "
+      "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+      "JOIN pg_catalog.pg_class o ON o.relnamespace = n.oid AND o.relname = 'gd_instances' "
+      "WHERE n.nspname = $1 AND p.proname LIKE 'gd\\_%' "
+      "AND p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype "
+      "AND p.proowner = o.relowner ORDER BY 1",
+      ns);
+  std::vector<std::string> table_names;
+  for (int i = 0; i < tables.rows(); ++i) table_names.push_back(pg::QuoteIdent(std::string(tables.Text(i, 0))));
+  std::vector<std::string> function_names;
+  for (int i = 0; i < functions.rows(); ++i) function_names.emplace_back(functions.Text(i, 0));
+  conn.Exec("BEGIN");
+  try {
+    for (const auto& statement :
+         GrantStatements(schema, role, as, table_names, function_names)) {
+      conn.Exec(statement);
+    }
+    conn.Exec("COMMIT");
   } catch (...) {
     if (!conn.broken()) {
       try {

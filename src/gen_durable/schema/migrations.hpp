@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "gen_durable/options.hpp"
 #include "gen_durable/pg/connection.hpp"
 
 namespace gen_durable::detail {
@@ -30,6 +31,18 @@ std::string ChannelFor(const std::string& schema);
 // The channel of control messages to the engines on `schema` (cancel, pause, resume, scale):
 // JSON payloads {"op": ..., ...}.
 std::string ControlChannelFor(const std::string& schema);
+
+// The statements that grant `role` what `as` needs on `schema` (docs/security.md): `tables`
+// are the schema's table names and `functions` its non-trigger functions as
+// name(identity arguments), both already quoted where needed. Every name is quoted; nothing of
+// `role` or `schema` can end a statement.
+std::vector<std::string> GrantStatements(const std::string& schema, const std::string& role,
+                                         DatabaseRole as, const std::vector<std::string>& tables,
+                                         const std::vector<std::string>& functions);
+// Grants `role` (which must exist) what `as` needs on `schema`, in one transaction. Run as the
+// owner of the schema's objects. Throws InvalidArgument for a bad or unknown role name.
+void GrantRole(pg::Connection& conn, const std::string& schema, const std::string& role,
+               DatabaseRole as);
 
 // Replaces every "{s}" in `sql` with the quoted `schema`, every "{c}" with its channel and
 // every "{k}" with its control channel (both escaped for a string literal).

@@ -61,6 +61,11 @@ std::vector<std::pair<std::string, std::string>> SessionParams(const std::string
   // seeing what committed before it; under repeatable read a signal that commits while a park
   // waits for its row lock is missed. timestamptz text is read as UTC.
   set("default_transaction_isolation", "read\\ committed");
+  // Every statement names the schema's objects in full, so nothing else needs to be on the path;
+  // pinned like the functions' (migration 6), an operator or function another role creates in
+  // public (or in any schema of the role's default path) can neither replace a built-in one in
+  // the engine's statements nor run with the engine's rights.
+  set("search_path", "pg_catalog,pg_temp");
   set("TimeZone", "UTC");
   set("statement_timeout", std::to_string(limits.statement_timeout.count()));
   std::vector<std::pair<std::string, std::string>> params;
