@@ -150,6 +150,8 @@ TEST_F(ControlTest, RequestWrittenWhileANodeWasDisconnectedIsAppliedAfterItRecon
   auto e = Engine::Start(o);
   const std::string db = sql_->Exec("SELECT current_database()").String(0, 0);
   const std::string quoted = detail::pg::QuoteIdent(db);
+  // (a database's own sessions may not close it to new ones)
+  auto admin = detail::pg::Connection::Open(db_ + " dbname=postgres", "admin");
   struct Reopen {
     detail::pg::Connection* sql;
     std::string db;
@@ -157,8 +159,8 @@ TEST_F(ControlTest, RequestWrittenWhileANodeWasDisconnectedIsAppliedAfterItRecon
   };
   {
     // No new session may start, so the listener cut below cannot come back before the request.
-    sql_->Exec("ALTER DATABASE " + quoted + " ALLOW_CONNECTIONS false");
-    Reopen reopen{sql_.get(), quoted};
+    admin->Exec("ALTER DATABASE " + quoted + " ALLOW_CONNECTIONS false");
+    Reopen reopen{admin.get(), quoted};
     const std::string listener = "gen_durable:" + o.name + ":listener";
     sql_->ExecParams(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -458,6 +458,29 @@ END
 $fn$;
 )SQL";
 
+// Operator requests as rows (docs/security.md, "Control plane"). Postgres checks no privilege
+// on NOTIFY or LISTEN, and channels are per database: whoever can connect can notify. So the
+// control channel only wakes engines, which then read this table; writing a request takes the
+// privilege to write the table (pause and cancel already lived in gd_queues.paused and
+// gd_instances.cancel_requested). One row per queue and target node ('' = every node), so a
+// request replaces the one before it and outlives the nodes it was sent to.
+constexpr const char* kV6 = R"SQL(
+CREATE SEQUENCE {s}.gd_control_seq;
+CREATE TABLE {s}.gd_control (
+  queue        text NOT NULL CHECK (octet_length(queue) BETWEEN 1 AND 255),
+  node         text NOT NULL DEFAULT '' CHECK (octet_length(node) <= 255),
+  -- the bound of kMaxConcurrency (include/gen_durable/options.hpp)
+  concurrency  integer NOT NULL CHECK (concurrency BETWEEN 1 AND 10000),
+  -- a request's place in the order of all requests: the latest one of a queue wins
+  seq          bigint NOT NULL CHECK (seq > 0),
+  requested_at timestamptz NOT NULL DEFAULT now(),
+  -- engine name -> its declared configuration of the queue when it applied this request; a
+  -- restarted engine whose configuration differs keeps its own (the newer word)
+  seen         jsonb NOT NULL DEFAULT '{}',
+  PRIMARY KEY (queue, node));
+ALTER SEQUENCE {s}.gd_control_seq OWNED BY {s}.gd_control.seq;
+)SQL";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -470,6 +493,9 @@ const std::vector<Migration>& Migrations() {
           "only of nodes proven dead, dedup records kept until GC, consumed signals off the "
           "wake's path",
        kV5},
+      {6, "control plane through a table: scale requests in gd_control, a payload-free "
+          "control channel",
+       kV6},
   };
   return kAll;
 }
