@@ -42,7 +42,7 @@ void QueueControl(gd::Engine& engine, gd::Client& client) {
   client.PauseQueue("exports");   // every node stops claiming it (persisted)
   client.ResumeQueue("exports");  // and starts again at once
   engine.Scale("default", 4);     // this node only; autoscaling of the queue ends
-  client.ScaleQueue("default", 6);  // every live node serving the queue
+  client.ScaleQueue("default", 6);  // every node serving the queue (persisted)
   engine.Reconfigure({{"default", {6}}, {"exports", {1, 8}}, {"reports", {2}}});
 }
 

@@ -226,9 +226,13 @@ class Client {
   // sees it at its next claim). Steps already running finish.
   void PauseQueue(const std::string& queue);
   void ResumeQueue(const std::string& queue);
-  // Asks the live engines serving `queue` (all of them, or only node `node`) to run it with
-  // `concurrency` slots, like Engine::Scale on each (not persisted: a restarted engine starts
-  // with its configured concurrency). Throws InvalidArgument when concurrency < 1.
+  // Asks the engines serving `queue` (all of them, or only node `node`) to run it with
+  // `concurrency` slots, like Engine::Scale on each. The request is a row of gd_control, so the
+  // client's role needs privilege on that table (a NOTIFY only wakes the engines). It stands:
+  // a node that starts later, or restarts, applies it too, unless that node's own configuration
+  // of the queue changed since it applied it (docs/security.md, "Control plane"); a request for
+  // one node ends with that node. Throws InvalidArgument unless 1 <= concurrency <=
+  // kMaxConcurrency.
   void ScaleQueue(const std::string& queue, int concurrency,
                   const std::optional<std::string>& node = std::nullopt);
   // Per queue: paused, counts by status, oldest ready age, concurrency per live node. Every

@@ -48,6 +48,7 @@ struct LocalQueueState {
   int in_flight = 0;    // steps running
   int buffered = 0;     // claimed rows waiting for a slot
   bool draining = false;  // removed by Reconfigure or stopping: claims nothing more
+  bool paused = false;    // the queue is paused cluster-wide (as this node last read it)
 };
 
 class Engine {

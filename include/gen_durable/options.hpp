@@ -45,6 +45,10 @@ struct RateLimitRef {
 
 // Concurrency of one queue on this node: `{10}` is a fixed 10 slots; `{2, 20}` autoscales
 // between 2 and 20 slots from the queue's backlog and in-flight count (SPEC §9).
+// The most slots a queue may have on one node: what configuration, Engine::Scale and scale
+// requests (Client::ScaleQueue, `gen_durable scale`, the gd_control table) accept.
+inline constexpr int kMaxConcurrency = 10'000;
+
 struct QueueConfig {
   int concurrency = 10;  // fixed slots; when autoscaled, the least (and starting) count
   int max = 0;           // > concurrency: autoscale up to this many slots

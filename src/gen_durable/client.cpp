@@ -367,9 +367,15 @@ void Client::ResumeQueue(const std::string& queue) {
 void Client::ScaleQueue(const std::string& queue, int concurrency,
                         const std::optional<std::string>& node) {
   RequireQueueName(queue);
-  if (concurrency < 1 || concurrency > 10'000) {
-    throw InvalidArgument(fmt::format("scale: concurrency must be in 1..10000 (got {})",
-                                      concurrency));
+  if (concurrency < 1 || concurrency > kMaxConcurrency) {
+    throw InvalidArgument(fmt::format("scale: concurrency must be in 1..{} (got {})",
+                                      kMaxConcurrency, concurrency));
+  }
+  if (node) {
+    if (auto problem = detail::NameProblem("node", *node, detail::kMaxNameBytes);
+        !problem.empty()) {
+      throw InvalidArgument(problem);
+    }
   }
   impl_->Retrying([&](detail::pg::Connection& c) {
     impl_->ops_.RequestScale(c, queue, concurrency, node);

@@ -6,10 +6,13 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
+#include <variant>
 #include <mutex>
 #include <thread>
 
 #include "gen_durable/runtime/autoscaler.hpp"
+#include "gen_durable/runtime/control.hpp"
 #include "gen_durable/runtime/flusher.hpp"
 #include "gen_durable/runtime/maintenance.hpp"
 #include "gen_durable/runtime/node.hpp"
@@ -110,7 +113,13 @@ class EngineImpl {
       auto conn = core_->Connect("control");
       Migrate(*conn, core_->options.schema);
       ReclaimDeadPredecessors(*core_, *conn);
-      configs_ = core_->options.queues;
+      {
+        std::lock_guard lock(mu_);
+        configs_ = core_->options.queues;
+        declared_ = configs_;
+        handled_seq_.clear();
+      }
+      ApplyStandingScales(*conn);
       Json queues = Json::object();
       for (const auto& [q, cfg] : configs_) queues[q] = cfg.concurrency;
       core_->store.NodeUpsert(*conn, core_->node_id, core_->options.name, self_.host, self_.pid,
@@ -147,9 +156,11 @@ class EngineImpl {
     maintenance_ =
         std::make_unique<Maintenance>(core_, [this](const std::string& q) { PokeQueue(q); });
     maintenance_->Start();
+    // (before the listener, which pokes it once it listens)
+    control_wake_ = std::make_unique<Wakeup>();
+    control_ = std::thread([this] { ControlLoop(); });
     listener_ = std::make_unique<Listener>(
-        core_, [this](const std::string& q) { PokeQueue(q); },
-        [this](const Json& message) { OnControl(message); });
+        core_, [this](const std::string& q) { PokeQueue(q); }, [this] { control_wake_->Poke(); });
     listener_->Start();
     autoscale_wake_ = std::make_unique<Wakeup>();
     autoscaler_ = std::thread([this] { AutoscaleLoop(); });
@@ -185,6 +196,10 @@ class EngineImpl {
 
   // Sets the slots of `queue` on this node; `fixed` ends its autoscaling (a manual scale).
   void ScaleLocal(const std::string& queue, int concurrency, const char* reason, bool fixed) {
+    if (concurrency < 0 || concurrency > kMaxConcurrency) {
+      throw InvalidArgument(fmt::format("scale: concurrency must be in 0..{} (got {})",
+                                        kMaxConcurrency, concurrency));
+    }
     std::shared_ptr<QueueRunner> runner;
     {
       std::lock_guard lock(mu_);
@@ -271,6 +286,8 @@ class EngineImpl {
         if (want != now) rescale.emplace_back(q, want);
       }
       configs_ = queues;
+      // A newer configuration: a request applied under the old one is not applied again.
+      declared_ = queues;
     }
     for (const auto& [q, n] : rescale) ScaleLocal(q, n, "reconfigure", false);
     PublishQueues();
@@ -290,23 +307,97 @@ class EngineImpl {
     }
   }
 
-  // A control message from any node or client (see OpsStore).
-  void OnControl(const Json& m) {
-    try {
-      const std::string op = m.value("op", "");
-      if (op == "cancel") {
-        CancelLocal(m.at("id").get<std::int64_t>());
-      } else if (op == "pause" || op == "resume") {
-        if (auto r = Runner(m.at("queue").get<std::string>())) r->SetPaused(op == "pause");
-      } else if (op == "scale") {
-        const auto& node = m.at("node");
-        if (!node.is_null() && node.get<std::string>() != core_->node_id) return;
-        const auto queue = m.at("queue").get<std::string>();
-        if (!Runner(queue)) return;  // a queue this node does not run
-        ScaleLocal(queue, m.at("concurrency").get<int>(), "requested", true);
+  // --- operator requests (docs/security.md, "Control plane") ---
+  //
+  // Read from the tables only a privileged role writes, never from a notification's payload:
+  // when the listener is woken on the control channel or (re)connects, and once per heartbeat
+  // interval in any case, so a missed or forged notification changes nothing.
+
+  struct DueScale {
+    ScaleRequest request;
+    std::string declared;  // this node's declared configuration of the queue
+  };
+
+  // The scale requests of gd_control to apply now; each one judged is marked handled.
+  std::vector<DueScale> DueScales(pg::Connection& c) {
+    std::vector<ScaleRequest> valid;
+    for (const auto& row : core_->ops.ControlScales(c, core_->node_id, core_->options.name)) {
+      auto decoded = DecodeScaleRequest(row, core_->node_id);
+      if (const auto* why = std::get_if<std::string>(&decoded)) {
+        const std::string key = row.queue.value_or("") + '\n' + row.seq.value_or("");
+        if (refused_.insert(key).second) {
+          spdlog::warn("control: scale request for queue '{}' (seq {}) refused: {}",
+                       row.queue.value_or(""), row.seq.value_or(""), *why);
+        }
+        continue;
       }
-    } catch (const std::exception& e) {
-      spdlog::warn("control message {} not applied: {}", m.dump(), e.what());
+      valid.push_back(std::get<ScaleRequest>(std::move(decoded)));
+    }
+    std::vector<DueScale> due;
+    std::lock_guard lock(mu_);
+    for (auto& [q, request] : LatestPerQueue(valid)) {
+      auto cfg = declared_.find(q);
+      if (cfg == declared_.end()) continue;  // a queue this node does not run
+      auto& handled = handled_seq_[q];
+      std::string declared = DeclaredConfig(cfg->second);
+      const auto verdict = JudgeScale(request, handled, declared);
+      if (verdict == ScaleVerdict::kAlreadyApplied) continue;
+      handled = request.seq;
+      if (verdict == ScaleVerdict::kConfigurationNewer) {
+        spdlog::info("queue {}: scale request to {} (seq {}) not applied: this node's "
+                     "configuration ({}) is newer than that request",
+                     q, request.concurrency, request.seq, declared);
+        continue;
+      }
+      due.push_back({std::move(request), std::move(declared)});
+    }
+    return due;
+  }
+
+  // At start, before any runner: a restarted node runs with what was asked meanwhile at once.
+  void ApplyStandingScales(pg::Connection& c) {
+    for (const auto& [request, declared] : DueScales(c)) {
+      {
+        std::lock_guard lock(mu_);
+        configs_[request.queue] = QueueConfig{request.concurrency};
+      }
+      spdlog::info("queue {}: concurrency {} ({} declared; standing request)", request.queue,
+                   request.concurrency, declared);
+      core_->ops.ControlSeen(c, request, core_->options.name, declared);
+    }
+  }
+
+  // Applies what the tables ask now: paused queues, scale requests, cancels of held rows.
+  void SyncControl(pg::Connection& c) {
+    const auto paused = core_->ops.PausedQueues(c);
+    for (const auto& r : AllRunners()) {
+      const bool want = paused.count(r->queue()) > 0;
+      if (r->paused() != want) r->SetPaused(want);
+    }
+    for (const auto& [request, declared] : DueScales(c)) {
+      if (!Runner(request.queue)) continue;
+      ScaleLocal(request.queue, request.concurrency, "requested", true);
+      core_->ops.ControlSeen(c, request, core_->options.name, declared);
+    }
+    std::vector<std::int64_t> held;
+    for (const auto& r : AllRunners()) {
+      auto ids = r->HeldIds();
+      held.insert(held.end(), ids.begin(), ids.end());
+    }
+    if (held.empty()) return;
+    for (auto id : core_->ops.CancelRequested(c, core_->node_id, held)) CancelLocal(id);
+  }
+
+  void ControlLoop() {
+    std::unique_ptr<pg::Connection> conn;
+    while (control_wake_->WaitFor(core_->options.heartbeat_interval)) {
+      try {
+        if (!conn || conn->broken()) conn = core_->Connect("control-reader");
+        SyncControl(*conn);
+      } catch (const std::exception& e) {
+        spdlog::warn("control: reading operator requests failed: {}", e.what());
+        if (conn && conn->broken()) conn.reset();
+      }
     }
   }
 
@@ -373,6 +464,8 @@ class EngineImpl {
     const auto deadline = Clock::now() + core_->options.drain_timeout;
     if (autoscale_wake_) autoscale_wake_->Stop();
     if (autoscaler_.joinable()) autoscaler_.join();
+    if (control_wake_) control_wake_->Stop();
+    if (control_.joinable()) control_.join();
     listener_->Stop();
     const auto runners = AllRunners();
     std::vector<std::int64_t> released;
@@ -436,6 +529,14 @@ class EngineImpl {
   std::shared_ptr<Flusher> flusher_;
   mutable std::mutex mu_;
   std::map<std::string, QueueConfig> configs_;                   // GUARDED_BY(mu_)
+  // The configuration given (options, or the last Reconfigure), as opposed to configs_, which
+  // scales change.  GUARDED_BY(mu_)
+  std::map<std::string, QueueConfig> declared_;
+  // Per queue, the seq of the last scale request judged since start.  GUARDED_BY(mu_)
+  std::map<std::string, std::int64_t> handled_seq_;
+  std::set<std::string> refused_;  // requests already reported invalid (control thread only)
+  std::unique_ptr<Wakeup> control_wake_;  // one per Start
+  std::thread control_;
   std::map<std::string, std::shared_ptr<QueueRunner>> runners_;  // GUARDED_BY(mu_)
   // Queues removed by Reconfigure, finishing their running steps.  GUARDED_BY(mu_)
   std::vector<std::shared_ptr<QueueRunner>> retiring_;
@@ -491,9 +592,9 @@ void Engine::Resume(const std::string& queue) {
 
 void Engine::Scale(const std::string& queue, int concurrency) {
   impl_->RequireRunning("scale");
-  if (concurrency < 1 || concurrency > 10'000) {
-    throw InvalidArgument(
-        fmt::format("scale: concurrency must be in 1..10000 (got {})", concurrency));
+  if (concurrency < 1 || concurrency > kMaxConcurrency) {
+    throw InvalidArgument(fmt::format("scale: concurrency must be in 1..{} (got {})",
+                                      kMaxConcurrency, concurrency));
   }
   impl_->ScaleLocal(queue, concurrency, "manual", true);
 }

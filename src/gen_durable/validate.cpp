@@ -162,14 +162,14 @@ void ValidateEngineOptions(const EngineOptions& o) {
       throw ConfigError(
           fmt::format("queues: concurrency of '{}' must be >= 0 (got {})", queue, cfg.concurrency));
     }
-    if (cfg.concurrency > 10'000) {
-      throw ConfigError(fmt::format("queues: concurrency of '{}' must be <= 10000 (got {})", queue,
-                                    cfg.concurrency));
+    if (cfg.concurrency > kMaxConcurrency) {
+      throw ConfigError(fmt::format("queues: concurrency of '{}' must be <= {} (got {})", queue,
+                                    kMaxConcurrency, cfg.concurrency));
     }
-    if (cfg.max != 0 && (cfg.max <= cfg.concurrency || cfg.max > 10'000)) {
+    if (cfg.max != 0 && (cfg.max <= cfg.concurrency || cfg.max > kMaxConcurrency)) {
       throw ConfigError(fmt::format(
-          "queues: max of '{}' must be above its concurrency ({}) and <= 10000 (got {})", queue,
-          cfg.concurrency, cfg.max));
+          "queues: max of '{}' must be above its concurrency ({}) and <= {} (got {})", queue,
+          cfg.concurrency, kMaxConcurrency, cfg.max));
     }
   }
   RequirePositive("autoscale_interval", o.autoscale_interval);

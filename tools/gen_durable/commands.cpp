@@ -476,12 +476,14 @@ int RunPause(const GlobalOptions& global, const std::string& queue, bool paused)
 }
 
 int RunScale(const GlobalOptions& global, const ScaleArgs& args) {
-  if (args.concurrency < 1 || args.concurrency > 10'000) {
-    throw UsageError(fmt::format("scale: N must be in 1..10000 (got {})", args.concurrency));
+  if (args.concurrency < 1 || args.concurrency > kMaxConcurrency) {
+    throw UsageError(
+        fmt::format("scale: N must be in 1..{} (got {})", kMaxConcurrency, args.concurrency));
   }
   Session session(global);
   session.client().ScaleQueue(args.queue, args.concurrency, args.node);
-  // Who serves the queue now: the request reaches those nodes.
+  // Who serves the queue now: those nodes apply the request at once (it is stored in
+  // gd_control, so nodes started later apply it too).
   std::vector<std::string> nodes;
   for (const auto& n : session.client().Nodes()) {
     if (n.queues.count(args.queue) && (!args.node || *args.node == n.id)) nodes.push_back(n.id);
@@ -493,8 +495,10 @@ int RunScale(const GlobalOptions& global, const ScaleArgs& args) {
                             {"nodes", nodes}}
                            .dump());
   } else if (nodes.empty()) {
-    fmt::print(stderr, "gen_durable: note: no live node serves queue {}{}\n", args.queue,
-               args.node ? " on node " + *args.node : "");
+    fmt::print(stderr,
+               "gen_durable: note: no live node serves queue {}{} (the request stands for "
+               "nodes that start later)\n",
+               args.queue, args.node ? " on node " + *args.node : "");
   } else {
     fmt::print("asked {} node(s) to run {} with {} slots: {}\n", nodes.size(), args.queue,
                args.concurrency, fmt::join(nodes, " "));

@@ -51,7 +51,7 @@ void Heartbeat::Beat() {
     auto ids = held_();
     core_->store.Heartbeat(*conn_, core_->node_id, ids, core_->options.lease_ttl);
     core_->store.NodeHeartbeat(*conn_, core_->node_id);
-    // Cancels whose control message this node missed (its listener was reconnecting).
+    // Cancels this node was not woken for (its listener was reconnecting).
     if (!ids.empty() && cancelled_) {
       for (auto id : core_->ops.CancelRequested(*conn_, core_->node_id, ids)) cancelled_(id);
     }
@@ -128,6 +128,8 @@ std::int64_t Maintenance::Reap() {
     }
     // A node silent for many leases is gone; its claims were reaped above.
     core_->store.NodesPrune(conn, std::max(core_->options.lease_ttl * 10, Millis{600'000}));
+    // Scale requests for nodes pruned above, or stopped: node ids are never reused.
+    core_->ops.ControlPrune(conn);
   } catch (const std::exception& e) {
     spdlog::warn("reaper sweep failed: {}", e.what());
     if (conn_ && conn_->broken()) conn_.reset();
@@ -165,7 +167,7 @@ std::int64_t Maintenance::Collect() {
 
 Listener::Listener(std::shared_ptr<EngineCore> core,
                    std::function<void(const std::string&)> on_queue,
-                   std::function<void(const Json&)> on_control)
+                   std::function<void()> on_control)
     : core_(std::move(core)), on_queue_(std::move(on_queue)), on_control_(std::move(on_control)) {}
 
 void Listener::Start() {
@@ -184,18 +186,15 @@ void Listener::Start() {
             listening_ = true;
           }
           ready_cv_.notify_all();
+          // Requests written while this node was not listening: read them now.
+          if (on_control_) on_control_();
         }
         // Short waits so Stop() is noticed promptly.
         for (const auto& n : conn->WaitForNotifications(Millis{250})) {
           if (n.channel != control_channel) {
             on_queue_(n.payload);
-            continue;
-          }
-          auto message = Json::parse(n.payload, nullptr, /*allow_exceptions=*/false);
-          if (message.is_object()) {
-            on_control_(message);
-          } else {
-            spdlog::warn("listener: ignored a malformed control message: {}", n.payload);
+          } else if (on_control_) {
+            on_control_();  // a wake-up: the payload is not read
           }
         }
       } catch (const std::exception& e) {

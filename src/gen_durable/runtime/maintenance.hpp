@@ -65,8 +65,11 @@ class Maintenance {
 // its control channel, calling `on_control(message)` for each control message (a JSON object).
 class Listener {
  public:
+  // `on_control` runs for every notification on the control channel, whatever its payload
+  // (which is never read: anyone who can connect can send one), and after each (re)connect,
+  // since notifications sent while the listener was away are lost.
   Listener(std::shared_ptr<EngineCore> core, std::function<void(const std::string&)> on_queue,
-           std::function<void(const Json&)> on_control);
+           std::function<void()> on_control);
   ~Listener() { Stop(); }
   void Start();
   void Stop();
@@ -74,7 +77,7 @@ class Listener {
  private:
   std::shared_ptr<EngineCore> core_;
   std::function<void(const std::string&)> on_queue_;
-  std::function<void(const Json&)> on_control_;
+  std::function<void()> on_control_;
   std::mutex ready_mu_;
   std::condition_variable ready_cv_;
   bool listening_ = false;  // GUARDED_BY(ready_mu_)

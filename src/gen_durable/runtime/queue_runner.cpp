@@ -136,6 +136,7 @@ LocalQueueState QueueRunner::State() const {
   s.in_flight = static_cast<int>(running_.size());
   s.buffered = static_cast<int>(buffer_.size());
   s.draining = stopping_;
+  s.paused = paused_.load();
   return s;
 }
 

@@ -62,6 +62,7 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   // back (and so ends `cancelled`). Returns false when this queue does not hold it.
   bool Cancel(std::int64_t id);
   LocalQueueState State() const;
+  bool paused() const { return paused_.load(); }
 
   // Stops claiming and releases buffered rows back to the queue. Returns how many.
   std::int64_t BeginDrain();

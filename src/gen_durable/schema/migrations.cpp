@@ -652,6 +652,27 @@ $fn$;
 REVOKE EXECUTE ON FUNCTION {s}.gd_insert(text, jsonb, text, text, integer, bigint, text, text,
                                          integer, integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION {s}.gd_signal(bigint, text, text, jsonb, text) FROM PUBLIC;
+
+-- Operator requests as rows (docs/security.md, "Control plane"). Postgres checks no privilege
+-- on NOTIFY or LISTEN, and channels are per database: whoever can connect can notify. So the
+-- control channel only wakes engines, which then read this table; writing a request takes the
+-- privilege to write the table (pause and cancel already lived in gd_queues.paused and
+-- gd_instances.cancel_requested). One row per queue and target node ('' = every node), so a
+-- request replaces the one before it and outlives the nodes it was sent to.
+CREATE SEQUENCE {s}.gd_control_seq;
+CREATE TABLE {s}.gd_control (
+  queue        text NOT NULL CHECK (octet_length(queue) BETWEEN 1 AND 255),
+  node         text NOT NULL DEFAULT '' CHECK (octet_length(node) <= 255),
+  -- the bound of kMaxConcurrency (include/gen_durable/options.hpp)
+  concurrency  integer NOT NULL CHECK (concurrency BETWEEN 1 AND 10000),
+  -- a request's place in the order of all requests: the latest one of a queue wins
+  seq          bigint NOT NULL CHECK (seq > 0),
+  requested_at timestamptz NOT NULL DEFAULT now(),
+  -- engine name -> its declared configuration of the queue when it applied this request; a
+  -- restarted engine whose configuration differs keeps its own (the newer word)
+  seen         jsonb NOT NULL DEFAULT '{}',
+  PRIMARY KEY (queue, node));
+ALTER SEQUENCE {s}.gd_control_seq OWNED BY {s}.gd_control.seq;
 )SQL";
 
 }  // namespace
@@ -666,9 +687,9 @@ const std::vector<Migration>& Migrations() {
           "only of nodes proven dead, dedup records kept until GC, consumed signals off the "
           "wake's path",
        kV5},
-      {6, "least privilege: pinned search_path in every function, gd_insert and gd_signal "
-          "SECURITY DEFINER with the client's limits, EXECUTE on them not granted to PUBLIC; "
-          "nodes record their lease ttl",
+      {6, "security: pinned search_path in every function, gd_insert and gd_signal SECURITY "
+          "DEFINER with the client's limits and no EXECUTE for PUBLIC, scale requests in "
+          "gd_control behind a payload-free control channel; nodes record their lease ttl",
        kV6},
   };
   return kAll;

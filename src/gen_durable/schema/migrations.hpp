@@ -28,8 +28,9 @@ int CurrentSchemaVersion(pg::Connection& conn, const std::string& schema);
 
 // The LISTEN/NOTIFY channel of a schema: "gen_durable.<schema>", hashed when too long.
 std::string ChannelFor(const std::string& schema);
-// The channel of control messages to the engines on `schema` (cancel, pause, resume, scale):
-// JSON payloads {"op": ..., ...}.
+// The control channel of `schema`: a payload-free wake-up after an operator request (pause,
+// resume, scale, cancel) was written to the tables; engines read the tables, never the payload
+// (anyone who can connect can notify; docs/security.md, "Control plane").
 std::string ControlChannelFor(const std::string& schema);
 
 // The statements that grant `role` what `as` needs on `schema` (docs/security.md): `tables`

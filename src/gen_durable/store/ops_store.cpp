@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <utility>
 
 #include "gen_durable/schema/migrations.hpp"
@@ -46,22 +47,54 @@ std::map<std::string, int> QueuesOf(std::string_view json_text) {
 }  // namespace
 
 OpsStore::OpsStore(std::string schema) : schema_(std::move(schema)) {
-  // Served by the primary key of gd_queues. The control message reaches every engine's
-  // listener at commit; a resume also announces the queue's work on the work channel.
+  // The control channel carries no payload (docs/security.md, "Control plane"): anyone who
+  // can connect can notify it, so a notification only wakes the engines, which read the tables
+  // (ControlScales, PausedQueues, CancelRequested) for what a privileged role wrote.
+
+  // Served by the primary key of gd_queues. The wake-up reaches every engine's listener at
+  // commit; a resume also announces the queue's work on the work channel.
   set_paused_ = Make("gd_queue_set_paused", R"SQL(
 WITH up AS (
   INSERT INTO {s}.gd_queues (name, paused) VALUES ($1, $2::boolean)
   ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, updated_at = now()
   RETURNING name)
-SELECT pg_notify('{k}', json_build_object('op', CASE WHEN $2::boolean THEN 'pause'
-                                                     ELSE 'resume' END,
-                                          'queue', $1::text)::text),
-       CASE WHEN NOT $2::boolean THEN pg_notify('{c}', $1::text) END
+SELECT pg_notify('{k}', ''), CASE WHEN NOT $2::boolean THEN pg_notify('{c}', $1::text) END
 FROM up)SQL");
 
-  request_scale_ = Make("gd_queue_request_scale", R"SQL(
-SELECT pg_notify('{k}', json_build_object('op', 'scale', 'queue', $1::text,
-                                          'concurrency', $2::integer, 'node', $3::text)::text))SQL");
+  // The standing scale request of queue $1 for node $3 ('' / NULL: every node), replacing the
+  // one before it (primary key of gd_control); a request for every node also supersedes the
+  // per-node ones of the queue (a range of the same key).
+  request_scale_ = Make("gd_control_request_scale", R"SQL(
+WITH gone AS (
+  DELETE FROM {s}.gd_control WHERE queue = $1 AND COALESCE($3::text, '') = '' AND node <> ''),
+up AS (
+  INSERT INTO {s}.gd_control (queue, node, concurrency, seq)
+  VALUES ($1, COALESCE($3::text, ''), $2::integer, nextval('{s}.gd_control_seq'))
+  ON CONFLICT (queue, node) DO UPDATE SET
+    concurrency = EXCLUDED.concurrency, seq = EXCLUDED.seq, requested_at = now(), seen = '{}'
+  RETURNING 1)
+SELECT pg_notify('{k}', '') FROM up)SQL");
+
+  // The requests node $1 (engine name $2) may apply: a scan of gd_control, which holds one row
+  // per queue and target node. Every column as text: the engine decodes and range-checks them
+  // (DecodeScaleRequest).
+  control_scales_ = Make("gd_control_scales", R"SQL(
+SELECT queue, node, concurrency::text, seq::text, seen ->> $2
+FROM {s}.gd_control WHERE node IN ('', $1))SQL");
+
+  // Engine $4 applied request ($1, $2) seq $3 under declared configuration $5 (primary key).
+  control_seen_ = Make("gd_control_seen", R"SQL(
+UPDATE {s}.gd_control SET seen = seen || jsonb_build_object($4::text, $5::text)
+WHERE queue = $1 AND node = $2 AND seq = $3)SQL");
+
+  // Requests for nodes that are gone (a node id is new at every start): a scan of gd_control,
+  // each row probing the primary key of gd_nodes.
+  control_prune_ = Make("gd_control_prune", R"SQL(
+DELETE FROM {s}.gd_control c
+WHERE c.node <> '' AND NOT EXISTS (SELECT 1 FROM {s}.gd_nodes n WHERE n.id = c.node))SQL");
+
+  // Served by the primary key of gd_queues (a handful of rows).
+  paused_queues_ = Make("gd_queue_paused", "SELECT name FROM {s}.gd_queues WHERE paused");
 
   // Info reads: whole-table aggregates, for operators (not the hot path).
   queue_counts_ = Make("gd_queue_counts",
@@ -97,8 +130,8 @@ WHERE NOT EXISTS (SELECT 1 FROM {s}.gd_queues q WHERE q.name = $1 AND q.paused))
   // Cancels the matching live instances ($6: with their descendants, via gd_instances_parent;
   // Cancel passes false and locks a cascade's tree itself first, see gd_cancel_roots),
   // locked in id order. Queued and parked ones end now (their inbox is cleared); running ones get
-  // cancel_requested, which every transition out of their claim honours, and their engine is
-  // told on the control channel. $7 is the reason.
+  // cancel_requested, which every transition out of their claim honours, and the engines are
+  // woken on the control channel to look for it (CancelRequested). $7 is the reason.
   cancel_ = Make("gd_cancel", Sql({R"SQL(
 WITH RECURSIVE tree AS (
   SELECT i.id FROM {s}.gd_instances i
@@ -135,7 +168,7 @@ hist AS (
   UNION ALL
   SELECT id, 'cancel', step, 'executing', attempt, $7, 'client' FROM asked),
 told AS (
-  SELECT pg_notify('{k}', json_build_object('op', 'cancel', 'id', id)::text) FROM asked)
+  SELECT pg_notify('{k}', '') FROM (SELECT 1 FROM asked LIMIT 1) any_asked)
 SELECT true, id FROM ended
 UNION ALL
 SELECT false, id FROM asked WHERE (SELECT count(*) FROM told) >= 0)SQL"})
@@ -251,6 +284,43 @@ void OpsStore::SetPaused(pg::Connection& c, const std::string& queue, bool pause
 void OpsStore::RequestScale(pg::Connection& c, const std::string& queue, int concurrency,
                             const std::optional<std::string>& node) const {
   c.Execute(request_scale_, pg::Params().Add(queue).Add(concurrency).Add(node));
+}
+
+std::vector<ControlRow> OpsStore::ControlScales(pg::Connection& c, const std::string& node,
+                                               const std::string& engine) const {
+  auto r = c.Execute(control_scales_, pg::Params().Add(node).Add(engine));
+  std::vector<ControlRow> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    ControlRow row;
+    row.queue = r.OptString(i, 0);
+    row.node = r.OptString(i, 1);
+    row.concurrency = r.OptString(i, 2);
+    row.seq = r.OptString(i, 3);
+    row.seen = r.OptString(i, 4);
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+void OpsStore::ControlSeen(pg::Connection& c, const ScaleRequest& request,
+                           const std::string& engine, const std::string& declared) const {
+  c.Execute(control_seen_, pg::Params()
+                               .Add(request.queue)
+                               .Add(request.node)
+                               .Add(request.seq)
+                               .Add(engine)
+                               .Add(declared));
+}
+
+std::int64_t OpsStore::ControlPrune(pg::Connection& c) const {
+  return c.Execute(control_prune_).affected();
+}
+
+std::set<std::string> OpsStore::PausedQueues(pg::Connection& c) const {
+  auto r = c.Execute(paused_queues_);
+  std::set<std::string> out;
+  for (int i = 0; i < r.rows(); ++i) out.insert(r.String(i, 0));
+  return out;
 }
 
 std::vector<NodeInfo> OpsStore::Nodes(pg::Connection& c) const {

@@ -4,16 +4,18 @@
 // An OpsStore is bound to a schema like Store; it owns its statement texts and runs them on a
 // connection the caller provides. None of these statements is on the hot path except
 // ReadyCount (once per autoscale interval per autoscaled queue) and CancelRequested (once per
-// heartbeat).
+// heartbeat) and the control reads (once per heartbeat, and when woken).
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "gen_durable/client.hpp"
 #include "gen_durable/pg/connection.hpp"
+#include "gen_durable/runtime/control.hpp"
 
 namespace gen_durable::detail {
 
@@ -21,12 +23,24 @@ class OpsStore {
  public:
   explicit OpsStore(std::string schema);
 
-  // Persists the paused flag of `queue` and tells the engines (control channel); a resume also
+  // Persists the paused flag of `queue` and wakes the engines (control channel); a resume also
   // announces the queue's work so idle pickers claim at once.
   void SetPaused(pg::Connection& c, const std::string& queue, bool paused) const;
-  // Sends a scale request to the engines serving `queue` (all, or `node` only).
+  // Writes the standing scale request of `queue` (for every node, or `node` only) to
+  // gd_control and wakes the engines. `concurrency` must be in 1..kMaxConcurrency (the table
+  // refuses anything else).
   void RequestScale(pg::Connection& c, const std::string& queue, int concurrency,
                     const std::optional<std::string>& node) const;
+  // The scale requests node `node` of engine `engine` may apply, undecoded (see control.hpp).
+  std::vector<ControlRow> ControlScales(pg::Connection& c, const std::string& node,
+                                        const std::string& engine) const;
+  // Records that `engine` applied `request` under its declared configuration `declared`.
+  void ControlSeen(pg::Connection& c, const ScaleRequest& request, const std::string& engine,
+                   const std::string& declared) const;
+  // Deletes the requests for nodes that no longer exist; returns how many.
+  std::int64_t ControlPrune(pg::Connection& c) const;
+  // The queues paused cluster-wide.
+  std::set<std::string> PausedQueues(pg::Connection& c) const;
 
   std::vector<QueueInfo> Queues(pg::Connection& c) const;
   std::vector<NodeInfo> Nodes(pg::Connection& c) const;
@@ -61,7 +75,8 @@ class OpsStore {
   static CancelReport Reported(const pg::Result& r);
 
   std::string schema_;
-  pg::Statement set_paused_, request_scale_, queue_counts_, queue_ready_, queue_recent_,
+  pg::Statement set_paused_, request_scale_, control_scales_, control_seen_, control_prune_,
+      paused_queues_, queue_counts_, queue_ready_, queue_recent_,
       queue_state_, nodes_, ready_count_, cancel_, cancel_roots_, cancel_children_,
       cancel_requested_, retry_, delete_, history_, history_sweep_;
 };
