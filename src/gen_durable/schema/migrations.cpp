@@ -815,7 +815,8 @@ int Migrate(pg::Connection& conn, const std::string& schema) {
 
 std::vector<std::string> GrantStatements(const std::string& schema, const std::string& role,
                                          DatabaseRole as, const std::vector<std::string>& tables,
-                                         const std::vector<std::string>& functions) {
+                                         const std::vector<std::string>& functions,
+                                         const std::vector<std::string>& sequences) {
   const std::string who = pg::QuoteIdent(role);
   const std::string s = pg::QuoteIdent(schema);
   auto list = [&](const std::vector<std::string>& names) {
@@ -846,6 +847,11 @@ std::vector<std::string> GrantStatements(const std::string& schema, const std::s
       }
       if (!functions.empty()) {
         out.push_back(fmt::format("GRANT EXECUTE ON FUNCTION {} TO {}", list(functions), who));
+      }
+      // (gd_control_seq: a scale request takes its place in the order of requests)
+      if (!sequences.empty()) {
+        out.push_back(
+            fmt::format("GRANT USAGE, SELECT ON SEQUENCE {} TO {}", list(sequences), who));
       }
       break;
   }
@@ -888,10 +894,22 @@ void GrantRole(pg::Connection& conn, const std::string& schema, const std::strin
   for (int i = 0; i < tables.rows(); ++i) table_names.push_back(pg::QuoteIdent(std::string(tables.Text(i, 0))));
   std::vector<std::string> function_names;
   for (int i = 0; i < functions.rows(); ++i) function_names.emplace_back(functions.Text(i, 0));
+  // sequences the engine's statements call nextval on (an identity column's needs no grant)
+  auto sequences = conn.ExecParams(
+      "SELECT c.relname FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+      "JOIN pg_catalog.pg_class o ON o.relnamespace = n.oid AND o.relname = 'gd_instances' "
+      "WHERE n.nspname = $1 AND c.relkind = 'S' AND c.relname LIKE 'gd\\_%' "
+      "AND c.relowner = o.relowner ORDER BY 1",
+      ns);
+  std::vector<std::string> sequence_names;
+  for (int i = 0; i < sequences.rows(); ++i) {
+    sequence_names.push_back(pg::QuoteIdent(std::string(sequences.Text(i, 0))));
+  }
   conn.Exec("BEGIN");
   try {
     for (const auto& statement :
-         GrantStatements(schema, role, as, table_names, function_names)) {
+         GrantStatements(schema, role, as, table_names, function_names, sequence_names)) {
       conn.Exec(statement);
     }
     conn.Exec("COMMIT");

@@ -39,7 +39,8 @@ std::string ControlChannelFor(const std::string& schema);
 // `role` or `schema` can end a statement.
 std::vector<std::string> GrantStatements(const std::string& schema, const std::string& role,
                                          DatabaseRole as, const std::vector<std::string>& tables,
-                                         const std::vector<std::string>& functions);
+                                         const std::vector<std::string>& functions,
+                                         const std::vector<std::string>& sequences = {});
 // Grants `role` (which must exist) what `as` needs on `schema`, in one transaction. Run as the
 // owner of the schema's objects. Throws InvalidArgument for a bad or unknown role name.
 void GrantRole(pg::Connection& conn, const std::string& schema, const std::string& role,
