@@ -14,7 +14,8 @@ namespace {
 void AddCommonFlags(CLI::App* app, GlobalOptions& global, int& verbosity) {
   app->add_option("--database", global.database,
                   "libpq connection string or URL (default: $GEN_DURABLE_DATABASE_URL, else the "
-                  "embedded database)");
+                  "embedded database); keep passwords out of it, in $GEN_DURABLE_DATABASE_URL, "
+                  "a PGPASSFILE or a PGSERVICE");
   app->add_option("--schema", global.schema, "Postgres schema holding the tables")
       ->capture_default_str();
   app->add_flag("-v,--verbose", verbosity, "Log engine activity (-v info, -vv debug)");
