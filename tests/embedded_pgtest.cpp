@@ -125,8 +125,7 @@ TEST(EmbeddedSecurity, FileHelpersRefuseLinks) {
   ASSERT_TRUE(fs::create_directory(dir));
   chmod(dir.c_str(), 0700);
   fs::create_symlink(box.victim(), dir / "append.conf");
-  EXPECT_THROW(detail::AppendToDataFile(dir.string(), "append.conf", "x = 1\n", geteuid()),
-               Error);
+  EXPECT_THROW(detail::AppendToDataFile(dir.string(), "append.conf", "x = 1\n", geteuid()), Error);
   fs::create_symlink(box.victim(), dir / "server.log");
   EXPECT_EQ(detail::ReadDataFileTail(dir.string(), "server.log", 4096), "")
       << "a read through a link would show the target's content in an error message";
@@ -212,7 +211,8 @@ TEST(EmbeddedSecurity, ApplicationConnectsAsANonSuperuser) {
   }
   EXPECT_STRNE(PQgetvalue(res.get(), 0, 5), "postgres");
   // It can create its schema, and cannot act as the superuser.
-  res.reset(PQexec(conn.get(), "CREATE SCHEMA gd_app_schema; CREATE TABLE gd_app_schema.t (x int)"));
+  res.reset(
+      PQexec(conn.get(), "CREATE SCHEMA gd_app_schema; CREATE TABLE gd_app_schema.t (x int)"));
   EXPECT_EQ(PQresultStatus(res.get()), PGRES_COMMAND_OK) << PQerrorMessage(conn.get());
   res.reset(PQexec(conn.get(), "ALTER SYSTEM SET work_mem = '1GB'"));
   EXPECT_EQ(PQresultStatus(res.get()), PGRES_FATAL_ERROR);

@@ -34,6 +34,9 @@ struct Secret {
   std::size_t begin;
   std::size_t end;
   std::string value;
+  // Written between single quotes (key=value form): the mask is quoted too, so that a keyword
+  // written right after the closing quote stays a keyword of its own.
+  bool quoted = false;
 };
 
 bool IsSecretKeyword(std::string_view key) { return key == "password" || key == "sslpassword"; }
@@ -75,7 +78,8 @@ std::vector<Secret> UriSecrets(const std::string& s) {
   if (stop != std::string::npos && s[stop] == '@') {
     const std::size_t colon = s.find(':', pos);
     if (colon != std::string::npos && colon < stop && colon + 1 < stop) {
-      out.push_back({colon + 1, stop, PercentDecode(std::string_view(s).substr(colon + 1, stop - colon - 1))});
+      const std::string_view raw = std::string_view(s).substr(colon + 1, stop - colon - 1);
+      out.push_back({colon + 1, stop, PercentDecode(raw), false});
     }
     pos = stop + 1;
   }
@@ -89,7 +93,8 @@ std::vector<Secret> UriSecrets(const std::string& s) {
     if (eq != std::string::npos && eq < amp) {
       const std::string key = PercentDecode(std::string_view(s).substr(p, eq - p));
       if (IsSecretKeyword(key) && eq + 1 < amp) {
-        out.push_back({eq + 1, amp, PercentDecode(std::string_view(s).substr(eq + 1, amp - eq - 1))});
+        const std::string_view raw = std::string_view(s).substr(eq + 1, amp - eq - 1);
+        out.push_back({eq + 1, amp, PercentDecode(raw), false});
       }
     }
     p = amp + 1;
@@ -117,13 +122,20 @@ std::vector<Secret> KeyValueSecrets(const std::string& s) {
     if (i < n && s[i] == '\'') {
       ++i;
       while (i < n && s[i] != '\'') {
-        if (s[i] == '\\' && i + 1 < n) ++i;
+        // As libpq: a backslash takes the next character literally; one at the end, nothing.
+        if (s[i] == '\\') {
+          if (++i < n) value += s[i++];
+          continue;
+        }
         value += s[i++];
       }
       if (i < n) ++i;  // the closing quote; an unterminated value runs to the end
     } else {
       while (i < n && !space(s[i])) {
-        if (s[i] == '\\' && i + 1 < n) ++i;
+        if (s[i] == '\\') {
+          if (++i < n) value += s[i++];
+          continue;
+        }
         value += s[i++];
       }
       // `password=se cret`: libpq rejects "cret" (no "=" after it) and quotes it in its error.
@@ -140,7 +152,9 @@ std::vector<Secret> KeyValueSecrets(const std::string& s) {
         i = word_end;
       }
     }
-    if (IsSecretKeyword(key) && !value.empty()) out.push_back({value_begin, i, value});
+    if (IsSecretKeyword(key) && !value.empty()) {
+      out.push_back({value_begin, i, value, s[value_begin] == '\''});
+    }
   }
   return out;
 }
@@ -174,7 +188,8 @@ std::string RedactConninfo(const std::string& conninfo) {
   const std::vector<Secret> secrets = FindSecrets(conninfo);
   // Back to front, so earlier offsets stay valid.
   for (auto it = secrets.rbegin(); it != secrets.rend(); ++it) {
-    out.replace(it->begin, it->end - it->begin, kPasswordMask);
+    out.replace(it->begin, it->end - it->begin,
+                it->quoted ? "'" + std::string(kPasswordMask) + "'" : std::string(kPasswordMask));
   }
   return out;
 }

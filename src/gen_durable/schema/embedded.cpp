@@ -328,11 +328,13 @@ Fd OpenDir(const std::string& dir, std::optional<uid_t> owner_uid) {
   if (fd.get() < 0) throw Error("embedded postgres: cannot open directory " + dir + ": " + Errno());
   if (owner_uid) {
     struct stat st {};
-    if (fstat(fd.get(), &st) != 0) throw Error("embedded postgres: cannot stat " + dir + ": " + Errno());
+    if (fstat(fd.get(), &st) != 0) {
+      throw Error("embedded postgres: cannot stat " + dir + ": " + Errno());
+    }
     if (st.st_uid != *owner_uid || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
       throw Error("embedded postgres: refusing to write into " + dir + " (owned by " +
-                  UserName(st.st_uid) + ", mode " + ModeText(st.st_mode) +
-                  "): it must belong to " + UserName(*owner_uid) + " and be writable by no one else");
+                  UserName(st.st_uid) + ", mode " + ModeText(st.st_mode) + "): it must belong to " +
+                  UserName(*owner_uid) + " and be writable by no one else");
     }
   }
   return fd;
@@ -402,15 +404,17 @@ void EnsureDataDir(const fs::path& dir, const FileOwner& expected) {
     throw Error("embedded postgres: cannot create " + d + ": " + Errno());
   }
   struct stat st {};
-  if (stat(d.c_str(), &st) != 0) throw Error("embedded postgres: cannot stat " + d + ": " + Errno());
+  if (stat(d.c_str(), &st) != 0) {
+    throw Error("embedded postgres: cannot stat " + d + ": " + Errno());
+  }
   if (!S_ISDIR(st.st_mode)) {
     throw ConfigError("embedded postgres: " + d + " exists and is not a directory");
   }
   if (st.st_uid != expected.uid) {
     throw ConfigError("embedded postgres: the data directory " + d + " is owned by " +
                       UserName(st.st_uid) + ", not by " + UserName(expected.uid) +
-                      ", which runs the server; run `chown -R " + UserName(expected.uid) + " " +
-                      d + "` if it is yours, or choose another data directory");
+                      ", which runs the server; run `chown -R " + UserName(expected.uid) + " " + d +
+                      "` if it is yours, or choose another data directory");
   }
   if ((st.st_mode & 07777) != 0700) {
     throw ConfigError("embedded postgres: the data directory " + d + " has mode " +
@@ -681,8 +685,8 @@ std::string EmbeddedCluster::ConnInfo(const std::string& dbname) const {
 }
 
 std::string EmbeddedCluster::AppConnInfo(const std::string& dbname) const {
-  return "host=" + ConnValue(socket_dir_) + " port=" + std::to_string(port_) + " user=" +
-         kAppRole + " dbname=" + ConnValue(dbname);
+  return "host=" + ConnValue(socket_dir_) + " port=" + std::to_string(port_) + " user=" + kAppRole +
+         " dbname=" + ConnValue(dbname);
 }
 
 namespace {
@@ -812,8 +816,7 @@ std::string EmbeddedCluster::CreateAppDatabase(const std::string& name) {
       "CREATE DATABASE " + std::string(quoted) + " OWNER gen_durable_app TEMPLATE template0";
   PQfreemem(quoted);
   // 42P04: it exists. 23505: a concurrent CREATE of the same name won the catalog insert.
-  const std::string created =
-      AdminExec(conn.get(), sql, "create_app_database", {"42P04", "23505"});
+  const std::string created = AdminExec(conn.get(), sql, "create_app_database", {"42P04", "23505"});
   if (!created.empty()) {
     const char* params[] = {name.c_str()};
     ResultPtr res(PQexecParams(conn.get(), kDatabaseOwner, 1, nullptr, params, nullptr, nullptr, 0),
@@ -924,11 +927,13 @@ void AppendToDataFile(const std::string& dir, const std::string& name, const std
                       uid_t owner_uid) {
   const Fd dir_fd = OpenDir(dir, owner_uid);
   const std::string what = dir + "/" + name;
-  const Fd fd(openat(dir_fd.get(), name.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK |
-                                                     O_NOCTTY | O_CLOEXEC));
+  const Fd fd(openat(dir_fd.get(), name.c_str(),
+                     O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (fd.get() < 0) throw Error("embedded postgres: cannot open " + what + ": " + Errno());
   struct stat st {};
-  if (fstat(fd.get(), &st) != 0) throw Error("embedded postgres: cannot stat " + what + ": " + Errno());
+  if (fstat(fd.get(), &st) != 0) {
+    throw Error("embedded postgres: cannot stat " + what + ": " + Errno());
+  }
   // A hard link would let the other account aim this write at a file it cannot write itself.
   if (!S_ISREG(st.st_mode) || st.st_uid != owner_uid || st.st_nlink != 1) {
     throw Error("embedded postgres: refusing to append to " + what +
