@@ -16,7 +16,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -1711,6 +1713,24 @@ TEST(CliSecrets, PasswordOnTheCommandLineWarnsAndIsNeverPrinted) {
     EXPECT_NE(r.err.find("PGPASSFILE"), std::string::npos) << what;
     ExpectNoSecret(r, c.hidden, what);
   }
+}
+
+// While a worker runs, `ps` and /proc/PID/cmdline show its arguments: the password in them is
+// overwritten once the command line is parsed (it was visible until then, which no program can
+// prevent).
+TEST(CliSecrets, RunningWorkerDoesNotShowThePasswordInItsCommandLine) {
+  // Port 1 refuses connections: the worker keeps retrying, so it stays up to be looked at.
+  const std::string url = "postgresql://gd_user:" + std::string(kSecret) + "@127.0.0.1:1/nodb";
+  ChildProcess worker(CliCommand({"worker", "--poll-interval", "100", "--database", url}),
+                      WithoutDatabaseUrl());
+  ASSERT_TRUE(WaitForStderr(worker, "database unavailable", seconds(60))) << worker.err();
+  std::ifstream in("/proc/" + std::to_string(worker.pid()) + "/cmdline", std::ios::binary);
+  std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_NE(cmdline.find("127.0.0.1:1/nodb"), std::string::npos) << cmdline;
+  EXPECT_EQ(cmdline.find(kSecret), std::string::npos) << cmdline;
+  EXPECT_EQ(worker.err().find(kSecret), std::string::npos) << worker.err();
+  worker.Signal(SIGTERM);
+  EXPECT_TRUE(worker.Wait(seconds(15))) << worker.err();
 }
 
 // The same connection string from the environment is the recommended way: no warning, and a

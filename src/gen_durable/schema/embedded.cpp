@@ -364,11 +364,14 @@ void CreateParents(const fs::path& dir) {
     if (p == p.root_path()) break;
   }
   for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-    if (mkdir(it->c_str(), 0755) != 0 && errno != EEXIST) {
+    if (mkdir(it->c_str(), 0755) != 0) {
+      if (errno == EEXIST) continue;  // made by someone else meanwhile: left as it is
       throw Error("embedded postgres: cannot create directory " + it->string() + ": " +
                   std::strerror(errno));
     }
-    chmod(it->c_str(), 0755);
+    // Through a descriptor: a link swapped in for the new directory must not get the mode.
+    const Fd fd(open(it->c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (fd.get() >= 0) fchmod(fd.get(), 0755);
   }
 }
 
