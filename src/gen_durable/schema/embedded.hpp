@@ -17,6 +17,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,7 +55,7 @@ class EmbeddedCluster {
   // A libpq connection string for `dbname` on this cluster as the superuser `postgres`: for
   // administering the cluster (and for tests), never handed to an application.
   std::string ConnInfo(const std::string& dbname = "postgres") const;
-  // The same as the application role kAppRole.
+  // The same, as the application role kAppRole.
   std::string AppConnInfo(const std::string& dbname) const;
   // Creates database `name` (owned by `postgres`) if it does not exist.
   void CreateDatabase(const std::string& name);
