@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <libpq-fe.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "gen_durable/options.hpp"
+#include "gen_durable/schema/embedded.hpp"
 #include "support/child_process.hpp"
 #include "support/pg_fixture.hpp"
 
@@ -1605,6 +1608,181 @@ TEST_F(OpsCliTest, DashboardTokenFileAndReadOnlyFlags) {
   EXPECT_EQ(loose->exit_code(), 2) << loose->err();
   EXPECT_NE(loose->err().find("chmod 600"), std::string::npos) << loose->err();
   std::filesystem::remove(token_file);
+// The embedded default hands the CLI a connection as the application role, which owns the
+// database and the tables it migrates (in the default schema, public) but is no superuser.
+TEST(CliEmbedded, ConnectsAsANonSuperuserThatOwnsTheTables) {
+  EmbeddedHome home;
+  const CliResult migrate =
+      testing::RunChild(CliCommand({"migrate"}), OnEmbeddedDefault(home.path()), seconds(120));
+  ASSERT_EQ(migrate.exit_code, 0) << migrate.err;
+
+  detail::EmbeddedOptions o;
+  o.data_dir = home.path() + "/pgdata";
+  auto cluster = detail::EmbeddedCluster::Start(o);
+  std::unique_ptr<PGconn, decltype(&PQfinish)> conn(
+      PQconnectdb(cluster->ConnInfo("gen_durable").c_str()), &PQfinish);
+  ASSERT_EQ(PQstatus(conn.get()), CONNECTION_OK) << PQerrorMessage(conn.get());
+  std::unique_ptr<PGresult, decltype(&PQclear)> res(
+      PQexec(conn.get(),
+             "SELECT r.rolname, r.rolsuper FROM pg_database d JOIN pg_roles r "
+             "ON r.oid = d.datdba WHERE d.datname = 'gen_durable' "
+             "UNION ALL SELECT r.rolname, r.rolsuper FROM pg_class c JOIN pg_roles r "
+             "ON r.oid = c.relowner WHERE c.oid = 'public.gd_instances'::regclass"),
+      &PQclear);
+  ASSERT_EQ(PQresultStatus(res.get()), PGRES_TUPLES_OK) << PQerrorMessage(conn.get());
+  ASSERT_EQ(PQntuples(res.get()), 2);
+  for (int row = 0; row < 2; ++row) {
+    EXPECT_STREQ(PQgetvalue(res.get(), row, 1), "f")
+        << "owned by " << PQgetvalue(res.get(), row, 0) << ", a superuser";
+  }
+  // The connection the CLI uses: `current_user` is no superuser.
+  std::unique_ptr<PGconn, decltype(&PQfinish)> app(
+      PQconnectdb(cluster->AppConnInfo("gen_durable").c_str()), &PQfinish);
+  ASSERT_EQ(PQstatus(app.get()), CONNECTION_OK) << PQerrorMessage(app.get());
+  res.reset(PQexec(app.get(), "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"));
+  ASSERT_EQ(PQresultStatus(res.get()), PGRES_TUPLES_OK) << PQerrorMessage(app.get());
+  EXPECT_STREQ(PQgetvalue(res.get(), 0, 0), "f");
+  app.reset();
+  conn.reset();
+  cluster->Stop();
+}
+
+// A `gen_durable` database made by an earlier version belongs to the superuser, like its tables:
+// the next start hands it over to the application role, and the commands keep working.
+TEST(CliEmbedded, HandsADatabaseOfAnEarlierVersionOverToTheApplicationRole) {
+  EmbeddedHome home;
+  detail::EmbeddedOptions o;
+  o.data_dir = home.path() + "/pgdata";
+  {
+    auto cluster = detail::EmbeddedCluster::Start(o);
+    cluster->CreateDatabase("gen_durable");  // as `postgres`, as earlier versions did
+    const CliResult old = testing::RunChild(
+        CliCommand({"insert", "demo.chain", "--database", cluster->ConnInfo("gen_durable")}),
+        {}, seconds(120));
+    ASSERT_EQ(old.exit_code, 0) << old.err;
+    cluster->Stop();
+  }
+  const CliResult stats =
+      testing::RunChild(CliCommand({"stats", "--json"}), OnEmbeddedDefault(home.path()),
+                        seconds(120));
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_EQ(Json::parse(stats.out)["total"]["runnable"], 1) << stats.out;
+
+  auto cluster = detail::EmbeddedCluster::Start(o);
+  std::unique_ptr<PGconn, decltype(&PQfinish)> conn(
+      PQconnectdb(cluster->ConnInfo("gen_durable").c_str()), &PQfinish);
+  ASSERT_EQ(PQstatus(conn.get()), CONNECTION_OK) << PQerrorMessage(conn.get());
+  std::unique_ptr<PGresult, decltype(&PQclear)> res(
+      PQexec(conn.get(),
+             "SELECT c.relname || ' ' || r.rolname FROM pg_class c "
+             "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_roles r ON r.oid = c.relowner "
+             "WHERE n.nspname = 'public' AND r.rolsuper "
+             "UNION ALL SELECT p.proname || ' ' || r.rolname FROM pg_proc p "
+             "JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner "
+             "WHERE n.nspname = 'public' AND r.rolsuper "
+             "UNION ALL SELECT 'database ' || r.rolname FROM pg_database d "
+             "JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = 'gen_durable' AND r.rolsuper"),
+      &PQclear);
+  ASSERT_EQ(PQresultStatus(res.get()), PGRES_TUPLES_OK) << PQerrorMessage(conn.get());
+  for (int row = 0; row < PQntuples(res.get()); ++row) {
+    ADD_FAILURE() << "still owned by a superuser: " << PQgetvalue(res.get(), row, 0);
+  }
+  conn.reset();
+  cluster->Stop();
+}
+
+constexpr char kSecret[] = "S3cretPassw0rdXyz";
+
+void ExpectNoSecret(const CliResult& r, const std::string& secret, const std::string& what) {
+  EXPECT_EQ(r.out.find(secret), std::string::npos) << what << "\nstdout: " << r.out;
+  EXPECT_EQ(r.err.find(secret), std::string::npos) << what << "\nstderr: " << r.err;
+}
+
+ChildOptions WithoutDatabaseUrl() {
+  ChildOptions options;
+  options.unset_env = {"GEN_DURABLE_DATABASE_URL"};
+  return options;
+}
+
+// A password given with --database draws a warning naming the safer places, and is printed
+// nowhere: not when the command works, not in libpq's error when the connection fails (libpq
+// quotes a URI it cannot parse, and the token it stopped at).
+TEST(CliSecrets, PasswordOnTheCommandLineWarnsAndIsNeverPrinted) {
+  const std::string db = testing::FreshDatabase();
+  const std::string secret = kSecret;
+  struct Case {
+    std::vector<std::string> args;
+    bool connects;
+    std::string hidden;  // what must not appear
+  };
+  const std::vector<Case> cases = {
+      {{"stats", "--database", db + " password=" + secret}, true, secret},
+      {{"stats", "--database=" + db + " password='" + secret + "'"}, true, secret},
+      {{"stats", "--database", "postgresql://gd_user:" + secret + "@127.0.0.1:1/nodb"}, false,
+       secret},
+      {{"stats", "--database", "postgresql://gd_user:" + secret + "@[::1/nodb"}, false, secret},
+      {{"stats", "--database", "postgresql://gd_user@[::1/nodb?password=" + secret}, false,
+       secret},
+      // `password=S3cre tPassw0rdXyz`: libpq quotes the second word as a keyword missing "=".
+      {{"stats", "--database",
+        "host=/nonexistent password=" + secret.substr(0, 5) + " " + secret.substr(5) + " x=1"},
+       false, secret.substr(5)},
+      // A positional argument by mistake: the parser's error quotes it.
+      {{"stats", "postgresql://gd_user:" + secret + "@127.0.0.1:1/nodb"}, false, secret},
+  };
+  for (const Case& c : cases) {
+    const std::string what = fmt::format("args: {}", fmt::join(c.args, " | "));
+    const CliResult r = testing::RunChild(CliCommand(c.args), WithoutDatabaseUrl(), seconds(60));
+    ASSERT_TRUE(r.exited) << what;
+    if (c.connects) {
+      EXPECT_EQ(r.exit_code, 0) << what << "\n" << r.err;
+    } else {
+      EXPECT_NE(r.exit_code, 0) << what;
+    }
+    EXPECT_NE(r.err.find("warning: a password on the command line"), std::string::npos)
+        << what << "\n" << r.err;
+    EXPECT_NE(r.err.find("GEN_DURABLE_DATABASE_URL"), std::string::npos) << what;
+    EXPECT_NE(r.err.find("PGPASSFILE"), std::string::npos) << what;
+    ExpectNoSecret(r, c.hidden, what);
+  }
+}
+
+// While a worker runs, `ps` and /proc/PID/cmdline show its arguments: the password in them is
+// overwritten once the command line is parsed (it was visible until then, which no program can
+// prevent).
+TEST(CliSecrets, RunningWorkerDoesNotShowThePasswordInItsCommandLine) {
+  // Port 1 refuses connections: the worker keeps retrying, so it stays up to be looked at.
+  const std::string url = "postgresql://gd_user:" + std::string(kSecret) + "@127.0.0.1:1/nodb";
+  ChildProcess worker(CliCommand({"worker", "--poll-interval", "100", "--database", url}),
+                      WithoutDatabaseUrl());
+  ASSERT_TRUE(WaitForStderr(worker, "database unavailable", seconds(60))) << worker.err();
+  std::ifstream in("/proc/" + std::to_string(worker.pid()) + "/cmdline", std::ios::binary);
+  std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_NE(cmdline.find("127.0.0.1:1/nodb"), std::string::npos) << cmdline;
+  EXPECT_EQ(cmdline.find(kSecret), std::string::npos) << cmdline;
+  EXPECT_EQ(worker.err().find(kSecret), std::string::npos) << worker.err();
+  worker.Signal(SIGTERM);
+  EXPECT_TRUE(worker.Wait(seconds(15))) << worker.err();
+}
+
+// The same connection string from the environment is the recommended way: no warning, and a
+// failure still does not print the password.
+TEST(CliSecrets, DatabaseUrlFromTheEnvironmentDoesNotWarn) {
+  const std::string db = testing::FreshDatabase();
+  ChildOptions ok;
+  ok.set_env = {"GEN_DURABLE_DATABASE_URL=" + db + " password=" + kSecret};
+  const CliResult works = testing::RunChild(CliCommand({"stats"}), ok, seconds(60));
+  EXPECT_EQ(works.exit_code, 0) << works.err;
+  EXPECT_EQ(works.err.find("warning"), std::string::npos) << works.err;
+  ExpectNoSecret(works, kSecret, "from the environment");
+
+  ChildOptions bad;
+  bad.set_env = {"GEN_DURABLE_DATABASE_URL=postgresql://gd_user:" + std::string(kSecret) +
+                 "@[::1/nodb"};
+  const CliResult fails = testing::RunChild(CliCommand({"stats"}), bad, seconds(60));
+  EXPECT_NE(fails.exit_code, 0);
+  EXPECT_EQ(fails.err.find("warning"), std::string::npos) << fails.err;
+  ExpectNoSecret(fails, kSecret, "a malformed URL from the environment");
 }
 
 }  // namespace

@@ -16,7 +16,8 @@ namespace {
 void AddCommonFlags(CLI::App* app, GlobalOptions& global, int& verbosity) {
   app->add_option("--database", global.database,
                   "libpq connection string or URL (default: $GEN_DURABLE_DATABASE_URL, else the "
-                  "embedded database)");
+                  "embedded database); keep passwords out of it, in $GEN_DURABLE_DATABASE_URL, "
+                  "a PGPASSFILE or a PGSERVICE");
   app->add_option("--schema", global.schema,
                   "Postgres schema holding the tables: [a-z_][a-z0-9_]{0,62}")
       ->capture_default_str()

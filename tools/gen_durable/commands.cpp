@@ -220,8 +220,9 @@ Session::Session(const GlobalOptions& global) : schema_(global.schema) {
     const std::string dir = detail::DefaultDataDir();
     fmt::print(stderr, "gen_durable: starting embedded database at {}\n", dir);
     cluster_ = detail::EmbeddedCluster::Start({.data_dir = dir});
-    cluster_->CreateDatabase(kEmbeddedDatabase);
-    conninfo_ = cluster_->ConnInfo(kEmbeddedDatabase);
+    // The application's role, not the cluster's superuser: it owns this database and so the
+    // schema it migrates, and can do nothing to the cluster.
+    conninfo_ = cluster_->CreateAppDatabase(kEmbeddedDatabase);
   }
 }
 

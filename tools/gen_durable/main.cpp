@@ -6,12 +6,17 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "gen_durable/bench.hpp"     // tools/
 #include "gen_durable/cli.hpp"       // tools/
 #include "gen_durable/commands.hpp"  // tools/
 #include "gen_durable/demo.hpp"      // tools/
+#include "gen_durable/pg/conninfo.hpp"
 
 namespace gen_durable::tools {
 namespace {
@@ -61,15 +66,67 @@ int Run(const ParsedCommand& cmd) {
   return kExitUsage;
 }
 
+// The arguments that carry a password (normally the --database value), as typed.
+std::vector<std::string> ArgumentsWithPasswords(int argc, char** argv) {
+  std::vector<std::string> out;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (const std::string flag = "--database="; arg.rfind(flag, 0) == 0) arg.erase(0, flag.size());
+    if (detail::pg::ConninfoHasPassword(arg)) out.push_back(arg);
+  }
+  return out;
+}
+
+// Overwrites the passwords in argv's own memory, which /proc/PID/cmdline and `ps` show for as
+// long as the process runs. This narrows the window; it cannot close it (the command line was
+// visible from exec until here, and stays in the shell's history).
+void ScrubArguments(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    const std::string redacted = detail::pg::RedactConninfo(arg);
+    if (redacted == arg) continue;
+    // Same length, so nothing after it moves: each character of a secret becomes '*'.
+    std::size_t a = 0;
+    std::size_t r = 0;
+    std::string scrubbed = arg;
+    while (a < arg.size() && r < redacted.size() && arg[a] == redacted[r]) ++a, ++r;
+    std::size_t a_end = arg.size();
+    std::size_t r_end = redacted.size();
+    while (a_end > a && r_end > r && arg[a_end - 1] == redacted[r_end - 1]) --a_end, --r_end;
+    for (std::size_t k = a; k < a_end; ++k) scrubbed[k] = '*';
+    std::memcpy(argv[i], scrubbed.data(), scrubbed.size());
+  }
+}
+
+std::string Redacted(std::string text, const std::vector<std::string>& secrets_in) {
+  for (const std::string& conninfo : secrets_in) text = detail::pg::RedactSecrets(text, conninfo);
+  return text;
+}
+
 int Main(int argc, char** argv) {
   // stdout is the output contract: library logs must never land there.
   spdlog::set_default_logger(spdlog::stderr_color_mt("gen_durable"));
   spdlog::set_level(spdlog::level::warn);
 
+  const std::vector<std::string> with_passwords = ArgumentsWithPasswords(argc, argv);
   const ParsedCommand cmd = ParseCommandLine(argc, argv);
+  if (!with_passwords.empty()) {
+    ScrubArguments(argc, argv);
+    fmt::print(stderr,
+               "gen_durable: warning: a password on the command line can be read by other users "
+               "(ps, /proc) and stays in the shell history; put the connection string in "
+               "GEN_DURABLE_DATABASE_URL, the password in a password file (PGPASSFILE, by default "
+               "~/.pgpass) or the settings in a service file (PGSERVICE)\n");
+  }
+  // Whatever is printed below may quote the connection string (a parse error, libpq's
+  // message): its password never leaves this process.
+  std::vector<std::string> secrets_in = with_passwords;
+  if (const char* env = std::getenv("GEN_DURABLE_DATABASE_URL"); env != nullptr) {
+    secrets_in.emplace_back(env);
+  }
   if (cmd.command == Command::kNone) {
-    fmt::print("{}", cmd.output);
-    if (!cmd.error.empty()) fmt::print(stderr, "{}\n", cmd.error);
+    fmt::print("{}", Redacted(cmd.output, secrets_in));
+    if (!cmd.error.empty()) fmt::print(stderr, "{}\n", Redacted(cmd.error, secrets_in));
     return cmd.exit_status;
   }
   if (cmd.verbosity >= 2) {
@@ -81,7 +138,7 @@ int Main(int argc, char** argv) {
   try {
     return Run(cmd);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "gen_durable: {}\n", OneLine(e.what()));
+    fmt::print(stderr, "gen_durable: {}\n", Redacted(OneLine(e.what()), secrets_in));
     return ExitStatusOf(e);
   } catch (...) {
     fmt::print(stderr, "gen_durable: unknown error\n");

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <system_error>
 
+#include "gen_durable/pg/conninfo.hpp"
+
 namespace gen_durable::detail::pg {
 namespace {
 
@@ -367,9 +369,12 @@ std::unique_ptr<Connection> Connection::Open(
     throw DatabaseError("connect: out of memory", Retry::kRetryable, "", "");
   }
   if (PQstatus(raw) != CONNECTION_OK) {
-    std::string message = OneLine(PQerrorMessage(raw));
+    const std::string message = OneLine(PQerrorMessage(raw));
     PQfinish(raw);
-    throw DatabaseError("connect: " + message, ClassifyConnectFailure(message), "", "");
+    // libpq quotes a connection string it cannot parse, or the token it stopped at, which may
+    // be (part of) the password: the message goes to logs and terminals, the password must not.
+    throw DatabaseError("connect: " + RedactSecrets(message, conninfo),
+                        ClassifyConnectFailure(message), "", "");
   }
   PQsetNoticeProcessor(raw, IgnoreNotice, nullptr);
   std::unique_ptr<Connection> conn(new Connection(raw, /*owned=*/true));

@@ -17,12 +17,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -198,6 +200,16 @@ ServerAccount LookUpServerAccount() {
   return {pw->pw_uid, pw->pw_gid};
 }
 
+// Who owns the data directory and the files written into it: the server's account when root,
+// else this process's user.
+FileOwner ExpectedOwner() {
+  if (IsRoot()) {
+    const ServerAccount a = LookUpServerAccount();
+    return {a.uid, a.gid};
+  }
+  return {geteuid(), getegid()};
+}
+
 std::string RunuserPath() {
   for (const char* p : {"/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"}) {
     if (IsExecutable(p)) return p;
@@ -279,32 +291,69 @@ std::string ConnValue(const std::string& value) {
   return out + "'";
 }
 
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// Closes a descriptor on every path out.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+std::string Errno() { return std::strerror(errno); }
+
+std::string ModeText(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
 }
 
-// Writes `content` to `p` atomically, owned by the server account when we are root.
-void WriteFileAtomically(const fs::path& p, const std::string& content,
-                         const std::optional<ServerAccount>& owner) {
-  fs::path tmp = p;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-    if (!out.flush()) throw Error("embedded postgres: cannot write " + tmp.string());
-  }
-  chmod(tmp.c_str(), 0600);
-  if (owner && chown(tmp.c_str(), owner->uid, owner->gid) != 0) {
-    throw Error("embedded postgres: cannot chown " + tmp.string() + ": " + std::strerror(errno));
-  }
-  std::error_code ec;
-  fs::rename(tmp, p, ec);
-  if (ec) throw Error("embedded postgres: cannot write " + p.string() + ": " + ec.message());
+std::string UserName(uid_t uid) {
+  passwd* pw = getpwuid(uid);
+  return pw != nullptr ? std::string(pw->pw_name) : "uid " + std::to_string(uid);
 }
 
+// Opens directory `dir` for use with the *at() calls. With `owner_uid`, it must belong to that
+// user and be writable by no one else: then whatever is written relative to it lands in a
+// directory that user controls anyway, wherever a link on the way pointed.
+Fd OpenDir(const std::string& dir, std::optional<uid_t> owner_uid) {
+  Fd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) throw Error("embedded postgres: cannot open directory " + dir + ": " + Errno());
+  if (owner_uid) {
+    struct stat st {};
+    if (fstat(fd.get(), &st) != 0) {
+      throw Error("embedded postgres: cannot stat " + dir + ": " + Errno());
+    }
+    if (st.st_uid != *owner_uid || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+      throw Error("embedded postgres: refusing to write into " + dir + " (owned by " +
+                  UserName(st.st_uid) + ", mode " + ModeText(st.st_mode) + "): it must belong to " +
+                  UserName(*owner_uid) + " and be writable by no one else");
+    }
+  }
+  return fd;
+}
+
+void WriteAll(int fd, const std::string& content, const std::string& what) {
+  std::size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error("embedded postgres: cannot write " + what + ": " + Errno());
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+// Postgres reads the whole server log only to show its end.
+constexpr std::size_t kLogTailBytes = 16 * 1024;
+// postmaster.pid is a few short lines.
+constexpr std::size_t kPidFileBytes = 4096;
 // Creates each missing ancestor of `dir` with mode 0755 (whatever the umask), so that the server
 // account can traverse them.
 void CreateParents(const fs::path& dir) {
@@ -315,11 +364,65 @@ void CreateParents(const fs::path& dir) {
     if (p == p.root_path()) break;
   }
   for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-    if (mkdir(it->c_str(), 0755) != 0 && errno != EEXIST) {
+    if (mkdir(it->c_str(), 0755) != 0) {
+      if (errno == EEXIST) continue;  // made by someone else meanwhile: left as it is
       throw Error("embedded postgres: cannot create directory " + it->string() + ": " +
                   std::strerror(errno));
     }
-    chmod(it->c_str(), 0755);
+    // Through a descriptor: a link swapped in for the new directory must not get the mode.
+    const Fd fd(open(it->c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (fd.get() >= 0) fchmod(fd.get(), 0755);
+  }
+}
+
+// The data directory's parent must not let other users rename or replace the data directory:
+// a directory anyone may write to is refused unless it is sticky (like /tmp, where only the
+// owner of an entry may rename it).
+void CheckParent(const fs::path& dir) {
+  const fs::path parent = dir.parent_path();
+  struct stat st {};
+  if (stat(parent.c_str(), &st) != 0) return;  // reported when the data directory is created
+  if ((st.st_mode & S_IWOTH) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    throw ConfigError("embedded postgres: " + parent.string() + " (mode " + ModeText(st.st_mode) +
+                      ") may be written by any user, who could replace the data directory " +
+                      dir.string() + "; choose a data directory elsewhere (GEN_DURABLE_HOME)");
+  }
+}
+
+// The data directory must be owned by the account that runs the server and be mode 0700, as
+// initdb makes it: otherwise another account could plant files in it, or read the cluster. An
+// existing directory is never chowned or chmodded: taking over a directory someone else made
+// is how a link planted in advance would get followed. A missing one is created so.
+void EnsureDataDir(const fs::path& dir, const FileOwner& expected) {
+  const std::string d = dir.string();
+  if (mkdir(d.c_str(), 0700) == 0) {
+    Fd fd(open(d.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (fd.get() < 0) throw Error("embedded postgres: cannot open " + d + ": " + Errno());
+    if (fchmod(fd.get(), 0700) != 0 ||
+        (IsRoot() && fchown(fd.get(), expected.uid, expected.gid) != 0)) {
+      throw Error("embedded postgres: cannot give " + d + " to " + UserName(expected.uid) +
+                  " with mode 0700: " + Errno());
+    }
+  } else if (errno != EEXIST) {
+    throw Error("embedded postgres: cannot create " + d + ": " + Errno());
+  }
+  struct stat st {};
+  if (stat(d.c_str(), &st) != 0) {
+    throw Error("embedded postgres: cannot stat " + d + ": " + Errno());
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    throw ConfigError("embedded postgres: " + d + " exists and is not a directory");
+  }
+  if (st.st_uid != expected.uid) {
+    throw ConfigError("embedded postgres: the data directory " + d + " is owned by " +
+                      UserName(st.st_uid) + ", not by " + UserName(expected.uid) +
+                      ", which runs the server; run `chown -R " + UserName(expected.uid) + " " + d +
+                      "` if it is yours, or choose another data directory");
+  }
+  if ((st.st_mode & 07777) != 0700) {
+    throw ConfigError("embedded postgres: the data directory " + d + " has mode " +
+                      ModeText(st.st_mode) + "; it must be mode 0700 (only " +
+                      UserName(expected.uid) + " may enter it): run `chmod 0700 " + d + "`");
   }
 }
 
@@ -449,7 +552,7 @@ bool EmbeddedCluster::ServerRunning() {
 }
 
 std::string EmbeddedCluster::LogTail() const {
-  std::string log = ReadFile(ServerLog(options_.data_dir));
+  std::string log = ReadDataFileTail(options_.data_dir, "server.log", kLogTailBytes);
   if (log.empty()) return "(server log " + ServerLog(options_.data_dir).string() + " is empty)";
   return "server log " + ServerLog(options_.data_dir).string() + ", last lines:\n" +
          TailOf(TrimRight(log), 3000);
@@ -461,8 +564,10 @@ void EmbeddedCluster::StartOrAttach() {
   if (IsRoot()) owner = LookUpServerAccount();
 
   CreateParents(dir);
+  CheckParent(dir);
   if (owner) CheckTraversable(dir, *owner);
   StartLock lock(dir.parent_path());
+  EnsureDataDir(dir, ExpectedOwner());
 
   std::error_code ec;
   if (!fs::exists(dir / "PG_VERSION", ec)) InitDb();
@@ -493,26 +598,12 @@ void EmbeddedCluster::StartOrAttach() {
 
 void EmbeddedCluster::InitDb() {
   const fs::path dir(options_.data_dir);
-  std::optional<ServerAccount> owner;
-  if (IsRoot()) owner = LookUpServerAccount();
-
+  // StartOrAttach made sure it is a directory of the right owner and mode.
   std::error_code ec;
-  if (fs::exists(dir, ec)) {
-    if (!fs::is_directory(dir, ec)) {
-      throw Error("embedded postgres: " + dir.string() + " exists and is not a directory");
-    }
-    if (!fs::is_empty(dir, ec)) {
-      throw Error("embedded postgres: " + dir.string() +
-                  " is not empty but holds no PostgreSQL cluster (no PG_VERSION); empty it or "
-                  "choose another data directory");
-    }
-  } else if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    throw Error("embedded postgres: cannot create " + dir.string() + ": " + std::strerror(errno));
-  }
-  chmod(dir.c_str(), 0700);
-  if (owner && chown(dir.c_str(), owner->uid, owner->gid) != 0) {
-    throw Error("embedded postgres: cannot chown " + dir.string() +
-                " to postgres: " + std::strerror(errno));
+  if (!fs::is_empty(dir, ec)) {
+    throw Error("embedded postgres: " + dir.string() +
+                " is not empty but holds no PostgreSQL cluster (no PG_VERSION); empty it or "
+                "choose another data directory");
   }
 
   std::vector<std::string> args = {
@@ -539,15 +630,15 @@ void EmbeddedCluster::InitDb() {
 
   // Settings we manage live in their own file, rewritten at each start, so a later run with
   // other options (fast_unsafe, port) takes effect without editing postgresql.conf again.
-  std::ofstream conf(dir / "postgresql.conf", std::ios::app);
-  conf << "\n# Added by gen_durable: the settings it manages are in gen_durable.conf.\n"
-       << "include_if_exists = 'gen_durable.conf'\n";
-  if (!conf.flush()) throw Error("embedded postgres: cannot append to postgresql.conf");
+  AppendToDataFile(options_.data_dir, "postgresql.conf",
+                   "\n# Added by gen_durable: the settings it manages are in gen_durable.conf.\n"
+                   "include_if_exists = 'gen_durable.conf'\n",
+                   ExpectedOwner().uid);
 }
 
 void EmbeddedCluster::WriteSettings() {
-  std::optional<ServerAccount> owner;
-  if (IsRoot()) owner = LookUpServerAccount();
+  std::optional<FileOwner> owner;
+  if (IsRoot()) owner = ExpectedOwner();
   const char* durability = options_.fast_unsafe ? "off" : "on";
   std::ostringstream conf;
   conf << "# Written by gen_durable at each start of the embedded cluster; edits are lost.\n"
@@ -559,17 +650,16 @@ void EmbeddedCluster::WriteSettings() {
        << "fsync = " << durability << "\n"
        << "synchronous_commit = " << durability << "\n"
        << "full_page_writes = " << durability << "\n";
-  WriteFileAtomically(fs::path(options_.data_dir) / "gen_durable.conf", conf.str(), owner);
+  ReplaceDataFile(options_.data_dir, "gen_durable.conf", conf.str(), owner);
 }
 
 void EmbeddedCluster::Attach() {
   running_ = true;
   // postmaster.pid tells where the running server really listens: a cluster started by someone
   // else (the test script) may use another port or socket directory than our options.
-  const fs::path pid_file = fs::path(options_.data_dir) / "postmaster.pid";
   const auto deadline = std::chrono::steady_clock::now() + kReadyTimeout;
   while (true) {
-    std::istringstream in(ReadFile(pid_file));
+    std::istringstream in(ReadDataFileTail(options_.data_dir, "postmaster.pid", kPidFileBytes));
     std::vector<std::string> lines;
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     // Lines: pid, data dir, start time, port, socket dir, listen addr, shmem key, status.
@@ -595,6 +685,154 @@ void EmbeddedCluster::Attach() {
 std::string EmbeddedCluster::ConnInfo(const std::string& dbname) const {
   return "host=" + ConnValue(socket_dir_) + " port=" + std::to_string(port_) +
          " user=postgres dbname=" + ConnValue(dbname);
+}
+
+std::string EmbeddedCluster::AppConnInfo(const std::string& dbname) const {
+  return "host=" + ConnValue(socket_dir_) + " port=" + std::to_string(port_) + " user=" + kAppRole +
+         " dbname=" + ConnValue(dbname);
+}
+
+namespace {
+
+using ConnPtr = std::unique_ptr<PGconn, decltype(&PQfinish)>;
+using ResultPtr = std::unique_ptr<PGresult, decltype(&PQclear)>;
+
+ConnPtr AdminConnect(const std::string& conninfo, const std::string& purpose) {
+  ConnPtr conn(PQconnectdb(conninfo.c_str()), &PQfinish);
+  if (conn == nullptr || PQstatus(conn.get()) != CONNECTION_OK) {
+    std::string reason = conn ? TrimRight(PQerrorMessage(conn.get())) : "out of memory";
+    throw DatabaseError("embedded postgres: cannot connect to " + purpose + ": " + reason,
+                        Retry::kRetryable, "", purpose);
+  }
+  return conn;
+}
+
+// Runs an admin statement; returns its SQLSTATE ("" on success) unless it is not one of the
+// `tolerated` ones, then throws.
+std::string AdminExec(PGconn* conn, const std::string& sql, const std::string& what,
+                      std::initializer_list<const char*> tolerated = {}) {
+  ResultPtr res(PQexec(conn, sql.c_str()), &PQclear);
+  const ExecStatusType status = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return "";
+  const char* state = res ? PQresultErrorField(res.get(), PG_DIAG_SQLSTATE) : nullptr;
+  const std::string sqlstate = state != nullptr ? state : "";
+  for (const char* t : tolerated) {
+    if (sqlstate == t) return sqlstate;
+  }
+  throw DatabaseError("embedded postgres: " + what + " failed: " + TrimRight(PQerrorMessage(conn)),
+                      Retry::kFatal, sqlstate, what);
+}
+
+// Admin statements of the embedded cluster (catalog lookups; no table of ours is involved).
+// The application role: may log in, nothing more. Owning its database is what lets it create
+// and migrate its schemas.
+constexpr char kCreateAppRole[] =
+    "CREATE ROLE gen_durable_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+    "NOBYPASSRLS";
+// A role of that name made by hand with more rights is brought back to these.
+constexpr char kAppRoleTooStrong[] =
+    "SELECT 1 FROM pg_roles WHERE rolname = 'gen_durable_app' AND (rolsuper OR rolcreatedb OR "
+    "rolcreaterole OR rolreplication OR rolbypassrls OR NOT rolcanlogin)";
+constexpr char kRestrictAppRole[] =
+    "ALTER ROLE gen_durable_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+    "NOBYPASSRLS";
+// Whether database $1 belongs to the application role (pg_database is tiny).
+constexpr char kDatabaseOwner[] =
+    "SELECT r.rolname FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1";
+// Run inside a database left by an older version (owned by the superuser, like its schemas and
+// tables): hands the database and every schema, table, view, sequence (not those a column
+// owns, which follow their table), routine and type a superuser owns to the application role,
+// outside the system schemas and extension members. Serialized by a transaction lock, so two
+// processes upgrading at once do not both alter the same rows.
+constexpr char kHandOver[] = R"SQL(
+DO $gd$
+DECLARE
+  r record;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('gen_durable embedded hand-over'));
+  EXECUTE format('ALTER DATABASE %I OWNER TO gen_durable_app', current_database());
+  FOR r IN
+    SELECT n.oid, n.nspname FROM pg_namespace n
+    WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema'
+      AND n.nspowner IN (SELECT oid FROM pg_roles WHERE rolsuper)
+      AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_namespace'::regclass
+                      AND e.objid = n.oid AND e.deptype = 'e')
+  LOOP
+    EXECUTE format('ALTER SCHEMA %I OWNER TO gen_durable_app', r.nspname);
+  END LOOP;
+  FOR r IN
+    SELECT c.oid::regclass AS name,
+           CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                          WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
+                          ELSE 'TABLE' END AS kind
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema'
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      AND c.relowner IN (SELECT oid FROM pg_roles WHERE rolsuper)
+      AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass
+                      AND e.objid = c.oid AND e.deptype IN ('e', 'a', 'i'))
+  LOOP
+    EXECUTE format('ALTER %s %s OWNER TO gen_durable_app', r.kind, r.name);
+  END LOOP;
+  FOR r IN
+    SELECT p.oid::regprocedure AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema'
+      AND p.proowner IN (SELECT oid FROM pg_roles WHERE rolsuper)
+      AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
+                      AND e.objid = p.oid AND e.deptype = 'e')
+  LOOP
+    EXECUTE format('ALTER ROUTINE %s OWNER TO gen_durable_app', r.name);
+  END LOOP;
+  FOR r IN
+    SELECT t.oid::regtype AS name, CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END AS kind
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema'
+      AND t.typtype IN ('e', 'd', 'r')
+      AND t.typowner IN (SELECT oid FROM pg_roles WHERE rolsuper)
+      AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_type'::regclass
+                      AND e.objid = t.oid AND e.deptype = 'e')
+  LOOP
+    EXECUTE format('ALTER %s %s OWNER TO gen_durable_app', r.kind, r.name);
+  END LOOP;
+END
+$gd$)SQL";
+
+}  // namespace
+
+std::string EmbeddedCluster::CreateAppDatabase(const std::string& name) {
+  if (name.empty()) throw InvalidArgument("embedded postgres: empty database name");
+  ConnPtr conn = AdminConnect(ConnInfo("postgres"), "create_app_database");
+  // 42710: it exists; 23505: a concurrent CREATE ROLE won the catalog insert.
+  AdminExec(conn.get(), kCreateAppRole, "create_app_role", {"42710", "23505"});
+  {
+    ResultPtr res(PQexec(conn.get(), kAppRoleTooStrong), &PQclear);
+    if (res && PQresultStatus(res.get()) == PGRES_TUPLES_OK && PQntuples(res.get()) > 0) {
+      AdminExec(conn.get(), kRestrictAppRole, "restrict_app_role");
+    }
+  }
+  char* quoted = PQescapeIdentifier(conn.get(), name.c_str(), name.size());
+  if (quoted == nullptr) {
+    throw InvalidArgument("embedded postgres: bad database name '" + name +
+                          "': " + TrimRight(PQerrorMessage(conn.get())));
+  }
+  const std::string sql =
+      "CREATE DATABASE " + std::string(quoted) + " OWNER gen_durable_app TEMPLATE template0";
+  PQfreemem(quoted);
+  // 42P04: it exists. 23505: a concurrent CREATE of the same name won the catalog insert.
+  const std::string created = AdminExec(conn.get(), sql, "create_app_database", {"42P04", "23505"});
+  if (!created.empty()) {
+    const char* params[] = {name.c_str()};
+    ResultPtr res(PQexecParams(conn.get(), kDatabaseOwner, 1, nullptr, params, nullptr, nullptr, 0),
+                  &PQclear);
+    const bool ours = res && PQresultStatus(res.get()) == PGRES_TUPLES_OK &&
+                      PQntuples(res.get()) == 1 &&
+                      std::string(PQgetvalue(res.get(), 0, 0)) == kAppRole;
+    if (!ours) {
+      ConnPtr db = AdminConnect(ConnInfo(name), "hand_over_database");
+      AdminExec(db.get(), kHandOver, "hand_over_database");
+    }
+  }
+  return AppConnInfo(name);
 }
 
 void EmbeddedCluster::CreateDatabase(const std::string& name) {
@@ -651,6 +889,87 @@ void EmbeddedCluster::Restart() {
   StartOrAttach();
 }
 
+void ReplaceDataFile(const std::string& dir, const std::string& name, const std::string& content,
+                     const std::optional<FileOwner>& owner) {
+  const Fd dir_fd = OpenDir(dir, owner ? owner->uid : geteuid());
+  const std::string what = dir + "/" + name;
+  // A fresh name each try: O_CREAT|O_EXCL fails on anything already there, a link included,
+  // so a name planted in advance costs a retry, never a write through it.
+  static std::atomic<unsigned> counter{0};
+  std::string tmp;
+  int raw = -1;
+  for (int attempt = 0; attempt < 100 && raw < 0; ++attempt) {
+    tmp = name + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
+    raw = openat(dir_fd.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                 0600);
+    if (raw < 0 && errno != EEXIST) {
+      throw Error("embedded postgres: cannot create a temporary file in " + dir + ": " + Errno());
+    }
+  }
+  if (raw < 0) throw Error("embedded postgres: no free temporary name for " + what);
+  const Fd fd(raw);
+  try {
+    WriteAll(fd.get(), content, what);
+    if (fchmod(fd.get(), 0600) != 0) {
+      throw Error("embedded postgres: cannot chmod " + what + ": " + Errno());
+    }
+    if (owner && fchown(fd.get(), owner->uid, owner->gid) != 0) {
+      throw Error("embedded postgres: cannot chown " + what + ": " + Errno());
+    }
+    // rename replaces a link at `name` itself, never what it points to.
+    if (renameat(dir_fd.get(), tmp.c_str(), dir_fd.get(), name.c_str()) != 0) {
+      throw Error("embedded postgres: cannot write " + what + ": " + Errno());
+    }
+  } catch (...) {
+    unlinkat(dir_fd.get(), tmp.c_str(), 0);
+    throw;
+  }
+}
+
+void AppendToDataFile(const std::string& dir, const std::string& name, const std::string& content,
+                      uid_t owner_uid) {
+  const Fd dir_fd = OpenDir(dir, owner_uid);
+  const std::string what = dir + "/" + name;
+  const Fd fd(openat(dir_fd.get(), name.c_str(),
+                     O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (fd.get() < 0) throw Error("embedded postgres: cannot open " + what + ": " + Errno());
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) {
+    throw Error("embedded postgres: cannot stat " + what + ": " + Errno());
+  }
+  // A hard link would let the other account aim this write at a file it cannot write itself.
+  if (!S_ISREG(st.st_mode) || st.st_uid != owner_uid || st.st_nlink != 1) {
+    throw Error("embedded postgres: refusing to append to " + what +
+                ": not a regular file of its own owned by " + UserName(owner_uid));
+  }
+  WriteAll(fd.get(), content, what);
+}
+
+std::string ReadDataFileTail(const std::string& dir, const std::string& name,
+                             std::size_t max_bytes) {
+  Fd dir_fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() < 0) return "";
+  // O_NONBLOCK: a FIFO planted at `name` must not block the open.
+  const Fd fd(openat(dir_fd.get(), name.c_str(),
+                     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (fd.get() < 0) return "";
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return "";
+  const off_t size = st.st_size;
+  off_t offset = size > static_cast<off_t>(max_bytes) ? size - static_cast<off_t>(max_bytes) : 0;
+  std::string out;
+  char buf[4096];
+  while (out.size() < max_bytes) {
+    const std::size_t want = std::min(sizeof(buf), max_bytes - out.size());
+    const ssize_t n = pread(fd.get(), buf, want, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+    offset += n;
+  }
+  return out;
+}
+
 std::string DefaultDataDir() {
   if (const char* home = std::getenv("GEN_DURABLE_HOME"); home != nullptr && *home != '\0') {
     return (fs::path(home) / "pgdata").string();
@@ -663,7 +982,13 @@ std::string DefaultDataDir() {
     const char* home = std::getenv("HOME");
     if (home == nullptr || *home == '\0') {
       passwd* pw = getpwuid(geteuid());
-      home = pw != nullptr ? pw->pw_dir : "/tmp";
+      home = pw != nullptr ? pw->pw_dir : nullptr;
+    }
+    // A shared directory such as /tmp would let another user create the cluster first.
+    if (home == nullptr || *home != '/') {
+      throw ConfigError(
+          "embedded postgres: no home directory to put the data directory in (HOME is unset "
+          "and the user has no passwd entry); set GEN_DURABLE_HOME or pass --database");
     }
     base = fs::path(home) / ".local" / "share";
   }
