@@ -1608,6 +1608,8 @@ TEST_F(OpsCliTest, DashboardTokenFileAndReadOnlyFlags) {
   EXPECT_EQ(loose->exit_code(), 2) << loose->err();
   EXPECT_NE(loose->err().find("chmod 600"), std::string::npos) << loose->err();
   std::filesystem::remove(token_file);
+}
+
 // The embedded default hands the CLI a connection as the application role, which owns the
 // database and the tables it migrates (in the default schema, public) but is no superuser.
 TEST(CliEmbedded, ConnectsAsANonSuperuserThatOwnsTheTables) {
