@@ -76,7 +76,7 @@ TEST_F(CrashedServerTest, AClaimOfAKeyedRowSurvivesAnImmediateCrash) {
     SCOPED_TRACE("round " + std::to_string(round));
     auto conn = core_->Connect("test");
     auto inserted = conn->Exec(
-        "INSERT INTO gd_instances (fsm, step, partition_key) VALUES ('t.keyed', 'start', 'k') "
+        "INSERT INTO public.gd_instances (fsm, step, partition_key) VALUES ('t.keyed', 'start', 'k') "
         "RETURNING id");
     const std::int64_t id = inserted.Int64(0, 0);
     auto claimed =
@@ -87,7 +87,7 @@ TEST_F(CrashedServerTest, AClaimOfAKeyedRowSurvivesAnImmediateCrash) {
     ASSERT_EQ(claimed[0].id, id);
     // The control, committed (asynchronously) after the keyed claim's flush.
     const std::int64_t plain =
-        conn->Exec("INSERT INTO gd_instances (fsm, step) VALUES ('t.keyed', 'start') RETURNING id")
+        conn->Exec("INSERT INTO public.gd_instances (fsm, step) VALUES ('t.keyed', 'start') RETURNING id")
             .Int64(0, 0);
     auto plain_claimed =
         core_->store
@@ -100,7 +100,7 @@ TEST_F(CrashedServerTest, AClaimOfAKeyedRowSurvivesAnImmediateCrash) {
 
     auto after = core_->Connect("test");
     auto row = after->Exec(
-        "SELECT status, lease_seq, coalesce(locked_by, '') FROM gd_instances "
+        "SELECT status, lease_seq, coalesce(locked_by, '') FROM public.gd_instances "
         "WHERE id = " +
         std::to_string(id));
     ASSERT_EQ(row.rows(), 1);
@@ -109,13 +109,13 @@ TEST_F(CrashedServerTest, AClaimOfAKeyedRowSurvivesAnImmediateCrash) {
     EXPECT_EQ(row.String(0, 2), core_->node_id);
     auto control = after->Exec(
         "SELECT status, lease_seq, coalesce(locked_by, '') "
-        "FROM gd_instances WHERE id = " +
+        "FROM public.gd_instances WHERE id = " +
         std::to_string(plain));
     ASSERT_EQ(control.rows(), 1);  // its insert committed synchronously
     EXPECT_EQ(control.String(0, 0), "runnable") << "the crash did not lose an unflushed claim";
     EXPECT_EQ(control.String(0, 2), "");
-    after->Exec("UPDATE gd_instances SET status = 'done' WHERE id = " + std::to_string(plain));
-    after->Exec("UPDATE gd_instances SET status = 'done', locked_by = NULL WHERE id = " +
+    after->Exec("UPDATE public.gd_instances SET status = 'done' WHERE id = " + std::to_string(plain));
+    after->Exec("UPDATE public.gd_instances SET status = 'done', locked_by = NULL WHERE id = " +
                 std::to_string(id));
   }
 }
