@@ -216,6 +216,40 @@ TEST_F(LeasesTest, StaleOutcomeBesideTheCurrentOneInOneCommitHasNoEffect) {
       << "the stale outcome consumed a signal";
 }
 
+// A kept claim (inline run-ahead) stays executing under the same lease_seq, so a commit retried
+// after an unknown result passed the guard again and wrote the step's history entry twice (a
+// chaos run counted 6 transitions for a chain of 5). Each outcome names its place in the claim:
+// a repeat of one already applied is answered as committed and changes nothing.
+TEST_F(LeasesTest, ARetriedCommitOfAKeptClaimWritesItsTransitionOnce) {
+  const std::int64_t id = ExecutingRow("node-a", 3);
+  detail::OutcomeRow first;
+  first.id = id;
+  first.lease_seq = 3;
+  first.status = "executing";
+  first.keep = true;
+  first.step = "second";
+  first.state = R"({"n":1})";
+  first.ran_step = "start";
+  auto history = [&] {
+    return Sql64("SELECT count(*) FROM gd_history WHERE instance_id = " + std::to_string(id));
+  };
+  ASSERT_EQ(store_.CommitOutcomes(*sql_, {first}, "node-a", 60s, true).size(), 1u);
+  // The same commit again, as after a connection lost before its reply.
+  const auto again = store_.CommitOutcomes(*sql_, {first}, "node-a", 60s, true);
+  EXPECT_EQ(again.size(), 1u) << "an applied outcome was reported stale";
+  EXPECT_EQ(history(), 1) << "the retried commit wrote the transition again";
+  // The claim's next step goes on as usual.
+  detail::OutcomeRow next = first;
+  next.claim_step = 1;
+  next.step = "third";
+  next.state = R"({"n":2})";
+  next.ran_step = "second";
+  ASSERT_EQ(store_.CommitOutcomes(*sql_, {next}, "node-a", 60s, true).size(), 1u);
+  EXPECT_EQ(history(), 2);
+  EXPECT_EQ(Status(id), "executing");
+  EXPECT_EQ(client_->Get(id)->step, "third");
+}
+
 // --- start-up reclaim: only nodes proven dead ---
 
 // A node of this host name whose pid lives in another pid namespace: its pid says nothing here

@@ -638,6 +638,7 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
     }
     row.ran_step = data->step;
     row.ran_attempt = data->attempt;
+    row.claim_step = inline_steps;
     row.duration_ms = seconds * 1000.0;
     if (!row.keep) {
       // Nothing of this instance runs before the commit: let the worker move on.

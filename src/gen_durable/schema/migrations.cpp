@@ -473,6 +473,10 @@ $fn$;
 // the database is unreachable). Nullable without a default: adding it rewrites nothing.
 constexpr const char* kV6 = R"SQL(
 ALTER TABLE {s}.gd_nodes ADD COLUMN lease_ms bigint;
+-- The number of outcomes committed under the row's current claim (the claim sets 0): a kept
+-- claim stays executing under one lease_seq, and a retried commit must not apply a step twice.
+-- A constant default: adding it rewrites nothing.
+ALTER TABLE {s}.gd_instances ADD COLUMN claim_step integer NOT NULL DEFAULT 0;
 
 -- The client's limits (src/gen_durable/validate.hpp): a name is not empty, at most
 -- `max_bytes` bytes and has no control character (C0 or DEL); a key is not empty and at most
@@ -689,7 +693,8 @@ const std::vector<Migration>& Migrations() {
        kV5},
       {6, "security: pinned search_path in every function, gd_insert and gd_signal SECURITY "
           "DEFINER with the client's limits and no EXECUTE for PUBLIC, scale requests in "
-          "gd_control behind a payload-free control channel; nodes record their lease ttl",
+          "gd_control behind a payload-free control channel; nodes record their lease ttl, "
+          "claims count their committed steps",
        kV6},
   };
   return kAll;

@@ -393,7 +393,7 @@ claimed AS (
   -- and any later claim of the row by this node then yields a larger one than the lost claim
   -- did, so a late outcome of the lost claim can never pass the guard.
   SET status = 'executing', locked_by = $3, lease_seq = i.lease_seq + $7::bigint,
-      partition_slot = picked.slot,
+      partition_slot = picked.slot, claim_step = 0,
       -- a reserved token is spent by this start (see gd_rate_take)
       rate_paid = false,
       lease_expires_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()
@@ -439,8 +439,9 @@ WITH due AS (
   FOR UPDATE SKIP LOCKED)
 UPDATE {s}.gd_instances i SET status = 'runnable' FROM due WHERE i.id = due.id)SQL");
 
-  // Group commit of outcomes. The guard (executing, locked_by, lease_seq) drops a stale
-  // outcome; values are absolute so a retried in-doubt commit is idempotent.
+  // Group commit of outcomes. The guard (executing, locked_by, lease_seq, claim_step) drops a
+  // stale outcome; a retried in-doubt commit applies nothing twice: an outcome that ended its
+  // claim no longer passes the guard, and one of a kept claim is recognized by claim_step.
   commit_ = Make("gd_commit_outcomes", R"SQL(
 WITH o AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
@@ -449,7 +450,7 @@ WITH o AS (
     partition_key text, rate_limit text, rate_key text, rate_weight integer, consume bigint[],
     clear_inbox boolean, awaiting text[], await_next_step text, park_ms bigint,
     join_next_step text, keep_awaiting boolean, ran_step text, ran_attempt integer,
-    duration_ms float8)),
+    duration_ms float8, claim_step integer)),
 -- The parents of rows this commit may end, locked in id order before any row changes: the
 -- join trigger would otherwise lock them one by one in the order the rows are updated (id
 -- order of the children), which differs between commits whose children of the same parents
@@ -494,6 +495,7 @@ UPDATE {s}.gd_instances i SET
   join_next_step = CASE WHEN o.status = 'awaiting_children' THEN o.join_next_step
                         ELSE i.join_next_step END,
   join_pending = CASE WHEN o.status = 'awaiting_children' THEN NULL ELSE i.join_pending END,
+  claim_step = i.claim_step + 1,
   updated_at = now()
 FROM o
 -- Primary-key lookups of the ids in $4, never a scan of gd_instances_lease: that index holds
@@ -501,9 +503,18 @@ FROM o
 -- small would favour it. $5 is always 'executing': as a parameter the status cannot match the
 -- lease index's predicate, so the generic plan cannot pick that index.
 WHERE i.id = ANY ($4::bigint[]) AND i.id = o.id AND i.status = $5::text
-  AND i.locked_by = $2 AND i.lease_seq = o.seq
+  AND i.locked_by = $2 AND i.lease_seq = o.seq AND i.claim_step = COALESCE(o.claim_step, 0)
   AND (SELECT count(*) FROM parents) >= 0  -- (an init plan: runs before the first row)
 RETURNING i.id, i.lease_seq AS seq, i.status, i.cancel_requested IS NOT NULL AS cancelled),
+-- Outcomes of a kept claim that an earlier try of this commit applied (its result was lost
+-- with the connection): the row is still executing under the same claim, one step further.
+-- They are answered as committed and change nothing (this statement's snapshot shows no row
+-- that upd changes with its new claim_step).
+applied AS (
+  SELECT i.id, i.lease_seq AS seq
+  FROM {s}.gd_instances i JOIN o ON o.id = i.id
+  WHERE i.id = ANY ($4::bigint[]) AND o.keep AND i.status = $5::text AND i.locked_by = $2
+    AND i.lease_seq = o.seq AND i.claim_step = COALESCE(o.claim_step, 0) + 1),
 -- (o joins upd by claim, not by id: a batch may hold a stale outcome of a row beside the
 -- outcome of the row's current claim, and only the latter's effects may apply)
 -- What leaves the inbox: a progressing outcome consumes exactly the signals its step was
@@ -531,7 +542,9 @@ hist AS (
               THEN o.last_error END, $2
   FROM o JOIN upd ON upd.id = o.id AND upd.seq = o.seq
   WHERE $6::boolean AND o.ran_step IS NOT NULL)
-SELECT id, cancelled, seq FROM upd)SQL");
+SELECT id, cancelled, seq FROM upd
+UNION ALL
+SELECT id, false, seq FROM applied)SQL");
 
   // After parking (same transaction, so the rows are locked by now and this statement's
   // snapshot includes every signal committed before the lock was taken): a parked row with a
@@ -879,7 +892,8 @@ CommitPayload EncodeCommit(const std::vector<OutcomeRow>& rows) {
         R"("delay_ms":{},"result":{},"last_error":{},"set_partition":{},"partition_key":{},)"
         R"("rate_limit":{},"rate_key":{},"rate_weight":{},"consume":{},"clear_inbox":{},)"
         R"("awaiting":{},"await_next_step":{},"park_ms":{},"join_next_step":{},)"
-        R"("keep_awaiting":{},"ran_step":{},"ran_attempt":{},"duration_ms":{}}})",
+        R"("keep_awaiting":{},"ran_step":{},"ran_attempt":{},"duration_ms":{},)"
+        R"("claim_step":{}}})",
         o.id, o.lease_seq, o.status, o.attempt, o.keep ? "true" : "false", str(o.step),
         o.state ? *o.state : "null", JsonOpt(o.delay_ms), o.result ? *o.result : "null",
         str(o.last_error), o.partition ? "true" : "false",
@@ -893,7 +907,8 @@ CommitPayload EncodeCommit(const std::vector<OutcomeRow>& rows) {
                            : Json(o.awaiting).dump(-1, ' ', false, Json::error_handler_t::replace),
         str(o.await_next_step), JsonOpt(o.park_ms), str(o.join_next_step),
         o.keep_awaiting ? "true" : "false", o.ran_step.empty() ? "null" : JsonText(o.ran_step),
-        o.ran_attempt, o.duration_ms ? fmt::format("{:.3f}", *o.duration_ms) : "null");
+        o.ran_attempt, o.duration_ms ? fmt::format("{:.3f}", *o.duration_ms) : "null",
+        o.claim_step);
     if (o.status == "awaiting_signal") {
       if (wake.size() > 1) wake += ',';
       wake += fmt::format(R"({{"id":{},"seq":{},"shown":{}}})", o.id, o.lease_seq,

@@ -123,6 +123,10 @@ struct OutcomeRow {
   // For the history: the step that produced this outcome, its attempt, and how long it ran.
   std::string ran_step;
   int ran_attempt = 0;
+  // Its place among the outcomes of its claim (0 for the step the claim started, 1 for the
+  // first step run ahead on the kept claim, ...): a kept claim stays executing under the same
+  // lease_seq, so this is what tells a retried commit that it was already applied.
+  int claim_step = 0;
   std::optional<double> duration_ms;
 };
 
