@@ -97,8 +97,7 @@ void QueueRunner::SetPaused(bool paused) {
     paused_.store(true);
     ++pauses_;  // a claim already on its way back is handed back too (FeederLoop)
     // Rows claimed before the pause but not started would otherwise run during it.
-    for (const auto& r : buffer_) claims.push_back({r.id, r.lease_seq});
-    buffer_.clear();
+    claims = TakeBufferLocked();
   }
   Release(claims);
 }
@@ -315,6 +314,14 @@ void QueueRunner::ReportContended(const std::vector<ContendedRow>& rows) {
       ev.metadata["queue"] = queue_;
     });
   }
+}
+
+std::vector<ClaimRef> QueueRunner::TakeBufferLocked() {
+  std::vector<ClaimRef> claims;
+  claims.reserve(buffer_.size());
+  for (const auto& r : buffer_) claims.push_back({r.id, r.lease_seq});
+  buffer_.clear();
+  return claims;
 }
 
 std::vector<ClaimRef> QueueRunner::Claims(const std::vector<ClaimedRow>& rows) {
@@ -696,8 +703,7 @@ std::int64_t QueueRunner::BeginDrain() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
-    for (const auto& r : buffer_) claims.push_back({r.id, r.lease_seq});
-    buffer_.clear();
+    claims = TakeBufferLocked();
   }
   work_cv_.notify_all();
   feeder_cv_.notify_all();

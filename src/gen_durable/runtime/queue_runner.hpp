@@ -97,6 +97,8 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   // left to the reaper). Returns how many were released.
   std::int64_t Release(const std::vector<ClaimRef>& claims);
   static std::vector<ClaimRef> Claims(const std::vector<ClaimedRow>& rows);
+  // Empties the buffer (rows claimed, not started) and returns their claims, for a release.
+  std::vector<ClaimRef> TakeBufferLocked();  // REQUIRES(mu_)
   // Reports keyed rows a claim left alone because another claim held their key
   // (`partition.contended`, one event per row).
   void ReportContended(const std::vector<ContendedRow>& rows);
