@@ -1,4 +1,5 @@
-// The autoscaling rule (SPEC §9): grow at once to what runs and waits, shrink after a cooldown.
+// The autoscaling rule (docs/operations.md): grow at once to what runs and waits, shrink after a
+// cooldown.
 #include <gtest/gtest.h>
 
 #include "gen_durable/runtime/autoscaler.hpp"

@@ -1,8 +1,8 @@
-// Bad input and faults against a real Postgres (SPEC §13): rows written behind the engine's back,
-// outcomes the database cannot store, bad CLI input, a database that goes away, a flusher whose
-// connection is killed mid-commit, and a node whose clock is hours off. Each case checks that the
-// error is clear and that nothing is lost: every instance still exists, and ends terminal with
-// its error recorded, or runs once the cause is gone.
+// Bad input and faults against a real Postgres (docs/reliability.md, "Bad input"): rows written
+// behind the engine's back, outcomes the database cannot store, bad CLI input, a database that goes
+// away, a flusher whose connection is killed mid-commit, and a node whose clock is hours off. Each
+// case checks that the error is clear and that nothing is lost: every instance still exists, and
+// ends terminal with its error recorded, or runs once the cause is gone.
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <signal.h>

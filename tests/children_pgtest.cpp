@@ -1,4 +1,5 @@
-// Children and the join barrier (SPEC §5), unique keys (§6) and partition keys (§6).
+// Children and the join barrier (docs/guides/children.md), unique keys and partition keys
+// (docs/guides/keys.md).
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>

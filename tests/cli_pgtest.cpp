@@ -1160,7 +1160,7 @@ TEST_F(CliTest, WorkerWaitsForAnUnreachableServerButNotForAMissingDatabase) {
   EXPECT_NE(refused.err().find("does not exist"), std::string::npos) << refused.err();
 }
 
-// --- operating it (SPEC §9): the done-when checks of runtime queue control ---
+// --- operating it (docs/operations.md): the done-when checks of runtime queue control ---
 
 class OpsCliTest : public CliTest {
  protected:

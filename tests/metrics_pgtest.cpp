@@ -1,6 +1,6 @@
-// Prometheus metrics (SPEC §11): what an engine's Metrics render, served over HTTP, and checked
-// by a real Prometheus text parser (Debian's python3-prometheus-client, run by /usr/bin/python3:
-// the Debian package serves the system interpreter).
+// Prometheus metrics (docs/guides/metrics.md): what an engine's Metrics render, served over HTTP,
+// and checked by a real Prometheus text parser (Debian's python3-prometheus-client, run by
+// /usr/bin/python3: the Debian package serves the system interpreter).
 #include <gtest/gtest.h>
 #include <httplib.h>
 

@@ -1,5 +1,6 @@
-// Operating it (SPEC §9): pause / resume, scale, autoscaling, reconfigure, safe stop, cancel,
-// retry, delete, queue and node info, history, and isolation of tenants on separate schemas.
+// Operating it (docs/operations.md): pause / resume, scale, autoscaling, reconfigure, safe stop,
+// cancel, retry, delete, queue and node info, history, and isolation of tenants on separate
+// schemas.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>

@@ -1,4 +1,5 @@
-// Rate limits (SPEC §7): token buckets in Postgres admitting claimed rows, on a real database.
+// Rate limits (docs/guides/rate-limits.md): token buckets in Postgres admitting claimed rows, on a
+// real database.
 //
 // The admission tests drive RateLimiter directly: rows are made `executing` under a node with
 // SQL, as a claim would leave them, and handed to Admit() as the feeder does.

@@ -1,5 +1,5 @@
-// Signals and await (SPEC §4): parking, waking on a name match, no lost wakeups, consumption,
-// re-await without spinning, next_step and timeout, no_target, dedup, SQL functions.
+// Signals and await (docs/guides/signals.md): parking, waking on a name match, no lost wakeups,
+// consumption, re-await without spinning, next_step and timeout, no_target, dedup, SQL functions.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>

@@ -221,7 +221,7 @@ class Client {
   // Counts instances by queue and status.
   StatusCounts Counts();
 
-  // --- operating it (SPEC §9) ---
+  // --- operating it (docs/operations.md) ---
   // Pauses `queue` cluster-wide: no node claims its rows until Resume (persisted; every node
   // sees it at its next claim). Steps already running finish.
   void PauseQueue(const std::string& queue);

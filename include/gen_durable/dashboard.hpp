@@ -1,6 +1,6 @@
-// The web dashboard (SPEC §12): queues with counts, throughput and pause / resume; nodes;
-// instance search; an instance page with state, history, signals and the children tree; cancel,
-// retry and signal. Served by this process from files embedded in the library: nothing to
+// The web dashboard (docs/guides/dashboard.md): queues with counts, throughput and pause / resume;
+// nodes; instance search; an instance page with state, history, signals and the children tree;
+// cancel, retry and signal. Served by this process from files embedded in the library: nothing to
 // build or install.
 //
 //   auto dashboard = gen_durable::Dashboard::Start(*engine, {.port = 8080});

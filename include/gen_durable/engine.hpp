@@ -68,7 +68,7 @@ class Engine {
   void Stop();
   bool running() const;
 
-  // --- runtime queue control (SPEC §9) ---
+  // --- runtime queue control (docs/operations.md) ---
   // Pauses / resumes `queue` cluster-wide (persisted: every node stops claiming it at its next
   // claim; running steps finish). The same as client().PauseQueue / ResumeQueue, and wakes
   // this node's picker at once on resume.

@@ -1,4 +1,4 @@
-// Prometheus metrics of an engine (SPEC §11), and a small HTTP server for them.
+// Prometheus metrics of an engine (docs/guides/metrics.md), and a small HTTP server for them.
 //
 //   gen_durable::Metrics metrics(*engine);                 // attaches to its telemetry
 //   auto server = gen_durable::MetricsServer::Start(metrics, {.port = 9464});

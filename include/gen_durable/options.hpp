@@ -27,8 +27,8 @@ using TimePoint = std::chrono::system_clock::time_point;
 
 class AnyMachine;
 
-// A named token bucket (SPEC §7): `allowed` starts per `period` sustained, up to `burst` at once
-// (default `allowed`). Shared by every node on the database.
+// A named token bucket (docs/guides/rate-limits.md): `allowed` starts per `period` sustained, up
+// to `burst` at once (default `allowed`). Shared by every node on the database.
 struct RateLimit {
   int allowed = 1;
   Millis period{1000};
@@ -44,7 +44,7 @@ struct RateLimitRef {
 };
 
 // Concurrency of one queue on this node: `{10}` is a fixed 10 slots; `{2, 20}` autoscales
-// between 2 and 20 slots from the queue's backlog and in-flight count (SPEC §9).
+// between 2 and 20 slots from the queue's backlog and in-flight count (docs/operations.md).
 // The most slots a queue may have on one node: what configuration, Engine::Scale and scale
 // requests (Client::ScaleQueue, `gen_durable scale`, the gd_control table) accept.
 inline constexpr int kMaxConcurrency = 10'000;
@@ -114,7 +114,7 @@ struct EngineOptions : ConnectionOptions {
   int max_inline_steps = 100;
   // Largest accepted encoded state / result / args, in bytes.
   std::size_t max_payload_bytes = 8 * 1024 * 1024;
-  // Named token buckets that steps and inserts may name (SPEC §7).
+  // Named token buckets that steps and inserts may name (docs/guides/rate-limits.md).
   std::map<std::string, RateLimit> rate_limits;
   // Partition keys starting with a prefix may run this many steps at once (default 1 per
   // key); the longest matching prefix wins. E.g. {{"stripe:", 100}}.

@@ -1,4 +1,5 @@
-// The parser of the `gen_durable` command line (SPEC §12): every command, flag and default.
+// The parser of the `gen_durable` command line (docs/guides/cli.md): every command, flag and
+// default.
 #include "gen_durable/cli.hpp"  // tools/
 
 #include <fmt/format.h>

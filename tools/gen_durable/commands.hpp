@@ -1,4 +1,4 @@
-// The subcommands of the `gen_durable` CLI and their output contract (SPEC §12).
+// The subcommands of the `gen_durable` CLI and their output contract (docs/guides/cli.md).
 //
 // Each Run* function executes one command and returns the process exit status. Failures are
 // thrown; main maps them to exit statuses with ExitStatusOf and prints one line on stderr:

@@ -1,4 +1,4 @@
-// The built-in demo machines of the CLI (SPEC §12), also the first examples users read.
+// The built-in demo machines of the CLI (docs/guides/cli.md), also the first examples users read.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
-// The autoscaling rule of a queue configured {min, max} (SPEC §9): pure, so it is tested alone.
+// The autoscaling rule of a queue configured {min, max} (docs/operations.md): pure, so it is tested
+// alone.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Admission of claimed rows through cluster-wide token buckets (SPEC §7).
+// Admission of claimed rows through cluster-wide token buckets (docs/guides/rate-limits.md).
 #include "gen_durable/runtime/rate_limiter.hpp"
 
 #include <fmt/format.h>

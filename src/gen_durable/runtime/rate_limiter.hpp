@@ -1,4 +1,5 @@
-// Cluster-wide token buckets (SPEC §7): admission of claimed rows that name a rate limit.
+// Cluster-wide token buckets (docs/guides/rate-limits.md): admission of claimed rows that name a
+// rate limit.
 //
 // A row carries the limit its next start is subject to (set by the outcome that led to it, or
 // by the insert). After a claim, and before any such row runs, the feeder asks Admit() to take

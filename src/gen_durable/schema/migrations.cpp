@@ -186,10 +186,10 @@ CREATE TRIGGER gd_child_terminated AFTER UPDATE OF status ON {s}.gd_instances
         AND OLD.status NOT IN ('done', 'failed', 'cancelled'))
   EXECUTE FUNCTION {s}.gd_child_terminated('{c}');
 
--- Delivers a signal (SPEC §4) by instance id or by unique key; see docs/guides/signals.md.
--- Each statement of a plpgsql function takes a new snapshot, so after the row lock below the
--- function sees the newest committed status: a park that committed first is woken here, and a
--- park that commits later finds this signal in its own re-check. No wakeup is lost.
+-- Delivers a signal by instance id or by unique key (docs/guides/signals.md). Each statement of a
+-- plpgsql function takes a new snapshot, so after the row lock below the function sees the newest
+-- committed status: a park that committed first is woken here, and a park that commits later finds
+-- this signal in its own re-check. No wakeup is lost.
 CREATE FUNCTION {s}.gd_signal(target_id bigint, target_key text, signal_name text,
                               signal_payload jsonb DEFAULT 'null', dedup text DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql AS $fn$

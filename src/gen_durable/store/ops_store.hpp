@@ -1,5 +1,5 @@
-// The SQL of operating a cluster (SPEC §9): queue state, cancel / retry / delete, info on queues
-// and nodes, the history, and the control messages engines receive.
+// The SQL of operating a cluster (docs/operations.md): queue state, cancel / retry / delete, info
+// on queues and nodes, the history, and the control messages engines receive.
 //
 // An OpsStore is bound to a schema like Store; it owns its statement texts and runs them on a
 // connection the caller provides. None of these statements is on the hot path except

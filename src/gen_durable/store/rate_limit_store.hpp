@@ -1,5 +1,5 @@
-// The SQL of rate limits (SPEC §7): token buckets in gd_rate_buckets, and the claimed rows whose
-// start they admit, hand back or fail.
+// The SQL of rate limits (docs/guides/rate-limits.md): token buckets in gd_rate_buckets, and the
+// claimed rows whose start they admit, hand back or fail.
 //
 // A RateLimitStore is bound to a schema like Store; it owns its statement texts and runs them on
 // a connection the caller provides. The policy (which limit a row names, what is known, what is
