@@ -155,6 +155,46 @@ TEST_F(OperationsTest, PauseHandsBackRowsAlreadyPrefetched) {
   EXPECT_EQ(runs.load(), 4);
 }
 
+// The queue's pause reaches a node twice: through the control channel (its listener hands the
+// buffer back) and, for Engine::Pause, directly. Whichever takes the buffer, Engine::Pause
+// returns only once the rows are back in the table. (A fresh-clone run found none released yet:
+// the listener had taken the buffer and was still releasing it when Pause found it empty.)
+// The delay between the two sweeps the window of the listener's release.
+TEST_F(OperationsTest, PauseReturnsOnlyOnceThePrefetchedRowsAreBackWhoeverTookThem) {
+  std::atomic<bool> go{false};
+  auto m = Job<Nap>("o.prefetched2")
+               .MaxAttempts(1)
+               .Perform([&](const Nap&, JobContext&) {
+                 while (!go) std::this_thread::sleep_for(1ms);
+                 return JobResult::Ok();
+               })
+               .Build();
+  auto o = Options({m}, 1);
+  o.prefetch = 3;
+  auto e = Engine::Start(o);
+  for (int round = 0; round < 12; ++round) {
+    SCOPED_TRACE(fmt::format("round {} (the direct pause {} ms after the control one)", round,
+                             round));
+    go = false;
+    for (int i = 0; i < 4; ++i) InsertNap(*client_, "o.prefetched2", 0);
+    ASSERT_TRUE(WaitUntil([&] {
+      const auto q = e->Queues().at("default");
+      return q.in_flight == 1 && q.buffered == 3;
+    }));
+    client_->PauseQueue("default");
+    std::this_thread::sleep_for(std::chrono::milliseconds(round));
+    e->Pause("default");
+    EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE status = 'runnable' "
+                    "AND locked_by IS NULL"),
+              3);
+    go = true;
+    e->Resume("default");
+    ASSERT_TRUE(WaitUntil([&] {
+      return Sql64("SELECT count(*) FROM gd_instances WHERE status <> 'done'") == 0;
+    }));
+  }
+}
+
 TEST_F(OperationsTest, PauseStopsAnInlineChainAtItsNextStep) {
   std::atomic<bool> go{false};
   std::atomic<bool> in_first{false};

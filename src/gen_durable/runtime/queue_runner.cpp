@@ -86,6 +86,7 @@ int QueueRunner::Scale(int concurrency) {
 }
 
 void QueueRunner::SetPaused(bool paused) {
+  std::lock_guard pausing(pause_mu_);
   if (!paused) {
     paused_.store(false);
     Poke();

@@ -56,7 +56,9 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   int Scale(int concurrency);
   // The queue was paused / resumed cluster-wide: a paused queue hands its buffered (claimed,
   // not started) rows back and runs no inline step ahead; running steps finish (claims are
-  // refused by the database itself). Resuming pokes the feeder.
+  // refused by the database itself). Resuming pokes the feeder. A pause returns once the
+  // buffer is back in the table, whichever caller took it (the control listener and
+  // Engine::Pause both pause; calls are taken one at a time).
   void SetPaused(bool paused);
   // Instance `id` was cancelled: a running step sees ctx.cancelled(); a buffered row is handed
   // back (and so ends `cancelled`). Returns false when this queue does not hold it.
@@ -116,6 +118,8 @@ class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
   const std::string queue_;
   std::atomic<bool> paused_{false};
 
+  // Held across a whole SetPaused, the hand-back included (taken before mu_, never inside it).
+  std::mutex pause_mu_;
   mutable std::mutex mu_;
   int concurrency_;                                     // GUARDED_BY(mu_)
   int workers_alive_ = 0;                               // GUARDED_BY(mu_)
