@@ -29,6 +29,21 @@ const token = process.env.GEN_DURABLE_DASHBOARD_TOKEN || "";
 const httpCredentials = {username: "operator", password: token};
 const timeout = 15000;
 
+// Goes to `target` and waits until the dashboard has drawn that route. A change of the hash alone
+// is a same-document navigation: goto returns before the page has drawn it, and the page of the
+// previous route (whose links and buttons match the same selectors) is still on screen.
+async function visit(target) {
+  await page.goto(target);
+  await drawn();
+}
+
+// Waits until the page on screen is the one of the current route (the app records the route it
+// drew on #main).
+async function drawn() {
+  await page.waitForFunction(() => document.getElementById("main")?.dataset.route ===
+    (location.hash || "#/"));
+}
+
 function check(ok, what) {
   console.log((ok ? "ok   " : "FAIL ") + what);
   if (!ok) throw new Error(what);
@@ -59,7 +74,7 @@ try {
   });
 
   // The queue list: counts per status, and pause / resume.
-  await page.goto(url);
+  await visit(url);
   await page.waitForSelector('[data-test="queue-default"]');
   const done = await page.textContent('[data-test="count-default-done"]');
   check(Number(done) >= 3, `queue list shows default with ${done} done instances`);
@@ -75,16 +90,20 @@ try {
 
   // Search by status.
   await page.click('[data-test="nav-instances"]');
-  await page.waitForSelector('[data-test="search"]');
+  await page.waitForFunction(() => location.hash.startsWith("#/instances"));
+  await drawn();
   await page.selectOption('[data-test="filter-status"]', "failed");
   await page.click('[data-test="search-go"]');
   await page.waitForFunction(() => location.hash.includes("status=failed"));
-  await page.waitForSelector('[data-test="instance-row"]');
+  await drawn();
   const failedIds = await page.locator('[data-test="instance-link"]').allTextContents();
   check(failedIds.includes(ids.failed), `search by status finds the failed instance ${ids.failed}`);
+  const statuses = await page.locator('[data-test="instance-row"] .badge').allTextContents();
+  check(statuses.length > 0 && statuses.every((st) => st === "failed"),
+        `search by status lists failed instances only (${[...new Set(statuses)].join(", ")})`);
 
   // The search results refresh themselves: an instance cancelled elsewhere leaves them.
-  await page.goto(url + "#/instances?status=awaiting_signal");
+  await visit(url + "#/instances?status=awaiting_signal");
   await page.waitForFunction((id) => [...document.querySelectorAll('[data-test="instance-link"]')]
     .some((a) => a.textContent === id), ids.stray);
   // A filter being edited (not yet submitted, and not focused, so refreshes go on) stays.
@@ -107,7 +126,7 @@ try {
         `the search results refreshed by themselves, the form kept its edit ("${kept}")`);
 
   // The instance page of a parent: state, history, children tree.
-  await page.goto(url + "#/instance/" + ids.parent);
+  await visit(url + "#/instance/" + ids.parent);
   await page.waitForSelector('[data-test="instance-title"]');
   await page.waitForFunction(() => document.querySelector('[data-test="fact-status"]')
     ?.textContent.includes("done"));
@@ -120,7 +139,7 @@ try {
   }
 
   // Cancel a parked instance.
-  await page.goto(url + "#/instance/" + ids.parked);
+  await visit(url + "#/instance/" + ids.parked);
   await page.waitForSelector('[data-test="cancel"]');
   await page.click('[data-test="cancel"]');
   await page.waitForFunction(() => document.querySelector('[data-test="fact-status"]')
@@ -128,7 +147,7 @@ try {
   check(true, `parked instance ${ids.parked} cancelled`);
 
   // Cancel a parent with its children.
-  await page.goto(url + "#/instance/" + ids.holder);
+  await visit(url + "#/instance/" + ids.holder);
   await page.waitForSelector('[data-test="cancel"]');
   check(await page.locator('[data-test="children"] a').count() === 3, "holder shows 2 children");
   await page.check('[data-test="cascade"]');
@@ -140,7 +159,7 @@ try {
         `holder ${ids.holder} cancelled with its children (${badges.join(", ")})`);
 
   // Send a signal to an awaiting one.
-  await page.goto(url + "#/instance/" + ids.signalled);
+  await visit(url + "#/instance/" + ids.signalled);
   await page.waitForSelector('[data-test="signal-name"]');
   await page.fill('[data-test="signal-name"]', "payment_confirmed");
   await page.fill('[data-test="signal-payload"]', '{"amount": 42}');
@@ -150,7 +169,7 @@ try {
   check(true, `signal woke instance ${ids.signalled}`);
 
   // Retry a failed one.
-  await page.goto(url + "#/instance/" + ids.failed);
+  await visit(url + "#/instance/" + ids.failed);
   await page.waitForSelector('[data-test="retry"]');
   await page.click('[data-test="retry"]');
   await page.waitForFunction(() => [...document.querySelectorAll('[data-test="history-row"]')]
@@ -159,10 +178,10 @@ try {
 
   // A read-only dashboard: no button, and an action forced from the page is 403.
   if (readOnlyUrl) {
-    await page.goto(readOnlyUrl);
+    await visit(readOnlyUrl);
     await page.waitForSelector('[data-test="queue-default"]');
     check(await page.locator("button").count() === 0, "read-only: no button on the queue page");
-    await page.goto(readOnlyUrl + "#/instance/" + ids.signalled);
+    await visit(readOnlyUrl + "#/instance/" + ids.signalled);
     await page.waitForSelector('[data-test="read-only"]');
     check(await page.locator('[data-test="cancel"]').count() === 0, "read-only: no cancel button");
     const status = await page.evaluate(async (id) => {
