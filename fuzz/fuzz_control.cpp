@@ -19,8 +19,8 @@
 #include <variant>
 #include <vector>
 
-#include "gen_durable/runtime/control.hpp"
-#include "gen_durable/validate.hpp"
+#include "gen_durable/model/control.hpp"
+#include "gen_durable/model/validate.hpp"
 #include "input.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -23,7 +23,7 @@
 #include "gen_durable/error.hpp"
 #include "gen_durable/pg/connection.hpp"
 #include "gen_durable/schema/migrations.hpp"
-#include "gen_durable/validate.hpp"
+#include "gen_durable/model/validate.hpp"
 #include "input.hpp"
 
 namespace gen_durable::fuzz {

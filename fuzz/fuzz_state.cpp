@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "gen_durable/gen_durable.hpp"
-#include "gen_durable/runtime/context_data.hpp"
+#include "gen_durable/model/context_data.hpp"
 #include "gen_durable/runtime/queue_runner.hpp"
 #include "gen_durable/store/store.hpp"
 #include "input.hpp"

@@ -1,5 +1,5 @@
-// Decoding and judging operator requests read from gd_control (src/gen_durable/runtime/control.hpp).
-#include "gen_durable/runtime/control.hpp"
+// Decoding and judging operator requests read from gd_control (src/gen_durable/model/control.hpp).
+#include "gen_durable/model/control.hpp"
 
 #include <gtest/gtest.h>
 

@@ -20,7 +20,7 @@
 
 #include "gen_durable/options.hpp"
 #include "gen_durable/pg/connection.hpp"
-#include "gen_durable/runtime/crash_point.hpp"
+#include "gen_durable/util/crash_point.hpp"
 #include "support/child_process.hpp"
 #include "support/pg_fixture.hpp"
 

@@ -13,7 +13,7 @@
 #include "gen_durable/runtime/core.hpp"
 #include "gen_durable/schema/embedded.hpp"
 #include "gen_durable/schema/migrations.hpp"
-#include "gen_durable/validate.hpp"
+#include "gen_durable/model/validate.hpp"
 
 namespace gen_durable::testing {
 namespace {

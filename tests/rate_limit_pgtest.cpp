@@ -18,7 +18,7 @@
 
 #include "gen_durable/runtime/core.hpp"
 #include "gen_durable/runtime/rate_limiter.hpp"
-#include "gen_durable/validate.hpp"
+#include "gen_durable/model/validate.hpp"
 #include "support/engine_harness.hpp"
 #include "support/event_log.hpp"
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "gen_durable/error.hpp"
+#include "gen_durable/info.hpp"
 #include "gen_durable/machine.hpp"
 #include "gen_durable/options.hpp"
 
@@ -29,140 +30,10 @@ namespace detail {
 class ClientImpl;
 }
 
-// A signal as stored in an instance's inbox.
-struct SignalInfo {
-  std::int64_t id = 0;
-  std::string name;
-  Json payload;
-  std::optional<std::string> dedup_key;
-  bool consumed = false;
-  std::string inserted_at;
-};
-
-// One instance as stored.
-struct InstanceInfo {
-  std::int64_t id = 0;
-  std::string fsm;
-  int fsm_version = 1;
-  // scheduled (waiting for eligible_at), runnable, executing, awaiting_signal,
-  // awaiting_children, done, failed, cancelled
-  std::string status;
-  std::string step;
-  Json state;
-  int attempt = 0;
-  std::optional<int> max_attempts;
-  std::string queue;
-  int priority = 0;
-  std::optional<std::string> partition_key;
-  std::optional<std::string> unique_key;
-  Json result;  // null when none
-  std::optional<std::string> last_error;
-  std::optional<std::int64_t> parent_id;
-  std::vector<std::int64_t> children;
-  std::vector<SignalInfo> signals;  // filled by Get
-  std::optional<std::string> locked_by;
-  std::string inserted_at;  // ISO-8601 timestamps from the database
-  std::string updated_at;
-  std::string eligible_at;
-  std::optional<std::string> lease_expires_at;
-  std::optional<std::string> completed_at;
-
-  // The object printed by `gen_durable show --json`.
-  Json ToJson() const;
-};
-
 struct SignalOptions {
   // Delivering the same (target, dedup_key) twice stores one signal; the second call returns
   // the first signal's id.
   std::optional<std::string> dedup_key;
-};
-
-struct ListFilter {
-  std::optional<std::string> status;
-  std::optional<std::string> queue;
-  std::optional<std::string> fsm;
-  // Instances whose unique_key or partition_key equals this.
-  std::optional<std::string> key;
-  // Only instances with an id below this (paging through a long list, newest first).
-  std::optional<std::int64_t> before_id;
-  int limit = 100;
-};
-
-// Which instances a bulk operation (cancel, retry, delete) acts on: every instance matching
-// all the fields set. An empty filter matches every instance (each operation still only
-// touches the statuses it applies to).
-struct InstanceFilter {
-  std::vector<std::int64_t> ids;
-  std::optional<std::string> status;
-  std::optional<std::string> queue;
-  std::optional<std::string> fsm;
-  // Only instances last updated longer ago than this.
-  std::optional<Millis> older_than;
-};
-
-struct CancelOptions {
-  // Also cancel every descendant (children, their children, ...) that is not terminal.
-  bool cascade = false;
-  // Recorded as the instances' last_error.
-  std::string reason = "cancelled";
-};
-
-// What a cancel did. Queued and parked instances are cancelled at once; a running one is asked
-// to stop (its step sees ctx.cancelled()) and its next outcome becomes `cancelled`.
-struct CancelReport {
-  std::vector<std::int64_t> cancelled;  // now terminal `cancelled`
-  std::vector<std::int64_t> requested;  // running: cancelled when their step returns
-};
-
-// One entry of an instance's history.
-struct HistoryEntry {
-  std::int64_t id = 0;
-  std::string step;                  // the step that ran (or the step when an operator acted)
-  std::string event;                 // "step", "cancel", "retry", "reap"
-  std::string status;                // the instance's status after it
-  int attempt = 0;
-  std::optional<double> duration_ms; // of the step
-  std::optional<std::string> error;
-  std::string node;                  // node id, or "client" for an operator action
-  std::string at;                    // ISO-8601
-
-  // {"id", "event", "step", "status", "attempt", "duration_ms", "error", "node", "at"}, as in
-  // `gen_durable show --json`.
-  Json ToJson() const;
-};
-
-// A queue as the cluster sees it.
-struct QueueInfo {
-  std::string name;
-  bool paused = false;
-  std::map<std::string, std::int64_t> counts;  // status -> instances
-  // Age of the oldest ready (runnable and due) instance, in ms; nullopt when none is ready.
-  std::optional<double> oldest_ready_ms;
-  // Concurrency of the queue on each live node that serves it (node id -> slots).
-  std::map<std::string, int> concurrency;
-  // Instances of the queue that ended (done, failed, cancelled) in the last minute.
-  std::int64_t completed_last_minute = 0;
-};
-
-// A live engine, from its heartbeated row.
-struct NodeInfo {
-  std::string id;      // host:pid:token
-  std::string engine;  // the engine's name
-  std::string host;
-  int pid = 0;
-  std::map<std::string, int> queues;  // queue -> concurrency now
-  std::string started_at;
-  std::string heartbeat_at;
-  std::int64_t running = 0;  // instances it holds executing now
-
-  // The object printed by `gen_durable nodes --json`.
-  Json ToJson() const;
-};
-
-// Counts by queue x status, and totals by status.
-struct StatusCounts {
-  std::map<std::string, std::int64_t> total;
-  std::map<std::string, std::map<std::string, std::int64_t>> queues;
 };
 
 class Client {

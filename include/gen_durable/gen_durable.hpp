@@ -9,6 +9,7 @@
 #include "gen_durable/context.hpp"
 #include "gen_durable/engine.hpp"
 #include "gen_durable/error.hpp"
+#include "gen_durable/info.hpp"
 #include "gen_durable/machine.hpp"
 #include "gen_durable/options.hpp"
 #include "gen_durable/outcome.hpp"

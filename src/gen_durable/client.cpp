@@ -14,8 +14,8 @@
 #include "gen_durable/store/ops_store.hpp"
 #include "gen_durable/store/session.hpp"
 #include "gen_durable/store/store.hpp"
-#include "gen_durable/resolve.hpp"
-#include "gen_durable/validate.hpp"
+#include "gen_durable/model/resolve.hpp"
+#include "gen_durable/model/validate.hpp"
 
 namespace gen_durable {
 

@@ -12,14 +12,14 @@
 #include <thread>
 
 #include "gen_durable/runtime/autoscaler.hpp"
-#include "gen_durable/runtime/control.hpp"
+#include "gen_durable/model/control.hpp"
 #include "gen_durable/runtime/flusher.hpp"
 #include "gen_durable/runtime/maintenance.hpp"
 #include "gen_durable/runtime/node.hpp"
 #include "gen_durable/runtime/queue_runner.hpp"
 #include "gen_durable/schema/migrations.hpp"
 #include "gen_durable/store/session.hpp"
-#include "gen_durable/validate.hpp"
+#include "gen_durable/model/validate.hpp"
 
 namespace gen_durable {
 

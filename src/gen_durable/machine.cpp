@@ -8,8 +8,8 @@
 #include <random>
 
 #include "gen_durable/error.hpp"
-#include "gen_durable/runtime/context_data.hpp"
-#include "gen_durable/validate.hpp"
+#include "gen_durable/model/context_data.hpp"
+#include "gen_durable/model/validate.hpp"
 
 namespace gen_durable {
 

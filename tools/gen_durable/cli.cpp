@@ -7,7 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <sstream>
 
-#include "gen_durable/validate.hpp"
+#include "gen_durable/model/validate.hpp"
 
 namespace gen_durable::tools {
 namespace {

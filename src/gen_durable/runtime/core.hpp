@@ -9,8 +9,9 @@
 #include <utility>
 #include <vector>
 
-#include "gen_durable/engine.hpp"
+#include "gen_durable/info.hpp"
 #include "gen_durable/machine.hpp"
+#include "gen_durable/options.hpp"
 #include "gen_durable/pg/connection.hpp"
 #include "gen_durable/store/ops_store.hpp"
 #include "gen_durable/store/store.hpp"

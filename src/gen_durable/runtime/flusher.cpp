@@ -1,7 +1,7 @@
 // Group commit of step outcomes, with the ownership guard and reconnect on failure.
 #include "gen_durable/runtime/flusher.hpp"
 
-#include "gen_durable/runtime/crash_point.hpp"
+#include "gen_durable/util/crash_point.hpp"
 
 #include <spdlog/spdlog.h>
 

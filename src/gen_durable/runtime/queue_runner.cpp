@@ -1,9 +1,9 @@
 // Per-queue feeder and worker pool: claim in batches, run steps, commit, run ahead inline.
 #include "gen_durable/runtime/queue_runner.hpp"
 
-#include "gen_durable/resolve.hpp"
-#include "gen_durable/runtime/crash_point.hpp"
-#include "gen_durable/validate.hpp"
+#include "gen_durable/model/resolve.hpp"
+#include "gen_durable/util/crash_point.hpp"
+#include "gen_durable/model/validate.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>

@@ -19,8 +19,8 @@
 #include <utility>
 #include <vector>
 
-#include "gen_durable/resolve.hpp"
-#include "gen_durable/runtime/context_data.hpp"
+#include "gen_durable/model/resolve.hpp"
+#include "gen_durable/model/context_data.hpp"
 #include "gen_durable/runtime/core.hpp"
 #include "gen_durable/runtime/flusher.hpp"
 #include "gen_durable/runtime/rate_limiter.hpp"

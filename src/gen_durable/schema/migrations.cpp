@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 
 #include "gen_durable/error.hpp"
-#include "gen_durable/validate.hpp"
+#include "gen_durable/model/validate.hpp"
 
 namespace gen_durable::detail {
 
@@ -478,7 +478,7 @@ ALTER TABLE {s}.gd_nodes ADD COLUMN lease_ms bigint;
 -- A constant default: adding it rewrites nothing.
 ALTER TABLE {s}.gd_instances ADD COLUMN claim_step integer NOT NULL DEFAULT 0;
 
--- The client's limits (src/gen_durable/validate.hpp): a name is not empty, at most
+-- The client's limits (src/gen_durable/model/validate.hpp): a name is not empty, at most
 -- `max_bytes` bytes and has no control character (C0 or DEL); a key is not empty and at most
 -- 2048 bytes (a text value holds no NUL byte). NULL passes: callers decide what NULL means.
 CREATE FUNCTION {s}.gd_require_name(what text, value text, max_bytes integer)

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "gen_durable/client.hpp"
+#include "gen_durable/info.hpp"
 #include "gen_durable/pg/connection.hpp"
-#include "gen_durable/runtime/control.hpp"
+#include "gen_durable/model/control.hpp"
 
 namespace gen_durable::detail {
 

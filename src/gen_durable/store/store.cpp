@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "gen_durable/runtime/crash_point.hpp"
+#include "gen_durable/util/crash_point.hpp"
 #include "gen_durable/schema/migrations.hpp"
 
 namespace gen_durable::detail {

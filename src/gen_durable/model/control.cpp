@@ -1,11 +1,11 @@
 // Decoding and judging gd_control rows; see control.hpp.
-#include "gen_durable/runtime/control.hpp"
+#include "gen_durable/model/control.hpp"
 
 #include <fmt/format.h>
 
 #include <charconv>
 
-#include "gen_durable/validate.hpp"
+#include "gen_durable/model/validate.hpp"
 
 namespace gen_durable::detail {
 

@@ -1,5 +1,5 @@
 // Validation of engine options: every bad value is refused with the option's name.
-#include "gen_durable/validate.hpp"
+#include "gen_durable/model/validate.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>

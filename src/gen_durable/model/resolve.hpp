@@ -8,7 +8,7 @@
 
 #include "gen_durable/machine.hpp"
 #include "gen_durable/options.hpp"
-#include "gen_durable/store/store.hpp"
+#include "gen_durable/model/rows.hpp"
 
 namespace gen_durable::detail {
 

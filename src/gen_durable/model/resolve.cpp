@@ -1,5 +1,5 @@
 // Insert resolution: machine defaults and validation shared by the client and by children.
-#include "gen_durable/resolve.hpp"
+#include "gen_durable/model/resolve.hpp"
 
 #include <fmt/format.h>
 
@@ -9,7 +9,7 @@
 #include <ctime>
 
 #include "gen_durable/error.hpp"
-#include "gen_durable/validate.hpp"
+#include "gen_durable/model/validate.hpp"
 
 namespace gen_durable::detail {
 

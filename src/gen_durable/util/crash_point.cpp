@@ -1,5 +1,5 @@
 // Crash points: GEN_DURABLE_CRASH_AT read once at start, and the abrupt exit.
-#include "gen_durable/runtime/crash_point.hpp"
+#include "gen_durable/util/crash_point.hpp"
 
 #ifdef GEN_DURABLE_CRASH_POINTS
 
