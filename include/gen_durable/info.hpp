@@ -4,15 +4,30 @@
 // (client.hpp, engine.hpp) and printed by `gen_durable ... --json`.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gen_durable/options.hpp"
 
 namespace gen_durable {
+
+// Every status an instance can have (InstanceInfo::status), in the order of its life:
+// scheduled (waiting for its time), runnable, executing, awaiting_signal, awaiting_children,
+// and the terminal done, failed and cancelled.
+inline constexpr std::array<std::string_view, 8> kInstanceStatuses = {
+    "scheduled",         "runnable", "executing", "awaiting_signal",
+    "awaiting_children", "done",     "failed",    "cancelled"};
+
+// done, failed or cancelled: the instance runs no more (a retry can start a failed or
+// cancelled one again).
+constexpr bool IsTerminalStatus(std::string_view status) {
+  return status == "done" || status == "failed" || status == "cancelled";
+}
 
 // A signal as stored in an instance's inbox.
 struct SignalInfo {
