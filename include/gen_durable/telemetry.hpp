@@ -9,12 +9,10 @@
 // The events and their fields are listed in docs/guides/telemetry.md.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -35,6 +33,11 @@ class Telemetry {
  public:
   using HandlerId = std::uint64_t;
 
+  Telemetry();
+  ~Telemetry();
+  Telemetry(const Telemetry&) = delete;
+  Telemetry& operator=(const Telemetry&) = delete;
+
   // Calls `handler` for every event whose name starts with `prefix` ("" for all).
   HandlerId Attach(std::string prefix, TelemetryHandler handler);
   // Removes a handler; unknown ids are ignored.
@@ -45,15 +48,8 @@ class Telemetry {
   void Emit(const TelemetryEvent& event) const;
 
  private:
-  struct Entry {
-    HandlerId id;
-    std::string prefix;
-    TelemetryHandler handler;
-  };
-  mutable std::mutex mu_;
-  std::vector<Entry> entries_;  // GUARDED_BY(mu_)
-  HandlerId next_id_ = 1;       // GUARDED_BY(mu_)
-  std::atomic<std::size_t> count_{0};  // entries_.size(), readable without the lock
+  struct Registry;  // the handlers and their lock (telemetry.cpp)
+  const std::unique_ptr<Registry> registry_;
 };
 
 }  // namespace gen_durable

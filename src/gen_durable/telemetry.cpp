@@ -3,36 +3,59 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+
+#include "gen_durable/util/thread_annotations.hpp"
+
 namespace gen_durable {
 
+struct Telemetry::Registry {
+  struct Entry {
+    HandlerId id;
+    std::string prefix;
+    TelemetryHandler handler;
+  };
+  mutable detail::Mutex mu;
+  std::vector<Entry> entries GD_GUARDED_BY(mu);
+  HandlerId next_id GD_GUARDED_BY(mu) = 1;
+  std::atomic<std::size_t> count{0};  // entries.size(), readable without the lock
+};
+
+Telemetry::Telemetry() : registry_(std::make_unique<Registry>()) {}
+Telemetry::~Telemetry() = default;
+
 Telemetry::HandlerId Telemetry::Attach(std::string prefix, TelemetryHandler handler) {
-  std::lock_guard lock(mu_);
-  const HandlerId id = next_id_++;
-  entries_.push_back({id, std::move(prefix), std::move(handler)});
-  count_.store(entries_.size());
+  auto& r = *registry_;
+  detail::MutexLock lock(r.mu);
+  const HandlerId id = r.next_id++;
+  r.entries.push_back({id, std::move(prefix), std::move(handler)});
+  r.count.store(r.entries.size());
   return id;
 }
 
 void Telemetry::Detach(HandlerId id) {
-  std::lock_guard lock(mu_);
-  std::erase_if(entries_, [id](const Entry& e) { return e.id == id; });
-  count_.store(entries_.size());
+  auto& r = *registry_;
+  detail::MutexLock lock(r.mu);
+  std::erase_if(r.entries, [id](const Registry::Entry& e) { return e.id == id; });
+  r.count.store(r.entries.size());
 }
 
 bool Telemetry::Wants(const std::string& name) const {
-  if (count_.load(std::memory_order_relaxed) == 0) return false;  // the common, unobserved case
-  std::lock_guard lock(mu_);
-  for (const auto& e : entries_) {
+  const auto& r = *registry_;
+  if (r.count.load(std::memory_order_relaxed) == 0) return false;  // the common, unobserved case
+  detail::MutexLock lock(r.mu);
+  for (const auto& e : r.entries) {
     if (name.compare(0, e.prefix.size(), e.prefix) == 0) return true;
   }
   return false;
 }
 
 void Telemetry::Emit(const TelemetryEvent& event) const {
+  const auto& r = *registry_;
   std::vector<TelemetryHandler> matching;
   {
-    std::lock_guard lock(mu_);
-    for (const auto& e : entries_) {
+    detail::MutexLock lock(r.mu);
+    for (const auto& e : r.entries) {
       if (event.name.compare(0, e.prefix.size(), e.prefix) == 0) matching.push_back(e.handler);
     }
   }

@@ -13,13 +13,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <vector>
 
 #include "gen_durable/error.hpp"
 #include "gen_durable/options.hpp"
+#include "gen_durable/util/thread_annotations.hpp"
 
 namespace gen_durable::detail {
 
@@ -162,10 +161,10 @@ class BoundedPool final : public httplib::TaskQueue {
 
   void enqueue(std::function<void()> fn) override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (jobs_.size() + busy_ < capacity_) {
         jobs_.push_back(std::move(fn));
-        cv_.notify_one();
+        cv_.NotifyOne();
         return;
       }
     }
@@ -176,16 +175,16 @@ class BoundedPool final : public httplib::TaskQueue {
 
   void shutdown() override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.NotifyAll();
     for (auto& t : workers_) t.join();
   }
 
   // Connections wait for a worker: the ones being served should not be kept alive.
   bool crowded() {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return !jobs_.empty();
   }
 
@@ -194,25 +193,25 @@ class BoundedPool final : public httplib::TaskQueue {
     for (;;) {
       std::function<void()> fn;
       {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+        MutexLock lock(mu_);
+        while (!stop_ && jobs_.empty()) cv_.Wait(mu_);
         if (jobs_.empty()) return;
         fn = std::move(jobs_.front());
         jobs_.pop_front();
         ++busy_;
       }
       fn();
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       --busy_;
     }
   }
 
   const size_t capacity_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;  // GUARDED_BY(mu_)
-  size_t busy_ = 0;                         // GUARDED_BY(mu_)
-  bool stop_ = false;                       // GUARDED_BY(mu_)
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::function<void()>> jobs_ GD_GUARDED_BY(mu_);
+  size_t busy_ GD_GUARDED_BY(mu_) = 0;
+  bool stop_ GD_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
 };
 

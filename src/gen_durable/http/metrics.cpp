@@ -5,12 +5,12 @@
 
 #include <array>
 #include <map>
-#include <mutex>
 #include <utility>
 #include <vector>
 
 #include "gen_durable/engine.hpp"
 #include "gen_durable/http/http_server.hpp"
+#include "gen_durable/util/thread_annotations.hpp"
 
 namespace gen_durable {
 
@@ -94,7 +94,7 @@ class MetricsImpl {
     auto& t = engine_.telemetry();
     handlers_.push_back(t.Attach("step.stop", [this](const TelemetryEvent& e) { OnStep(e); }));
     handlers_.push_back(t.Attach("pick.stop", [this](const TelemetryEvent& e) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       Hist(claim_batch_, {Str(e.metadata, "queue")}, &kBatchBuckets)
           .Observe(Measure(e, "count"));
     }));
@@ -106,7 +106,7 @@ class MetricsImpl {
             if (e.name != name) return;  // prefixes match longer names too
             Key key;
             for (const char* l : labels) key.push_back(Str(e.metadata, l));
-            std::lock_guard lock(mu_);
+            MutexLock lock(mu_);
             counters_[metric][key] += Measure(e, measurement);
           }));
     };
@@ -130,7 +130,7 @@ class MetricsImpl {
  private:
   void OnStep(const TelemetryEvent& e) {
     const std::string fsm = Str(e.metadata, "fsm");
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     counters_["gen_durable_steps_total"][{fsm, Str(e.metadata, "kind")}] += 1;
     Hist(step_duration_, {fsm}, &kDurationBuckets).Observe(Measure(e, "duration"));
   }
@@ -144,12 +144,12 @@ class MetricsImpl {
 
   Engine& engine_;
   std::vector<Telemetry::HandlerId> handlers_;
-  std::mutex mu_;
-  // metric name -> label values -> value.  GUARDED_BY(mu_)
-  std::map<std::string, std::map<Key, double>> counters_;
-  std::map<Key, Histogram> step_duration_;  // by fsm   GUARDED_BY(mu_)
-  std::map<Key, Histogram> claim_batch_;    // by queue GUARDED_BY(mu_)
-  std::uint64_t scrape_errors_ = 0;         // GUARDED_BY(mu_)
+  Mutex mu_;
+  // metric name -> label values -> value.
+  std::map<std::string, std::map<Key, double>> counters_ GD_GUARDED_BY(mu_);
+  std::map<Key, Histogram> step_duration_ GD_GUARDED_BY(mu_);  // by fsm
+  std::map<Key, Histogram> claim_batch_ GD_GUARDED_BY(mu_);    // by queue
+  std::uint64_t scrape_errors_ GD_GUARDED_BY(mu_) = 0;
 };
 
 namespace {
@@ -260,7 +260,7 @@ std::string MetricsImpl::Render() {
                        totals[i].second);
   }
 
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (!cluster_ok) ++scrape_errors_;
   for (const auto& spec : kCounters) {
     Header(out, spec.name, "counter", spec.help);
