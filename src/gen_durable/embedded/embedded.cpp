@@ -2,7 +2,7 @@
 //
 // Child processes (pg_config, initdb, pg_ctl, runuser) are run with fork/exec and an argv vector,
 // never through a shell, so paths with spaces or quotes cannot inject commands.
-#include "gen_durable/schema/embedded.hpp"
+#include "gen_durable/embedded/embedded.hpp"
 
 #include <fcntl.h>
 #include <libpq-fe.h>
@@ -467,6 +467,13 @@ class StartLock {
 
 fs::path ServerLog(const std::string& data_dir) { return fs::path(data_dir) / "server.log"; }
 
+std::string LogTail(const std::string& data_dir) {
+  std::string log = ReadDataFileTail(data_dir, "server.log", kLogTailBytes);
+  if (log.empty()) return "(server log " + ServerLog(data_dir).string() + " is empty)";
+  return "server log " + ServerLog(data_dir).string() + ", last lines:\n" +
+         TailOf(TrimRight(log), 3000);
+}
+
 }  // namespace
 
 std::unique_ptr<EmbeddedCluster> EmbeddedCluster::Start(const EmbeddedOptions& options) {
@@ -551,12 +558,6 @@ bool EmbeddedCluster::ServerRunning() {
   return RunServerTool("pg_ctl", {"status", "-D", options_.data_dir}).exit_code == 0;
 }
 
-std::string EmbeddedCluster::LogTail() const {
-  std::string log = ReadDataFileTail(options_.data_dir, "server.log", kLogTailBytes);
-  if (log.empty()) return "(server log " + ServerLog(options_.data_dir).string() + " is empty)";
-  return "server log " + ServerLog(options_.data_dir).string() + ", last lines:\n" +
-         TailOf(TrimRight(log), 3000);
-}
 
 void EmbeddedCluster::StartOrAttach() {
   const fs::path dir(options_.data_dir);
@@ -590,7 +591,7 @@ void EmbeddedCluster::StartOrAttach() {
     }
     throw Error("embedded postgres: failed to start the server in " + options_.data_dir +
                 " (pg_ctl exit " + std::to_string(start.exit_code) +
-                "): " + TrimRight(start.output) + "\n" + LogTail());
+                "): " + TrimRight(start.output) + "\n" + LogTail(options_.data_dir));
   }
   started_by_us_ = true;
   Attach();
@@ -676,7 +677,7 @@ void EmbeddedCluster::Attach() {
     if (std::chrono::steady_clock::now() > deadline) {
       throw Error("embedded postgres: the server in " + options_.data_dir +
                   " runs but does not accept connections at " + ConnInfo("postgres") + "\n" +
-                  LogTail());
+                  LogTail(options_.data_dir));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
