@@ -1,13 +1,14 @@
 // The databases of the embedded cluster: CreateDatabase for administration and tests, and
 // CreateAppDatabase, which gives applications a database owned by the login role kAppRole and
 // hands a database left by an older version (owned by the superuser) over to that role.
+#include "gen_durable/embedded/embedded.hpp"
+
 #include <libpq-fe.h>
 
 #include <initializer_list>
 #include <memory>
 #include <string>
 
-#include "gen_durable/embedded/embedded.hpp"
 #include "gen_durable/embedded/process.hpp"
 #include "gen_durable/error.hpp"
 

@@ -1,6 +1,8 @@
 // The embedded cluster's life: finding the server programs, initdb, writing the settings it
 // manages, starting the server or attaching to a running one, waiting until it accepts
 // connections, and stopping it.
+#include "gen_durable/embedded/embedded.hpp"
+
 #include <libpq-fe.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -14,7 +16,6 @@
 #include <utility>
 
 #include "gen_durable/embedded/data_dir.hpp"
-#include "gen_durable/embedded/embedded.hpp"
 #include "gen_durable/embedded/process.hpp"
 #include "gen_durable/embedded/server_files.hpp"
 #include "gen_durable/error.hpp"

@@ -1,5 +1,7 @@
 // The file helpers of embedded.hpp: every file in the data directory is opened relative to the
 // directory with O_NOFOLLOW, and replaced through a fresh O_EXCL temporary file renamed into place.
+#include "gen_durable/embedded/data_files.hpp"
+
 #include <fcntl.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -12,7 +14,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include "gen_durable/embedded/data_files.hpp"
 #include "gen_durable/embedded/embedded.hpp"
 #include "gen_durable/error.hpp"
 
