@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "gen_durable/schema/embedded.hpp"
+#include "gen_durable/embedded/embedded.hpp"
 #include "support/child_process.hpp"
 #include "support/engine_harness.hpp"
 

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "gen_durable/options.hpp"
-#include "gen_durable/schema/embedded.hpp"
+#include "gen_durable/embedded/embedded.hpp"
 #include "support/child_process.hpp"
 #include "support/pg_fixture.hpp"
 

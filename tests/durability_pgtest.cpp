@@ -11,7 +11,7 @@
 
 #include "gen_durable/pg/connection.hpp"
 #include "gen_durable/runtime/core.hpp"
-#include "gen_durable/schema/embedded.hpp"
+#include "gen_durable/embedded/embedded.hpp"
 #include "gen_durable/schema/migrations.hpp"
 #include "gen_durable/model/validate.hpp"
 

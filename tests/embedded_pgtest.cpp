@@ -14,7 +14,7 @@
 #include <string>
 
 #include "gen_durable/error.hpp"
-#include "gen_durable/schema/embedded.hpp"
+#include "gen_durable/embedded/embedded.hpp"
 #include "support/pg_fixture.hpp"
 
 namespace gen_durable {
@@ -220,6 +220,57 @@ TEST(EmbeddedSecurity, ApplicationConnectsAsANonSuperuser) {
   EXPECT_EQ(PQresultStatus(res.get()), PGRES_FATAL_ERROR);
   // Asking again hands out the same thing (the role and database exist by then).
   EXPECT_EQ(cluster.CreateAppDatabase(name), conninfo);
+}
+
+
+// A database left by an older version belongs to the superuser, and so does everything in it:
+// asking for it as an application's database hands each kind of object over to the application
+// role (an owned sequence, like the index, follows its table).
+TEST(EmbeddedSecurity, HandsEveryKindOfObjectOfAnOlderDatabaseOver) {
+  detail::EmbeddedCluster& cluster = testing::Cluster();
+  const std::string name = "emb_old_" + std::to_string(getpid());
+  cluster.CreateDatabase(name);  // as `postgres`, as earlier versions did
+  std::unique_ptr<PGconn, decltype(&PQfinish)> admin(PQconnectdb(cluster.ConnInfo(name).c_str()),
+                                                     &PQfinish);
+  ASSERT_EQ(PQstatus(admin.get()), CONNECTION_OK) << PQerrorMessage(admin.get());
+  std::unique_ptr<PGresult, decltype(&PQclear)> res(
+      PQexec(admin.get(),
+             "CREATE SCHEMA old_s; "
+             "CREATE TABLE old_s.t (id serial PRIMARY KEY, v int); "
+             "CREATE VIEW old_s.v AS SELECT v FROM old_s.t; "
+             "CREATE MATERIALIZED VIEW old_s.m AS SELECT v FROM old_s.t; "
+             "CREATE SEQUENCE old_s.q; "
+             "CREATE FUNCTION old_s.f(int) RETURNS int LANGUAGE sql AS 'SELECT $1'; "
+             "CREATE PROCEDURE old_s.pr() LANGUAGE sql AS 'SELECT 1'; "
+             "CREATE TYPE old_s.e AS ENUM ('a'); "
+             "CREATE DOMAIN old_s.d AS int CHECK (VALUE > 0); "
+             "CREATE TYPE old_s.r AS RANGE (subtype = float8)"),
+      &PQclear);
+  ASSERT_EQ(PQresultStatus(res.get()), PGRES_COMMAND_OK) << PQerrorMessage(admin.get());
+
+  cluster.CreateAppDatabase(name);
+  res.reset(PQexec(
+      admin.get(),
+      "SELECT o.name, r.rolname FROM ("
+      "  SELECT 'database' AS name, datdba AS owner FROM pg_database"
+      "  WHERE datname = current_database()"
+      "  UNION ALL SELECT 'schema old_s', nspowner FROM pg_namespace WHERE nspname = 'old_s'"
+      "  UNION ALL SELECT oid::regclass::text, relowner FROM pg_class"
+      "  WHERE relnamespace = 'old_s'::regnamespace"
+      "  AND relkind IN ('r', 'p', 'v', 'm', 'S')"
+      "  UNION ALL SELECT oid::regprocedure::text, proowner FROM pg_proc"
+      "  WHERE pronamespace = 'old_s'::regnamespace"
+      "  UNION ALL SELECT oid::regtype::text, typowner FROM pg_type"
+      "  WHERE typnamespace = 'old_s'::regnamespace AND typtype IN ('e', 'd', 'r')"
+      ") o JOIN pg_roles r ON r.oid = o.owner"));
+  ASSERT_EQ(PQresultStatus(res.get()), PGRES_TUPLES_OK) << PQerrorMessage(admin.get());
+  // The database, the schema, 5 relations (t, its sequence t_id_seq, v, m, q), 7 routines (f,
+  // pr and the range's 5 constructors) and 3 types.
+  EXPECT_EQ(PQntuples(res.get()), 17);
+  for (int row = 0; row < PQntuples(res.get()); ++row) {
+    EXPECT_STREQ(PQgetvalue(res.get(), row, 1), detail::EmbeddedCluster::kAppRole)
+        << PQgetvalue(res.get(), row, 0) << " was not handed over";
+  }
 }
 
 }  // namespace

@@ -16,7 +16,7 @@
 #include <mutex>
 #include <set>
 
-#include "gen_durable/schema/embedded.hpp"
+#include "gen_durable/embedded/embedded.hpp"
 #include "gen_durable/store/session.hpp"
 #include "support/engine_harness.hpp"
 

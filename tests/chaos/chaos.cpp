@@ -43,7 +43,7 @@
 
 #include "gen_durable/gen_durable.hpp"
 #include "gen_durable/pg/connection.hpp"
-#include "gen_durable/schema/embedded.hpp"
+#include "gen_durable/embedded/embedded.hpp"
 
 extern char** environ;
 

@@ -13,7 +13,7 @@
 
 #include <string>
 
-#include "gen_durable/schema/embedded.hpp"
+#include "gen_durable/embedded/embedded.hpp"
 
 namespace gen_durable::testing {
 

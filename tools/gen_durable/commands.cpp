@@ -21,7 +21,7 @@
 #include "gen_durable/engine.hpp"
 #include "gen_durable/error.hpp"
 #include "gen_durable/metrics.hpp"
-#include "gen_durable/schema/embedded.hpp"
+#include "gen_durable/embedded/embedded.hpp"
 
 namespace gen_durable::tools {
 

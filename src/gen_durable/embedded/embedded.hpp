@@ -1,7 +1,8 @@
 // The embedded default database: a private PostgreSQL cluster created and run with the system's
 // initdb / pg_ctl, listening only on a Unix socket inside its own directory.
 //
-// Used by the CLI when no database URL is given, and by the test suite (with fsync off).
+// Used by the CLI when no database URL is given, and by the test suite (with fsync off). A
+// library of its own (gen_durable::embedded), neither installed nor exported with gen_durable.
 // When the process runs as root the server runs as the `postgres` OS user (initdb refuses root),
 // through `runuser -u postgres --`, and the data directory is owned by that user.
 //
@@ -94,7 +95,6 @@ class EmbeddedCluster {
   };
   // Runs a Postgres binary from bin_dir_, as the `postgres` OS user when we are root.
   ToolResult RunServerTool(const std::string& tool, const std::vector<std::string>& args);
-  std::string LogTail() const;
 
   EmbeddedOptions options_;
   std::string socket_dir_;
