@@ -20,6 +20,15 @@
 
 namespace gen_durable::benchmark {
 
+std::unique_ptr<Client> ConnectClient(const std::string& conninfo, const std::string& schema,
+                                      int pool_size) {
+  ClientOptions co;
+  co.database = conninfo;
+  co.schema = schema;
+  co.pool_size = pool_size;
+  return Client::Connect(co);
+}
+
 void Paced(std::int64_t total, int rate, const std::function<void(std::int64_t)>& send,
            int threads_n) {
   std::atomic<std::int64_t> next{0};
@@ -88,11 +97,7 @@ void Paced(std::int64_t total, int rate, const std::function<void(std::int64_t)>
                            const std::string& schema) {
   if (!WaitFlag(shared().go_load)) std::_Exit(0);
   try {
-    ClientOptions co;
-    co.database = conninfo;
-    co.schema = schema;
-    co.pool_size = kPacedThreads;
-    auto client = Client::Connect(co);
+    auto client = ConnectClient(conninfo, schema, kPacedThreads);
     shared().load_start_us.store(NowMicros());
     Paced(static_cast<std::int64_t>(args.rate * args.duration_s), args.rate, [&](std::int64_t) {
       InsertOptions io;
@@ -113,11 +118,7 @@ void Paced(std::int64_t total, int rate, const std::function<void(std::int64_t)>
                                const std::string& schema) {
   if (!WaitFlag(shared().go_load)) std::_Exit(0);
   try {
-    ClientOptions co;
-    co.database = conninfo;
-    co.schema = schema;
-    co.pool_size = kSoakThreads;
-    auto client = Client::Connect(co);
+    auto client = ConnectClient(conninfo, schema, kSoakThreads);
     shared().load_rss_kb.store(RssKb());
     shared().load_start_us.store(NowMicros());
     const auto ticks = static_cast<std::int64_t>(args.duration_s * kSoakTicksPerS);

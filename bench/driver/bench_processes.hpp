@@ -7,13 +7,19 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "bench_args.hpp"    // bench/driver/
 #include "bench_shared.hpp"  // bench/driver/
+#include "gen_durable/client.hpp"
 
 namespace gen_durable::benchmark {
+
+// A client of the run's database with `pool_size` sessions.
+std::unique_ptr<Client> ConnectClient(const std::string& conninfo, const std::string& schema,
+                                      int pool_size);
 
 // Calls send(i) for i in [0, total), call i due at start + i / rate whatever the earlier ones
 // took (open loop), from `threads` threads so that one slow call does not hold back the rest.

@@ -42,11 +42,7 @@ Json Run::Execute() {
 }
 
 void Run::Connect() {
-  ClientOptions co;
-  co.database = conninfo_;
-  co.schema = schema_;
-  co.pool_size = kPacedThreads;
-  client_ = Client::Connect(co);
+  client_ = ConnectClient(conninfo_, schema_, kPacedThreads);
   client_->Migrate();
   conn_ = pg::Connection::Open(conninfo_, "gen_durable bench");
 }

@@ -40,21 +40,24 @@ void AddHttpFlags(CLI::App* app, HttpArgs& http, const std::string& prefix, cons
                                                                "tls-cert");
 }
 
+CLI::App* AddCommand(CLI::App& app, ParsedCommand& cmd, const std::string& name,
+                     const std::string& description, bool json) {
+  CLI::App* sub = app.add_subcommand(name, description);
+  AddCommonFlags(sub, cmd.global, cmd.verbosity);
+  if (json) AddJsonFlag(sub, cmd.global);
+  return sub;
+}
+
 // `migrate`.
 CLI::App* AddMigrate(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* migrate = app.add_subcommand("migrate",
-                                         "Apply missing schema migrations; print the "
-                                         "schema version");
-  AddCommonFlags(migrate, cmd.global, cmd.verbosity);
-  AddJsonFlag(migrate, cmd.global);
-  return migrate;
+  return AddCommand(app, cmd, "migrate",
+                    "Apply missing schema migrations; print the schema version", true);
 }
 
 // `insert FSM`: the instance and every insert option.
 CLI::App* AddInsert(CLI::App& app, ParsedCommand& cmd) {
   CLI::App* insert =
-      app.add_subcommand("insert", "Insert an instance of machine FSM; print its id");
-  AddCommonFlags(insert, cmd.global, cmd.verbosity);
+      AddCommand(app, cmd, "insert", "Insert an instance of machine FSM; print its id", false);
   insert->add_option("fsm", cmd.insert.fsm, "Machine name (e.g. demo.chain)")->required();
   insert->add_option("--state", cmd.insert.state, "Initial state (job args): a JSON object");
   insert->add_option("--queue", cmd.insert.queue, "Queue (default: the machine's)");
@@ -79,10 +82,9 @@ CLI::App* AddInsert(CLI::App& app, ParsedCommand& cmd) {
 
 // `signal TARGET NAME`.
 CLI::App* AddSignal(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* signal_cmd =
-      app.add_subcommand("signal", "Deliver a durable signal to an instance; print the signal id");
-  AddCommonFlags(signal_cmd, cmd.global, cmd.verbosity);
-  AddJsonFlag(signal_cmd, cmd.global);
+  CLI::App* signal_cmd = AddCommand(
+      app, cmd, "signal",
+      "Deliver a durable signal to an instance; print the signal id", true);
   signal_cmd->add_option("target", cmd.signal.target, "Instance id (digits), else a unique key")
       ->required();
   signal_cmd->add_option("name", cmd.signal.name, "Signal name (e.g. payment_confirmed)")
@@ -97,18 +99,14 @@ CLI::App* AddSignal(CLI::App& app, ParsedCommand& cmd) {
 
 // `show ID`.
 CLI::App* AddShow(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* show = app.add_subcommand("show", "Show one instance");
-  AddCommonFlags(show, cmd.global, cmd.verbosity);
-  AddJsonFlag(show, cmd.global);
+  CLI::App* show = AddCommand(app, cmd, "show", "Show one instance", true);
   show->add_option("id", cmd.show_id, "Instance id")->required();
   return show;
 }
 
 // `list` and its filters.
 CLI::App* AddList(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* list = app.add_subcommand("list", "List instances, newest first");
-  AddCommonFlags(list, cmd.global, cmd.verbosity);
-  AddJsonFlag(list, cmd.global);
+  CLI::App* list = AddCommand(app, cmd, "list", "List instances, newest first", true);
   list->add_option("--status", cmd.list.status, "Only this status");
   list->add_option("--queue", cmd.list.queue, "Only this queue");
   list->add_option("--fsm", cmd.list.fsm, "Only this machine");
@@ -118,36 +116,29 @@ CLI::App* AddList(CLI::App& app, ParsedCommand& cmd) {
 
 // `stats`.
 CLI::App* AddStats(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* stats = app.add_subcommand("stats", "Count instances by queue and status");
-  AddCommonFlags(stats, cmd.global, cmd.verbosity);
-  AddJsonFlag(stats, cmd.global);
-  return stats;
+  return AddCommand(app, cmd, "stats", "Count instances by queue and status", true);
 }
 
 // `pause QUEUE`.
 CLI::App* AddPause(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* pause = app.add_subcommand("pause", "Pause a queue cluster-wide: no node claims it");
-  AddCommonFlags(pause, cmd.global, cmd.verbosity);
-  AddJsonFlag(pause, cmd.global);
+  CLI::App* pause =
+      AddCommand(app, cmd, "pause", "Pause a queue cluster-wide: no node claims it", true);
   pause->add_option("queue", cmd.queue, "Queue name")->required();
   return pause;
 }
 
 // `resume QUEUE`.
 CLI::App* AddResume(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* resume = app.add_subcommand("resume", "Resume a paused queue");
-  AddCommonFlags(resume, cmd.global, cmd.verbosity);
-  AddJsonFlag(resume, cmd.global);
+  CLI::App* resume = AddCommand(app, cmd, "resume", "Resume a paused queue", true);
   resume->add_option("queue", cmd.queue, "Queue name")->required();
   return resume;
 }
 
 // `scale QUEUE N [--node ID]`.
 CLI::App* AddScale(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* scale = app.add_subcommand(
-      "scale", "Ask the live nodes serving QUEUE to run it with N slots (not persisted)");
-  AddCommonFlags(scale, cmd.global, cmd.verbosity);
-  AddJsonFlag(scale, cmd.global);
+  CLI::App* scale = AddCommand(
+      app, cmd, "scale",
+      "Ask the live nodes serving QUEUE to run it with N slots (not persisted)", true);
   scale->add_option("queue", cmd.scale.queue, "Queue name")->required();
   scale->add_option("n", cmd.scale.concurrency, "Slots (1..10000)")->required();
   scale->add_option("--node", cmd.scale.node, "Only this node (an id from `nodes`)");
@@ -155,9 +146,7 @@ CLI::App* AddScale(CLI::App& app, ParsedCommand& cmd) {
 }
 
 // The selection `cancel`, `retry` and `delete` share: ids, a filter, or --all.
-void AddSelectFlags(CLI::App* sub, SelectArgs& select, ParsedCommand& cmd) {
-  AddCommonFlags(sub, cmd.global, cmd.verbosity);
-  AddJsonFlag(sub, cmd.global);
+void AddSelectFlags(CLI::App* sub, SelectArgs& select) {
   sub->add_option("ids", select.ids, "Instance ids");
   sub->add_option("--status", select.status, "Only instances in this status");
   sub->add_option("--queue", select.queue, "Only this queue");
@@ -168,9 +157,10 @@ void AddSelectFlags(CLI::App* sub, SelectArgs& select, ParsedCommand& cmd) {
 
 // `cancel`: a selection, and how.
 CLI::App* AddCancel(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* cancel = app.add_subcommand(
-      "cancel", "Cancel instances: queued and parked ones at once, running ones cooperatively");
-  AddSelectFlags(cancel, cmd.cancel.select, cmd);
+  CLI::App* cancel = AddCommand(
+      app, cmd, "cancel",
+      "Cancel instances: queued and parked ones at once, running ones cooperatively", true);
+  AddSelectFlags(cancel, cmd.cancel.select);
   cancel->add_flag("--cascade", cmd.cancel.cascade, "Also cancel their live descendants");
   cancel->add_option("--reason", cmd.cancel.reason, "Recorded as last_error")
       ->capture_default_str();
@@ -179,33 +169,31 @@ CLI::App* AddCancel(CLI::App& app, ParsedCommand& cmd) {
 
 // `retry`.
 CLI::App* AddRetry(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* retry =
-      app.add_subcommand("retry", "Put failed or cancelled instances back to runnable");
-  AddSelectFlags(retry, cmd.select, cmd);
+  CLI::App* retry = AddCommand(
+      app, cmd, "retry", "Put failed or cancelled instances back to runnable", true);
+  AddSelectFlags(retry, cmd.select);
   return retry;
 }
 
 // `delete`.
 CLI::App* AddDelete(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* delete_cmd = app.add_subcommand(
-      "delete", "Delete instances (with their signals and history); never executing ones");
-  AddSelectFlags(delete_cmd, cmd.select, cmd);
+  CLI::App* delete_cmd = AddCommand(
+      app, cmd, "delete",
+      "Delete instances (with their signals and history); never executing ones", true);
+  AddSelectFlags(delete_cmd, cmd.select);
   return delete_cmd;
 }
 
 // `nodes`.
 CLI::App* AddNodes(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* nodes = app.add_subcommand("nodes", "List the live nodes and what they run");
-  AddCommonFlags(nodes, cmd.global, cmd.verbosity);
-  AddJsonFlag(nodes, cmd.global);
-  return nodes;
+  return AddCommand(app, cmd, "nodes", "List the live nodes and what they run", true);
 }
 
 // `grant --role R --as KIND`.
 CLI::App* AddGrant(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* grant = app.add_subcommand(
-      "grant", "Grant an existing database role what it needs on the schema (run as its owner)");
-  AddCommonFlags(grant, cmd.global, cmd.verbosity);
+  CLI::App* grant = AddCommand(
+      app, cmd, "grant",
+      "Grant an existing database role what it needs on the schema (run as its owner)", false);
   grant->add_option("--role", cmd.grant.role, "The database role (it must exist)")->required();
   grant->add_option("--as", cmd.grant.as,
                     "engine (runs workers), producer (EXECUTE on gd_insert and gd_signal only) "

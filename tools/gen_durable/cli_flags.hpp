@@ -18,6 +18,9 @@ void AddCommonFlags(CLI::App* app, GlobalOptions& global, int& verbosity);
 void AddJsonFlag(CLI::App* app, GlobalOptions& global);
 // The access flags of an HTTP surface; `prefix` distinguishes the worker's metrics flags.
 void AddHttpFlags(CLI::App* app, HttpArgs& http, const std::string& prefix, const char* env);
+// Adds subcommand `name` with the common flags, and --json when `json`; returns it.
+CLI::App* AddCommand(CLI::App& app, ParsedCommand& cmd, const std::string& name,
+                     const std::string& description, bool json);
 
 // Each adds its subcommand to `app`, its values bound to `cmd`, and returns it.
 CLI::App* AddMigrate(CLI::App& app, ParsedCommand& cmd);

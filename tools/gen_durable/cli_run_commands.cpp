@@ -6,9 +6,9 @@ namespace gen_durable::tools {
 
 // `dashboard` and who may use it.
 CLI::App* AddDashboard(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* dashboard = app.add_subcommand(
-      "dashboard", "Serve the web dashboard until SIGINT/SIGTERM (its URL goes to stderr)");
-  AddCommonFlags(dashboard, cmd.global, cmd.verbosity);
+  CLI::App* dashboard = AddCommand(
+      app, cmd, "dashboard",
+      "Serve the web dashboard until SIGINT/SIGTERM (its URL goes to stderr)", false);
   dashboard->add_option("--port", cmd.dashboard.port, "Port (0: any free port)")
       ->capture_default_str();
   dashboard->add_option("--bind", cmd.dashboard.bind, "Address to listen on")
@@ -23,9 +23,9 @@ CLI::App* AddDashboard(CLI::App& app, ParsedCommand& cmd) {
 
 // `worker`: the engine's options, its metrics server and step log.
 CLI::App* AddWorker(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* worker = app.add_subcommand(
-      "worker", "Run the demo machines until SIGINT/SIGTERM, then drain and exit");
-  AddCommonFlags(worker, cmd.global, cmd.verbosity);
+  CLI::App* worker = AddCommand(
+      app, cmd, "worker",
+      "Run the demo machines until SIGINT/SIGTERM, then drain and exit", false);
   worker->add_option("--queues", cmd.worker.queues, "Queues to serve: NAME:CONCURRENCY or NAME:MIN-MAX (autoscaled), comma-separated")
       ->capture_default_str();
   worker->add_option("--name", cmd.worker.name, "Engine name")->capture_default_str();
@@ -87,9 +87,8 @@ CLI::App* AddWorker(CLI::App& app, ParsedCommand& cmd) {
 
 // `demo`.
 CLI::App* AddDemo(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* demo = app.add_subcommand("demo", "Run a mix of demo machines and show the progress");
-  AddCommonFlags(demo, cmd.global, cmd.verbosity);
-  AddJsonFlag(demo, cmd.global);
+  CLI::App* demo =
+      AddCommand(app, cmd, "demo", "Run a mix of demo machines and show the progress", true);
   demo->add_option("--count", cmd.demo.count, "Instances to insert")->capture_default_str();
   demo->add_option("--timeout", cmd.demo.timeout_s, "Give up after S seconds")
       ->capture_default_str();
@@ -98,9 +97,9 @@ CLI::App* AddDemo(CLI::App& app, ParsedCommand& cmd) {
 
 // `bench SCENARIO` and the knobs of a run (docs/performance.md).
 CLI::App* AddBench(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* bench = app.add_subcommand(
-      "bench", "Run a benchmark scenario; print its figures as one JSON object");
-  AddCommonFlags(bench, cmd.global, cmd.verbosity);
+  CLI::App* bench = AddCommand(
+      app, cmd, "bench",
+      "Run a benchmark scenario; print its figures as one JSON object", false);
   bench
       ->add_option("scenario", cmd.bench.scenario,
                    "jobs, chain, insert, latency, signal, fanout, large or soak")
