@@ -1,6 +1,6 @@
 // `gen_durable`: the command-line interface (docs/guides/cli.md). Parses the command line
-// (cli.cpp), hands over to the commands in commands.cpp / demo.cpp, and turns whatever escapes into
-// an exit status and one line on stderr.
+// (cli.cpp), hands over to the command (declared in commands.hpp, demo.hpp and bench.hpp), and
+// turns whatever escapes into an exit status and one line on stderr.
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
