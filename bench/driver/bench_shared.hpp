@@ -20,7 +20,7 @@ namespace gen_durable::benchmark {
 using Clock = std::chrono::steady_clock;
 using tools::NowMicros;
 
-
+// The queue every bench machine runs on.
 inline constexpr const char* kQueue = "bench";
 inline constexpr std::int64_t kMaxSamples = 1 << 21;
 inline constexpr Millis kChildPoll{2};
