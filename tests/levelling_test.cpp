@@ -1,11 +1,11 @@
-// The soak's levelling verdict (tools/gen_durable/levelling.hpp).
-#include "gen_durable/levelling.hpp"  // tools/
+// The soak's levelling verdict (bench/driver/levelling.hpp).
+#include "levelling.hpp"  // bench/driver/
 
 #include <gtest/gtest.h>
 
 #include <vector>
 
-namespace gen_durable::tools {
+namespace gen_durable::benchmark {
 namespace {
 
 const LevelRule kGrowth{"x", LevelRule::kMustNotGrow, LevelRule::kMedian, 1.0, 0.10};
@@ -67,4 +67,4 @@ TEST(Levelling, ARateMustNotDrop) {
 }
 
 }  // namespace
-}  // namespace gen_durable::tools
+}  // namespace gen_durable::benchmark

@@ -21,6 +21,7 @@
 #include "gen_durable/client.hpp"
 #include "gen_durable/http_options.hpp"
 #include "gen_durable/options.hpp"
+#include "gen_durable/text.hpp"  // tools/
 
 namespace gen_durable::detail {
 class EmbeddedCluster;
@@ -47,9 +48,6 @@ class RefusedError : public std::runtime_error {
 
 // The exit status for an exception escaping a command.
 int ExitStatusOf(const std::exception& e);
-
-// `e.what()` on one line: libpq messages span several lines, and the contract is one line.
-std::string OneLine(const std::string& text);
 
 // Options every command accepts.
 struct GlobalOptions {

@@ -1,6 +1,6 @@
 // `gen_durable`: the command-line interface (docs/guides/cli.md). Parses the command line
-// (cli.cpp), hands over to the commands in commands.cpp / demo.cpp, and turns whatever escapes into
-// an exit status and one line on stderr.
+// (cli.cpp), hands over to the command (declared in commands.hpp, demo.hpp and bench.hpp), and
+// turns whatever escapes into an exit status and one line on stderr.
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -16,7 +16,7 @@
 #include "gen_durable/cli.hpp"       // tools/
 #include "gen_durable/commands.hpp"  // tools/
 #include "gen_durable/demo.hpp"      // tools/
-#include "gen_durable/pg/conninfo.hpp"
+#include "gen_durable/conninfo.hpp"
 
 namespace gen_durable::tools {
 namespace {
@@ -72,7 +72,7 @@ std::vector<std::string> ArgumentsWithPasswords(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (const std::string flag = "--database="; arg.rfind(flag, 0) == 0) arg.erase(0, flag.size());
-    if (detail::pg::ConninfoHasPassword(arg)) out.push_back(arg);
+    if (ConninfoHasPassword(arg)) out.push_back(arg);
   }
   return out;
 }
@@ -83,7 +83,7 @@ std::vector<std::string> ArgumentsWithPasswords(int argc, char** argv) {
 void ScrubArguments(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    const std::string redacted = detail::pg::RedactConninfo(arg);
+    const std::string redacted = RedactConninfo(arg);
     if (redacted == arg) continue;
     // Same length, so nothing after it moves: each character of a secret becomes '*'.
     std::size_t a = 0;
@@ -99,7 +99,7 @@ void ScrubArguments(int argc, char** argv) {
 }
 
 std::string Redacted(std::string text, const std::vector<std::string>& secrets_in) {
-  for (const std::string& conninfo : secrets_in) text = detail::pg::RedactSecrets(text, conninfo);
+  for (const std::string& conninfo : secrets_in) text = RedactSecrets(text, conninfo);
   return text;
 }
 

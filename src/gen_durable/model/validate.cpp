@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "gen_durable/conninfo.hpp"
 #include "gen_durable/error.hpp"
 
 namespace gen_durable::detail {
@@ -243,3 +244,10 @@ void ValidateEngineOptions(const EngineOptions& o) {
 }
 
 }  // namespace gen_durable::detail
+
+// The public name check (gen_durable/conninfo.hpp) is the one every connection applies.
+namespace gen_durable {
+
+std::string SchemaNameProblem(std::string_view schema) { return detail::SchemaNameProblem(schema); }
+
+}  // namespace gen_durable

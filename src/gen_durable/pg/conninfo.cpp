@@ -10,6 +10,8 @@
 #include <cctype>
 #include <string_view>
 
+#include "gen_durable/conninfo.hpp"
+
 namespace gen_durable::detail::pg {
 
 std::vector<std::pair<std::string, std::string>> ConninfoKeywords(const std::string& conninfo) {
@@ -242,3 +244,20 @@ std::string RedactSecrets(const std::string& text, const std::string& conninfo) 
 }
 
 }  // namespace gen_durable::detail::pg
+
+// The public API (gen_durable/conninfo.hpp) is this file's functions.
+namespace gen_durable {
+
+bool ConninfoHasPassword(const std::string& conninfo) {
+  return detail::pg::ConninfoHasPassword(conninfo);
+}
+
+std::string RedactConninfo(const std::string& conninfo) {
+  return detail::pg::RedactConninfo(conninfo);
+}
+
+std::string RedactSecrets(const std::string& text, const std::string& conninfo) {
+  return detail::pg::RedactSecrets(text, conninfo);
+}
+
+}  // namespace gen_durable

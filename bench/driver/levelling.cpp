@@ -1,10 +1,10 @@
 // The soak's levelling verdict (see levelling.hpp).
-#include "gen_durable/levelling.hpp"  // tools/
+#include "levelling.hpp"  // bench/driver/
 
 #include <algorithm>
 #include <cmath>
 
-namespace gen_durable::tools {
+namespace gen_durable::benchmark {
 
 namespace {
 
@@ -33,4 +33,4 @@ LevelVerdict Judge(const std::vector<double>& values, const LevelRule& rule) {
   return v;
 }
 
-}  // namespace gen_durable::tools
+}  // namespace gen_durable::benchmark

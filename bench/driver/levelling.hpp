@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace gen_durable::tools {
+namespace gen_durable::benchmark {
 
 struct LevelRule {
   enum Direction { kMustNotGrow, kMustNotDrop };
@@ -45,4 +45,4 @@ inline constexpr int kMinLevelSamples = 4;
 // middle sample belongs to neither half.
 LevelVerdict Judge(const std::vector<double>& values, const LevelRule& rule);
 
-}  // namespace gen_durable::tools
+}  // namespace gen_durable::benchmark
