@@ -291,12 +291,13 @@ std::vector<ControlRow> OpsStore::ControlScales(pg::Connection& c, const std::st
   auto r = c.Execute(control_scales_, pg::Params().Add(node).Add(engine));
   std::vector<ControlRow> out;
   for (int i = 0; i < r.rows(); ++i) {
+    pg::Row in = r.row(i);  // in column order: `seen` is an unnamed expression
     ControlRow row;
-    row.queue = r.OptString(i, 0);
-    row.node = r.OptString(i, 1);
-    row.concurrency = r.OptString(i, 2);
-    row.seq = r.OptString(i, 3);
-    row.seen = r.OptString(i, 4);
+    row.queue = in.Next<std::optional<std::string>>();
+    row.node = in.Next<std::optional<std::string>>();
+    row.concurrency = in.Next<std::optional<std::string>>();
+    row.seq = in.Next<std::optional<std::string>>();
+    row.seen = in.Next<std::optional<std::string>>();
     out.push_back(std::move(row));
   }
   return out;
@@ -327,15 +328,16 @@ std::vector<NodeInfo> OpsStore::Nodes(pg::Connection& c) const {
   auto r = c.Execute(nodes_);
   std::vector<NodeInfo> out;
   for (int i = 0; i < r.rows(); ++i) {
+    const pg::Row row = r.row(i);
     NodeInfo n;
-    n.id = r.String(i, 0);
-    n.engine = r.String(i, 1);
-    n.host = r.String(i, 2);
-    n.pid = r.Int(i, 3);
-    n.queues = QueuesOf(r.Text(i, 4));
-    n.started_at = r.String(i, 5);
-    n.heartbeat_at = r.String(i, 6);
-    n.running = r.Int64(i, 7);
+    n.id = row.Get<std::string>("id");
+    n.engine = row.Get<std::string>("engine");
+    n.host = row.Get<std::string>("host");
+    n.pid = row.Get<int>("pid");
+    n.queues = QueuesOf(row.Get<std::string_view>("queues"));
+    n.started_at = row.Get<std::string>("started_at");
+    n.heartbeat_at = row.Get<std::string>("heartbeat_at");
+    n.running = row.Get<std::int64_t>("count");
     out.push_back(std::move(n));
   }
   return out;
@@ -452,16 +454,17 @@ std::vector<HistoryEntry> OpsStore::History(pg::Connection& c, std::int64_t id, 
   auto r = c.Execute(history_, pg::Params().Add(id).Add(limit));
   std::vector<HistoryEntry> out;
   for (int i = 0; i < r.rows(); ++i) {
+    const pg::Row row = r.row(i);
     HistoryEntry h;
-    h.id = r.Int64(i, 0);
-    h.step = r.String(i, 1);
-    h.event = r.String(i, 2);
-    h.status = r.String(i, 3);
-    h.attempt = r.Int(i, 4);
-    if (!r.IsNull(i, 5)) h.duration_ms = r.Double(i, 5);
-    h.error = r.OptString(i, 6);
-    h.node = r.String(i, 7);
-    h.at = r.String(i, 8);
+    h.id = row.Get<std::int64_t>("id");
+    h.step = row.Get<std::string>("step");
+    h.event = row.Get<std::string>("event");
+    h.status = row.Get<std::string>("status");
+    h.attempt = row.Get<int>("attempt");
+    if (auto duration = row.Get<std::optional<double>>("duration_ms")) h.duration_ms = *duration;
+    h.error = row.Get<std::optional<std::string>>("error");
+    h.node = row.Get<std::string>("node");
+    h.at = row.Get<std::string>("at");
     out.push_back(std::move(h));
   }
   return out;
