@@ -352,16 +352,26 @@ std::vector<QueueInfo> OpsStore::Queues(pg::Connection& c) const {
   };
   auto counts = c.Execute(queue_counts_);
   for (int i = 0; i < counts.rows(); ++i) {
-    at(counts.String(i, 0)).counts[counts.String(i, 1)] = counts.Int64(i, 2);
+    const pg::Row row = counts.row(i);
+    at(row.Get<std::string>("queue")).counts[row.Get<std::string>("status")] =
+        row.Get<std::int64_t>("count");
   }
   auto ready = c.Execute(queue_ready_);
-  for (int i = 0; i < ready.rows(); ++i) at(ready.String(i, 0)).oldest_ready_ms = ready.Double(i, 1);
+  for (int i = 0; i < ready.rows(); ++i) {
+    pg::Row row = ready.row(i);  // in column order: the age is an unnamed expression
+    const auto queue = row.Next<std::string>();
+    at(queue).oldest_ready_ms = row.Next<double>();
+  }
   auto recent = c.Execute(queue_recent_);
   for (int i = 0; i < recent.rows(); ++i) {
-    at(recent.String(i, 0)).completed_last_minute = recent.Int64(i, 1);
+    const pg::Row row = recent.row(i);
+    at(row.Get<std::string>("queue")).completed_last_minute = row.Get<std::int64_t>("count");
   }
   auto state = c.Execute(queue_state_);
-  for (int i = 0; i < state.rows(); ++i) at(state.String(i, 0)).paused = state.Bool(i, 1);
+  for (int i = 0; i < state.rows(); ++i) {
+    const pg::Row row = state.row(i);
+    at(row.Get<std::string>("name")).paused = row.Get<bool>("paused");
+  }
   for (const auto& node : Nodes(c)) {
     for (const auto& [q, n] : node.queues) at(q).concurrency[node.id] = n;
   }
@@ -419,7 +429,9 @@ CancelReport OpsStore::Cancel(pg::Connection& c, const InstanceFilter& filter,
 CancelReport OpsStore::Reported(const pg::Result& r) {
   CancelReport report;
   for (int i = 0; i < r.rows(); ++i) {
-    (r.Bool(i, 0) ? report.cancelled : report.requested).push_back(r.Int64(i, 1));
+    pg::Row row = r.row(i);  // in column order: (cancelled now, id); the flag is unnamed
+    const bool cancelled = row.Next<bool>();
+    (cancelled ? report.cancelled : report.requested).push_back(row.Next<std::int64_t>());
   }
   std::sort(report.cancelled.begin(), report.cancelled.end());
   std::sort(report.requested.begin(), report.requested.end());
