@@ -40,19 +40,41 @@ class Error : public std::runtime_error {
   Retry retry_;
 };
 
+// What the server reported about a failure beyond its message: PostgreSQL's diagnostic fields
+// (libpq's PG_DIAG_*). A field the server did not send is "".
+struct DatabaseDiagnostics {
+  std::string detail;      // the secondary message, e.g. the conflicting key of a unique violation
+  std::string hint;        // a suggestion of what to do about it
+  std::string constraint;  // the constraint that was violated
+  std::string schema;      // the schema, table and column the error concerns
+  std::string table;
+  std::string column;
+};
+
 // A failure reported by PostgreSQL or by the connection to it.
 class DatabaseError : public Error {
  public:
-  DatabaseError(const std::string& what, Retry retry, std::string sqlstate, std::string statement)
-      : Error(what, retry), sqlstate_(std::move(sqlstate)), statement_(std::move(statement)) {}
+  DatabaseError(const std::string& what, Retry retry, std::string sqlstate, std::string statement,
+                DatabaseDiagnostics diagnostics = {})
+      : Error(what, retry),
+        sqlstate_(std::move(sqlstate)),
+        statement_(std::move(statement)),
+        diagnostics_(std::move(diagnostics)) {}
   // The five-character SQLSTATE, or "" when the connection failed before the server answered.
   const std::string& sqlstate() const noexcept { return sqlstate_; }
   // The name of the statement that failed ("" for ad-hoc SQL).
   const std::string& statement() const noexcept { return statement_; }
+  // The violated constraint's name, e.g. to tell two unique indexes apart ("" when none).
+  const std::string& constraint() const noexcept { return diagnostics_.constraint; }
+  // The server's detail message ("" when none); what() already ends with it in parentheses.
+  const std::string& detail() const noexcept { return diagnostics_.detail; }
+  // Every diagnostic field the server sent.
+  const DatabaseDiagnostics& diagnostics() const noexcept { return diagnostics_; }
 
  private:
   std::string sqlstate_;
   std::string statement_;
+  DatabaseDiagnostics diagnostics_;
 };
 
 // An invalid option value or an inconsistent configuration. Never retryable.

@@ -1,4 +1,5 @@
-// The thin RAII layer over libpq: connections, results, prepared statements, pipelines, LISTEN.
+// The thin RAII layer over libpq: connections, prepared statements, pipelines, LISTEN.
+// Results and their row reader are in result.hpp, failures and their classes in errors.hpp.
 //
 // Nothing above this layer includes <libpq-fe.h>. A `Connection` is used by one thread at a time.
 // Statements are described by a `Statement` (a stable name and its SQL) and prepared lazily,
@@ -18,6 +19,8 @@
 #include <vector>
 
 #include "gen_durable/error.hpp"
+#include "gen_durable/pg/errors.hpp"
+#include "gen_durable/pg/result.hpp"
 
 struct pg_conn;
 struct pg_result;
@@ -52,36 +55,6 @@ class Params {
 
  private:
   std::vector<std::optional<std::string>> values_;
-};
-
-// An owned PGresult with typed accessors. Text format. Row/column indices are 0-based.
-class Result {
- public:
-  Result() = default;
-  explicit Result(pg_result* res);
-  Result(Result&& other) noexcept;
-  Result& operator=(Result&& other) noexcept;
-  Result(const Result&) = delete;
-  Result& operator=(const Result&) = delete;
-  ~Result();
-
-  int rows() const;
-  int columns() const;
-  // Number of rows touched by an INSERT/UPDATE/DELETE.
-  std::int64_t affected() const;
-  bool IsNull(int row, int col) const;
-  std::string_view Text(int row, int col) const;  // "" for NULL
-  std::string String(int row, int col) const { return std::string(Text(row, col)); }
-  std::int64_t Int64(int row, int col) const;  // throws InvalidArgument on NULL / non-integer
-  int Int(int row, int col) const { return static_cast<int>(Int64(row, col)); }
-  double Double(int row, int col) const;  // throws InvalidArgument on NULL / non-number
-  bool Bool(int row, int col) const;  // Postgres 't' / 'f'; throws InvalidArgument on NULL / other
-  std::optional<std::string> OptString(int row, int col) const;
-  std::optional<std::int64_t> OptInt64(int row, int col) const;
-  int ColumnIndex(const char* name) const;  // -1 when absent
-
- private:
-  pg_result* res_ = nullptr;
 };
 
 // A NOTIFY received on a LISTENing connection.
@@ -149,8 +122,7 @@ class Connection {
   static std::unique_ptr<Connection> Borrow(pg_conn* conn);
 
  private:
-  struct Failure;          // a failed call, before it is classified (connection.cpp)
-  struct PipelineAttempt;  // the outcome of one pipeline round trip (connection.cpp)
+  struct PipelineAttempt;  // the outcome of one pipeline round trip (pipeline.cpp)
 
   explicit Connection(pg_conn* conn, bool owned);
   // Throws the DatabaseError that `res` describes (the connection's error when null) and frees
@@ -160,7 +132,7 @@ class Connection {
                                std::string_view sql = {}, bool in_commit = false,
                                std::optional<Retry> retry_if_alive = {});
   // Classifies and throws `failure`; a lost connection marks this one broken.
-  [[noreturn]] void Raise(const Failure& failure, std::optional<Retry> retry_if_alive = {});
+  [[noreturn]] void Raise(const CallFailure& failure, std::optional<Retry> retry_if_alive = {});
   // Throws kRetryable (and marks the connection broken) if the server already hung up.
   void CheckAlive(std::string_view what);
   void EnsurePrepared(const Statement& stmt);
@@ -176,18 +148,6 @@ class Connection {
   bool broken_ = false;
   std::vector<std::string> prepared_;  // names prepared on this connection (small, linear scan)
 };
-
-// Classifies a SQLSTATE: class 08 (connection), 57P01-57P03 (shutdown), class 53 (resources),
-// 40001 (serialization), 40P01 (deadlock), 55P03 (lock not available), 57014 (cancelled: the
-// session's statement_timeout, or an operator's pg_cancel_backend) and "" (no answer from the
-// server) are retryable; everything else is fatal.
-Retry ClassifySqlState(std::string_view sqlstate);
-
-// How a failed connection attempt (libpq's message) can be retried: a server that is down,
-// starting up or out of connection slots may be back soon (kRetryable); an unknown database or
-// role, a refused password or an invalid connection string will not be (kFatal). libpq gives no
-// SQLSTATE for a failed connection, so this reads the server's (English) message.
-Retry ClassifyConnectFailure(std::string_view message);
 
 // Quotes an identifier for SQL ("my schema" -> "\"my schema\""). Throws InvalidArgument on NUL.
 std::string QuoteIdent(std::string_view ident);

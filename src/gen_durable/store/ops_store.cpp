@@ -291,12 +291,13 @@ std::vector<ControlRow> OpsStore::ControlScales(pg::Connection& c, const std::st
   auto r = c.Execute(control_scales_, pg::Params().Add(node).Add(engine));
   std::vector<ControlRow> out;
   for (int i = 0; i < r.rows(); ++i) {
+    pg::Row in = r.row(i);  // in column order: `seen` is an unnamed expression
     ControlRow row;
-    row.queue = r.OptString(i, 0);
-    row.node = r.OptString(i, 1);
-    row.concurrency = r.OptString(i, 2);
-    row.seq = r.OptString(i, 3);
-    row.seen = r.OptString(i, 4);
+    row.queue = in.Next<std::optional<std::string>>();
+    row.node = in.Next<std::optional<std::string>>();
+    row.concurrency = in.Next<std::optional<std::string>>();
+    row.seq = in.Next<std::optional<std::string>>();
+    row.seen = in.Next<std::optional<std::string>>();
     out.push_back(std::move(row));
   }
   return out;
@@ -327,15 +328,16 @@ std::vector<NodeInfo> OpsStore::Nodes(pg::Connection& c) const {
   auto r = c.Execute(nodes_);
   std::vector<NodeInfo> out;
   for (int i = 0; i < r.rows(); ++i) {
+    const pg::Row row = r.row(i);
     NodeInfo n;
-    n.id = r.String(i, 0);
-    n.engine = r.String(i, 1);
-    n.host = r.String(i, 2);
-    n.pid = r.Int(i, 3);
-    n.queues = QueuesOf(r.Text(i, 4));
-    n.started_at = r.String(i, 5);
-    n.heartbeat_at = r.String(i, 6);
-    n.running = r.Int64(i, 7);
+    n.id = row.Get<std::string>("id");
+    n.engine = row.Get<std::string>("engine");
+    n.host = row.Get<std::string>("host");
+    n.pid = row.Get<int>("pid");
+    n.queues = QueuesOf(row.Get<std::string_view>("queues"));
+    n.started_at = row.Get<std::string>("started_at");
+    n.heartbeat_at = row.Get<std::string>("heartbeat_at");
+    n.running = row.Get<std::int64_t>("count");
     out.push_back(std::move(n));
   }
   return out;
@@ -350,16 +352,26 @@ std::vector<QueueInfo> OpsStore::Queues(pg::Connection& c) const {
   };
   auto counts = c.Execute(queue_counts_);
   for (int i = 0; i < counts.rows(); ++i) {
-    at(counts.String(i, 0)).counts[counts.String(i, 1)] = counts.Int64(i, 2);
+    const pg::Row row = counts.row(i);
+    at(row.Get<std::string>("queue")).counts[row.Get<std::string>("status")] =
+        row.Get<std::int64_t>("count");
   }
   auto ready = c.Execute(queue_ready_);
-  for (int i = 0; i < ready.rows(); ++i) at(ready.String(i, 0)).oldest_ready_ms = ready.Double(i, 1);
+  for (int i = 0; i < ready.rows(); ++i) {
+    pg::Row row = ready.row(i);  // in column order: the age is an unnamed expression
+    const auto queue = row.Next<std::string>();
+    at(queue).oldest_ready_ms = row.Next<double>();
+  }
   auto recent = c.Execute(queue_recent_);
   for (int i = 0; i < recent.rows(); ++i) {
-    at(recent.String(i, 0)).completed_last_minute = recent.Int64(i, 1);
+    const pg::Row row = recent.row(i);
+    at(row.Get<std::string>("queue")).completed_last_minute = row.Get<std::int64_t>("count");
   }
   auto state = c.Execute(queue_state_);
-  for (int i = 0; i < state.rows(); ++i) at(state.String(i, 0)).paused = state.Bool(i, 1);
+  for (int i = 0; i < state.rows(); ++i) {
+    const pg::Row row = state.row(i);
+    at(row.Get<std::string>("name")).paused = row.Get<bool>("paused");
+  }
   for (const auto& node : Nodes(c)) {
     for (const auto& [q, n] : node.queues) at(q).concurrency[node.id] = n;
   }
@@ -417,7 +429,9 @@ CancelReport OpsStore::Cancel(pg::Connection& c, const InstanceFilter& filter,
 CancelReport OpsStore::Reported(const pg::Result& r) {
   CancelReport report;
   for (int i = 0; i < r.rows(); ++i) {
-    (r.Bool(i, 0) ? report.cancelled : report.requested).push_back(r.Int64(i, 1));
+    pg::Row row = r.row(i);  // in column order: (cancelled now, id); the flag is unnamed
+    const bool cancelled = row.Next<bool>();
+    (cancelled ? report.cancelled : report.requested).push_back(row.Next<std::int64_t>());
   }
   std::sort(report.cancelled.begin(), report.cancelled.end());
   std::sort(report.requested.begin(), report.requested.end());
@@ -452,16 +466,17 @@ std::vector<HistoryEntry> OpsStore::History(pg::Connection& c, std::int64_t id, 
   auto r = c.Execute(history_, pg::Params().Add(id).Add(limit));
   std::vector<HistoryEntry> out;
   for (int i = 0; i < r.rows(); ++i) {
+    const pg::Row row = r.row(i);
     HistoryEntry h;
-    h.id = r.Int64(i, 0);
-    h.step = r.String(i, 1);
-    h.event = r.String(i, 2);
-    h.status = r.String(i, 3);
-    h.attempt = r.Int(i, 4);
-    if (!r.IsNull(i, 5)) h.duration_ms = r.Double(i, 5);
-    h.error = r.OptString(i, 6);
-    h.node = r.String(i, 7);
-    h.at = r.String(i, 8);
+    h.id = row.Get<std::int64_t>("id");
+    h.step = row.Get<std::string>("step");
+    h.event = row.Get<std::string>("event");
+    h.status = row.Get<std::string>("status");
+    h.attempt = row.Get<int>("attempt");
+    if (auto duration = row.Get<std::optional<double>>("duration_ms")) h.duration_ms = *duration;
+    h.error = row.Get<std::optional<std::string>>("error");
+    h.node = row.Get<std::string>("node");
+    h.at = row.Get<std::string>("at");
     out.push_back(std::move(h));
   }
   return out;

@@ -192,17 +192,18 @@ RateLimitStore::AdmitResult RateLimitStore::Admit(
 
   if (!rejections.empty()) {
     const auto& r = results[reject_at];
-    for (int i = 0; i < r.rows(); ++i) out.rejected.push_back(r.Int64(i, 0));
+    for (int i = 0; i < r.rows(); ++i) out.rejected.push_back(r.row(i).Get<std::int64_t>("id"));
   }
   for (std::size_t n = 0; n < order.size(); ++n) {
     const auto& r = results[take_at + n];
     TokenGrant& g = out.grants[order[n]];
-    if (r.Bool(0, 0)) {
+    const pg::Row row = r.row(0);
+    if (row.Get<bool>("granted")) {
       g.status = TokenGrant::Status::kGranted;
-    } else if (!r.IsNull(0, 1)) {
+    } else if (auto wait_ms = row.Get<std::optional<std::int64_t>>("wait_ms")) {
       g.status = TokenGrant::Status::kThrottled;
-      g.wait_ms = r.Int64(0, 1);
-      g.reserved_behind = r.Int64(0, 2);
+      g.wait_ms = *wait_ms;
+      g.reserved_behind = row.Get<std::int64_t>("reserved");
     } else {
       g.status = TokenGrant::Status::kStale;
     }

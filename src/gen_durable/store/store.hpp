@@ -2,6 +2,8 @@
 //
 // A Store is bound to a schema; it owns the statement texts (with the schema substituted) and
 // runs them on a connection the caller provides. Hot statements name the index serving them.
+// Each statement's text is a named constant beside the method that runs it: store.cpp (the hot
+// loop), inserts.cpp, maintenance.cpp, node_store.cpp and reads.cpp.
 #pragma once
 
 #include <cstddef>
@@ -17,32 +19,9 @@
 #include "gen_durable/model/rows.hpp"
 #include "gen_durable/options.hpp"
 #include "gen_durable/pg/connection.hpp"
+#include "gen_durable/store/row_codec.hpp"
 
 namespace gen_durable::detail {
-
-// A Postgres array literal of ids ("{1,2,3}") for a bigint[] parameter.
-std::string IdArray(const std::vector<std::int64_t>& ids);
-
-// Decodes the JSON columns of a claimed row as gd_claim returns them: the state, and (unless
-// NULL) the unconsumed inbox and the children of the last join. A column that cannot be decoded
-// (jsonb stores numbers nlohmann cannot represent, e.g. 1e1000) sets row.state_error, and the
-// instance fails without running its step. Never throws (but std::bad_alloc).
-void DecodeClaimJson(std::string_view state, std::optional<std::string_view> signals,
-                     std::optional<std::string_view> children, ClaimedRow& row);
-
-
-// The parameters of one group commit, each a JSON array as text: the outcomes
-// (gd_commit_outcomes $1), the parked rows to wake at once (gd_wake_parked $1), the children
-// with their parent (gd_spawn_children $1) and the new join barriers (gd_spawn_children $3).
-struct CommitPayload {
-  std::string outcomes;
-  std::string wakes;
-  std::string children;
-  std::string joins;
-};
-// Encodes `rows` for CommitOutcomes. Strings that are not valid UTF-8 are repaired (U+FFFD);
-// states and results are written as they are (already encoded JSON).
-CommitPayload EncodeCommit(const std::vector<OutcomeRow>& rows);
 
 class Store {
  public:
@@ -141,16 +120,26 @@ class Store {
   StatusCounts Counts(pg::Connection& c) const;
 
  private:
-  pg::Statement Make(const char* name, const char* sql) const;
+  pg::Statement Make(const char* name, const std::string& sql) const;
+  // Each prepares the statements of its file (see above); called by the constructor.
+  void MakeInsertStatements();
+  void MakeHotLoopStatements();
+  void MakeMaintenanceStatements();
+  void MakeNodeStatements();
+  void MakeReadStatements();
   // Sets each instance's children ids (one query for all of them).
   void FillChildren(pg::Connection& c, std::span<InstanceInfo> infos) const;
 
   std::string schema_;
   std::string channel_;
   std::string partition_limits_;  // JSON object prefix -> slots
-  pg::Statement insert_batch_, announce_, promote_, claim_async_, claim_, commit_, wake_parked_, spawn_children_, heartbeat_, release_, reap_,
-      reclaim_node_, reap_parked_, gc_, node_upsert_, node_heartbeat_, node_delete_, nodes_on_host_,
-      nodes_prune_, get_, children_, list_, counts_, signal_, signals_of_;
+  pg::Statement insert_batch_, announce_;                              // inserts.cpp
+  pg::Statement promote_, claim_async_, claim_, commit_, wake_parked_, spawn_children_,
+      heartbeat_, release_;                                                // store.cpp
+  pg::Statement reap_, reclaim_node_, reap_parked_, gc_;                   // maintenance.cpp
+  pg::Statement node_upsert_, node_heartbeat_, node_delete_, nodes_on_host_,
+      nodes_prune_;                                                        // node_store.cpp
+  pg::Statement get_, children_, list_, counts_, signal_, signals_of_;    // reads.cpp
 };
 
 }  // namespace gen_durable::detail
