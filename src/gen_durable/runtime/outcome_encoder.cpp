@@ -59,26 +59,28 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ClaimedRow& data, const Ou
     if (!options.rate_limits.count(rl.name)) {
       // The next step does not run under a limit nobody defined: fail (reported by the caller).
       return FailOutcome(row, data.attempt,
-                  fmt::format("step '{}' named rate limit '{}', which this engine does not "
-                              "define (EngineOptions::rate_limits)",
-                              data.step, rl.name));
+                         fmt::format("step '{}' named rate limit '{}', which this engine does not "
+                                     "define (EngineOptions::rate_limits)",
+                                     data.step, rl.name));
     }
     if (rl.weight < 1) return FailOutcome(row, data.attempt, "rate limit weight must be >= 1");
     row.rate_limit = rl;
   }
   if (out.partition_key()) {
     if (*out.partition_key() && (*out.partition_key())->empty()) {
-      return FailOutcome(row, data.attempt, "partition key must not be empty (use ReleasePartition)");
+      return FailOutcome(row, data.attempt,
+                         "partition key must not be empty (use ReleasePartition)");
     }
     row.partition = *out.partition_key();
   }
   switch (out.kind()) {
     case OutcomeKind::kNext:
       if (!HasStep(def, out.step())) {
-        return FailOutcome(row, data.attempt,
-                    fmt::format("step '{}' returned next('{}'), which is not a step of machine "
-                                "'{}' version {}",
-                                data.step, out.step(), def.name, def.version));
+        return FailOutcome(
+            row, data.attempt,
+            fmt::format("step '{}' returned next('{}'), which is not a step of machine "
+                        "'{}' version {}",
+                        data.step, out.step(), def.name, def.version));
       }
       row.status = StatusName(keep ? Status::kExecuting : Status::kRunnable);
       row.step = out.step();
@@ -91,9 +93,9 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ClaimedRow& data, const Ou
       if (data.max_attempts > 0 && data.attempt + 1 >= data.max_attempts) {
         // The crash-loop guard covers replays too: a handler that replays forever stops here.
         return FailOutcome(row, data.attempt,
-                    fmt::format("{}{}max attempts ({}) reached in step '{}'{}", out.reason(),
-                                out.reason().empty() ? "" : " (", data.max_attempts, data.step,
-                                out.reason().empty() ? "" : ")"));
+                           fmt::format("{}{}max attempts ({}) reached in step '{}'{}", out.reason(),
+                                       out.reason().empty() ? "" : " (", data.max_attempts,
+                                       data.step, out.reason().empty() ? "" : ")"));
       }
       row.status = StatusName(Status::kRunnable);
       row.state = EncodeJson(out.state());
@@ -104,7 +106,8 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ClaimedRow& data, const Ou
     case OutcomeKind::kAwait: {
       const auto& opts = out.await_options();
       if (out.await_names().empty()) {
-        return FailOutcome(row, data.attempt, fmt::format("step '{}' awaited no signal name", data.step));
+        return FailOutcome(row, data.attempt,
+                           fmt::format("step '{}' awaited no signal name", data.step));
       }
       for (const auto& n : out.await_names()) {
         // A name no signal can carry would park the instance for good.
@@ -113,8 +116,8 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ClaimedRow& data, const Ou
       }
       if (opts.next_step && !HasStep(def, *opts.next_step)) {
         return FailOutcome(row, data.attempt,
-                    fmt::format("await next_step '{}' is not a step of machine '{}'",
-                                *opts.next_step, def.name));
+                           fmt::format("await next_step '{}' is not a step of machine '{}'",
+                                       *opts.next_step, def.name));
       }
       row.status = StatusName(Status::kAwaitingSignal);
       row.state = EncodeJson(out.state());
@@ -128,9 +131,10 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ClaimedRow& data, const Ou
     case OutcomeKind::kScheduleChildren: {
       const auto& opts = out.join_options();
       if (!HasStep(def, out.step())) {
-        return FailOutcome(row, data.attempt,
-                    fmt::format("schedule_children next step '{}' is not a step of machine '{}'",
-                                out.step(), def.name));
+        return FailOutcome(
+            row, data.attempt,
+            fmt::format("schedule_children next step '{}' is not a step of machine '{}'",
+                        out.step(), def.name));
       }
       if (opts.wait_for && *opts.wait_for < 1) {
         return FailOutcome(row, data.attempt, "schedule_children: wait_for must be >= 1");
@@ -140,18 +144,20 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ClaimedRow& data, const Ou
           row.children.push_back(ResolveRegistered(child, options.max_payload_bytes, find));
         }
       } catch (const std::exception& e) {
-        return FailOutcome(row, data.attempt,
-                    fmt::format("step '{}' scheduled an invalid child: {}", data.step, e.what()));
+        return FailOutcome(
+            row, data.attempt,
+            fmt::format("step '{}' scheduled an invalid child: {}", data.step, e.what()));
       }
       // The children are inserted by one statement, which takes at most this much.
       std::size_t bytes = 0;
       for (const auto& child : row.children) bytes += child.state.size();
       if (bytes > kMaxStatementJsonBytes) {
-        return FailOutcome(row, data.attempt,
-                    fmt::format("step '{}' called schedule_children with {} children carrying "
-                                "{} bytes of state, over the {} bytes one join can insert; "
-                                "schedule fewer or smaller children (or nest the joins)",
-                                data.step, row.children.size(), bytes, kMaxStatementJsonBytes));
+        return FailOutcome(
+            row, data.attempt,
+            fmt::format("step '{}' called schedule_children with {} children carrying "
+                        "{} bytes of state, over the {} bytes one join can insert; "
+                        "schedule fewer or smaller children (or nest the joins)",
+                        data.step, row.children.size(), bytes, kMaxStatementJsonBytes));
       }
       row.status = StatusName(Status::kAwaitingChildren);
       row.state = EncodeJson(out.state());
@@ -180,9 +186,9 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ClaimedRow& data, const Ou
                                     row.result ? row.result->size() : 0);
   if (size > limit) {
     return FailOutcome(row, data.attempt,
-                fmt::format("step '{}' produced {} bytes of state/result, over "
-                            "max_payload_bytes ({})",
-                            data.step, size, limit));
+                       fmt::format("step '{}' produced {} bytes of state/result, over "
+                                   "max_payload_bytes ({})",
+                                   data.step, size, limit));
   }
   return row;
 }
