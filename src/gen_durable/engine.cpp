@@ -89,7 +89,8 @@ class EngineImpl {
     maintenance_ = std::make_unique<Maintenance>(core_, *queues_);
     maintenance_->Start();
     control_->Start();  // (before the listener, which wakes it once it listens)
-    listener_ = std::make_unique<Listener>(core_, *queues_, *control_);
+    listener_ = std::make_unique<Listener>(core_->store.channel(), ControlChannelFor(o.schema),
+                                           Connector(), *queues_, *control_);
     listener_->Start();
     autoscaler_ = std::make_unique<Autoscaler>(*queues_, core_->ops, core_->telemetry,
                                                o.autoscale_interval, o.autoscale_cooldown,

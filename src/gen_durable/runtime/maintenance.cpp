@@ -163,17 +163,22 @@ std::int64_t Maintenance::Collect() {
 
 // --- listener ---
 
-Listener::Listener(std::shared_ptr<EngineCore> core, QueueSet& queues, ControlReader& control)
-    : core_(std::move(core)), queues_(queues), control_(control) {}
+Listener::Listener(std::string channel, std::string control_channel, ConnectionFactory connect,
+                   QueueSet& queues, ControlReader& control)
+    : channel_(std::move(channel)),
+      control_channel_(std::move(control_channel)),
+      connect_(std::move(connect)),
+      queues_(queues),
+      control_(control) {}
 
 void Listener::Start() {
-  thread_ = std::thread([this, control_channel = ControlChannelFor(core_->options.schema)] {
-    pg::ReconnectingConnection conn([this] { return core_->Connect("listener"); });
+  thread_ = std::thread([this, control_channel = control_channel_] {
+    pg::ReconnectingConnection conn([this] { return connect_("listener"); });
     Millis retry{100};
     while (!wake_.stopped()) {
       try {
         if (!conn.usable()) {
-          conn.Get().Listen(core_->store.channel());
+          conn.Get().Listen(channel_);
           conn.Get().Listen(control_channel);
           retry = Millis{100};
           {

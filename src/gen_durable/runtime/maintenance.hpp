@@ -66,13 +66,17 @@ class Listener {
   // `control` is woken for every notification on the control channel, whatever its payload
   // (which is never read: anyone who can connect can send one), and after each (re)connect,
   // since notifications sent while the listener was away are lost.
-  Listener(std::shared_ptr<EngineCore> core, QueueSet& queues, ControlReader& control);
+  // Listens on `channel` (new work, its payload a queue name) and `control_channel`.
+  Listener(std::string channel, std::string control_channel, ConnectionFactory connect,
+           QueueSet& queues, ControlReader& control);
   ~Listener() { Stop(); }
   void Start();
   void Stop();
 
  private:
-  std::shared_ptr<EngineCore> core_;
+  const std::string channel_;
+  const std::string control_channel_;
+  const ConnectionFactory connect_;
   QueueSet& queues_;
   ControlReader& control_;
   Mutex ready_mu_;
