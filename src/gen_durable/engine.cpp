@@ -84,7 +84,9 @@ class EngineImpl {
     flusher_ = std::make_shared<Flusher>(core_);
     flusher_->Start();
     queues_->StartRunners(flusher_);
-    heartbeat_ = std::make_unique<Heartbeat>(core_, *queues_);
+    heartbeat_ = std::make_unique<Heartbeat>(core_->store, core_->ops, core_->node_id,
+                                             o.heartbeat_interval, o.lease_ttl, Connector(),
+                                             *queues_);
     heartbeat_->Start();
     maintenance_ = std::make_unique<Maintenance>(core_, *queues_);
     maintenance_->Start();

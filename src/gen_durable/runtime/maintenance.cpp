@@ -30,14 +30,20 @@ void EmitReaped(EngineCore& core, const std::vector<ReapedRow>& rows) {
 
 // --- heartbeat ---
 
-Heartbeat::Heartbeat(std::shared_ptr<EngineCore> core, QueueSet& queues)
-    : core_(std::move(core)),
+Heartbeat::Heartbeat(const Store& store, const OpsStore& ops, std::string node_id,
+                     Millis interval, Millis lease_ttl, ConnectionFactory connect,
+                     QueueSet& queues)
+    : store_(store),
+      ops_(ops),
+      node_id_(std::move(node_id)),
+      interval_(interval),
+      lease_ttl_(lease_ttl),
       queues_(queues),
-      conn_([this] { return core_->Connect("heartbeat"); }) {}
+      conn_([connect = std::move(connect)] { return connect("heartbeat"); }) {}
 
 void Heartbeat::Start() {
   thread_ = std::thread([this] {
-    while (wake_.WaitFor(core_->options.heartbeat_interval)) Beat();
+    while (wake_.WaitFor(interval_)) Beat();
   });
 }
 
@@ -50,11 +56,11 @@ void Heartbeat::Beat() {
   try {
     auto& conn = conn_.Get();
     auto ids = queues_.HeldIds();
-    core_->store.Heartbeat(conn, core_->node_id, ids, core_->options.lease_ttl);
-    core_->store.NodeHeartbeat(conn, core_->node_id);
+    store_.Heartbeat(conn, node_id_, ids, lease_ttl_);
+    store_.NodeHeartbeat(conn, node_id_);
     // Cancels this node was not woken for (its listener was reconnecting).
     if (!ids.empty()) {
-      for (auto id : core_->ops.CancelRequested(conn, core_->node_id, ids)) queues_.Cancel(id);
+      for (auto id : ops_.CancelRequested(conn, node_id_, ids)) queues_.Cancel(id);
     }
   } catch (const std::exception& e) {
     spdlog::warn("heartbeat failed: {}", e.what());

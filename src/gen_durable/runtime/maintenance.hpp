@@ -21,7 +21,9 @@ namespace gen_durable::detail {
 // node's own row, and cancels the held rows whose cancel was requested.
 class Heartbeat {
  public:
-  Heartbeat(std::shared_ptr<EngineCore> core, QueueSet& queues);
+  // Beats every `interval` for node `node_id`, extending leases to `lease_ttl`.
+  Heartbeat(const Store& store, const OpsStore& ops, std::string node_id, Millis interval,
+            Millis lease_ttl, ConnectionFactory connect, QueueSet& queues);
   ~Heartbeat() { Stop(); }
   void Start();
   void Stop();
@@ -29,7 +31,11 @@ class Heartbeat {
   void Beat();
 
  private:
-  std::shared_ptr<EngineCore> core_;
+  const Store& store_;
+  const OpsStore& ops_;
+  const std::string node_id_;
+  const Millis interval_;
+  const Millis lease_ttl_;
   QueueSet& queues_;
   pg::ReconnectingConnection conn_;
   Wakeup wake_;
