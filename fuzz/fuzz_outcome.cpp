@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "gen_durable/gen_durable.hpp"
-#include "gen_durable/model/context_data.hpp"
-#include "gen_durable/runtime/queue_runner.hpp"
+#include "gen_durable/model/rows.hpp"
+#include "gen_durable/runtime/outcome_encoder.hpp"
 #include "gen_durable/store/store.hpp"
 #include "input.hpp"
 
@@ -229,7 +229,7 @@ Outcome AnyOutcome(FuzzInput& in) {
 }
 
 // The contract of the row EncodeOutcome made of `out`.
-void CheckRow(const OutcomeRow& row, const Outcome& out, const detail::ContextData& data,
+void CheckRow(const OutcomeRow& row, const Outcome& out, const detail::ClaimedRow& data,
               const EngineOptions& options, bool keep) {
   Check(row.id == data.id && row.lease_seq == 7, "the row names the claim");
   if (row.status == "failed") {
@@ -373,8 +373,9 @@ void FuzzEncode(FuzzInput& in) {
   EngineOptions options;
   options.rate_limits["api"] = RateLimit{};
   if (in.Bool()) options.max_payload_bytes = in.Below(256);
-  detail::ContextData data;
+  detail::ClaimedRow data;
   data.id = in.Int<std::int64_t>();
+  data.lease_seq = 7;
   data.fsm = "fuzz.flow";
   data.step = in.Pick(kSteps, 8);
   data.attempt = in.Int<std::int16_t>();
@@ -385,7 +386,7 @@ void FuzzEncode(FuzzInput& in) {
   const bool keep = in.Bool();
   const Outcome out = AnyOutcome(in);
   const OutcomeRow row =
-      detail::EncodeOutcome(Flow(), data, 7, out, keep, options, FindChild);
+      detail::EncodeOutcome(Flow(), data, out, keep, options, FindChild);
   CheckRow(row, out, data, options, keep);
   OutcomeRow other;
   other.id = 2;

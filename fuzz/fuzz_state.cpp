@@ -18,7 +18,7 @@
 
 #include "gen_durable/gen_durable.hpp"
 #include "gen_durable/model/context_data.hpp"
-#include "gen_durable/runtime/queue_runner.hpp"
+#include "gen_durable/runtime/outcome_encoder.hpp"
 #include "gen_durable/store/store.hpp"
 #include "input.hpp"
 
@@ -112,20 +112,21 @@ const Machines& TheMachines() {
 
 std::unique_ptr<detail::ContextData> ContextOf(const detail::ClaimedRow& row,
                                                const std::string& step) {
-  auto data = std::make_unique<detail::ContextData>();
-  data->id = 1;
-  data->fsm = "fuzz";
-  data->step = step;
-  data->queue = "default";
-  data->state = row.state;
-  return data;
+  detail::ClaimedRow claimed;
+  claimed.id = 1;
+  claimed.lease_seq = 7;
+  claimed.fsm = "fuzz";
+  claimed.step = step;
+  claimed.queue = "default";
+  claimed.state = row.state;
+  return std::make_unique<detail::ContextData>(std::move(claimed));
 }
 
 // The row the commit would carry for `out`, checked to be the one `want_state` encodes.
 void CheckCommitted(const detail::MachineDef& def, const detail::ContextData& data,
                     const Outcome& out, const Json& want_state) {
   const detail::OutcomeRow row =
-      detail::EncodeOutcome(def, data, 7, out, false, TheMachines().options, {});
+      detail::EncodeOutcome(def, data.row, out, false, TheMachines().options, {});
   Check(row.status == "runnable", "a next outcome of a known step becomes a runnable row");
   Check(row.state.has_value(), "a next outcome carries its state");
   Check(Json::parse(*row.state) == want_state, "the committed state is the step's state");

@@ -281,6 +281,42 @@ TEST_F(BadInput, AnOutcomeTheDatabaseCannotStoreFailsOnlyItsInstance) {
   EXPECT_EQ(Executing(), 0);
 }
 
+TEST_F(BadInput, AnOutcomeTheDatabaseCannotStoreClearsTheInbox) {
+  // The refused outcome becomes a failure, which ends the instance: its inbox goes with it in
+  // the same statement, the signals the step was shown and one that came while it ran alike
+  // (as for any terminal outcome), rather than the shown ones alone.
+  static std::atomic<bool> running{false};
+  static std::atomic<bool> signalled{false};
+  running = false;
+  signalled = false;
+  auto m = Machine<Json>("t.nul_inbox")
+               .Step("start",
+                     [](StepContext<Json>& c) {
+                       if (c.signals().empty()) return Await({"go"}, c.state());
+                       running = true;
+                       for (int i = 0; i < 200 && !signalled; ++i) {
+                         std::this_thread::sleep_for(10ms);
+                       }
+                       return Next("end", Json{{"s", std::string("a\0b", 3)}});
+                     })
+               .Step("end", [](StepContext<Json>&) { return Done(); })
+               .Build();
+  auto engine = Engine::Start(Options({m}));
+  const auto id = *client_->Insert(m);
+  ASSERT_TRUE(WaitUntil([&] { return client_->Get(id)->status == "awaiting_signal"; }, 10s));
+  ASSERT_TRUE(client_->Signal(id, "go").ok());
+  ASSERT_TRUE(WaitUntil([&] { return running.load(); }, 10s));
+  ASSERT_TRUE(client_->Signal(id, "late").ok());
+  signalled = true;
+  auto info = WaitTerminal(id, 10s);
+  EXPECT_EQ(info.status, "failed");
+  EXPECT_NE(info.last_error.value_or("").find("outcome could not be stored"), std::string::npos)
+      << info.last_error.value_or("");
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_signals WHERE instance_id = " + std::to_string(id) +
+                  " AND consumed_at IS NULL"),
+            0);
+}
+
 // --- the CLI ---
 
 TEST_F(BadInput, CliRefusesBadNamesKeysAndStatesWithExitTwo) {

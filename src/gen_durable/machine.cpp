@@ -79,26 +79,26 @@ Outcome ScheduleChildrenJson(std::string next_step, std::vector<InsertRequest> c
 
 // --- context ---
 
-std::int64_t Context::id() const { return d_->id; }
-const std::string& Context::fsm() const { return d_->fsm; }
-int Context::fsm_version() const { return d_->fsm_version; }
-const std::string& Context::step() const { return d_->step; }
-int Context::attempt() const { return d_->attempt; }
-int Context::max_attempts() const { return d_->max_attempts; }
-const std::string& Context::queue() const { return d_->queue; }
-int Context::priority() const { return d_->priority; }
-const Json& Context::raw_state() const { return d_->state; }
+std::int64_t Context::id() const { return d_->row.id; }
+const std::string& Context::fsm() const { return d_->row.fsm; }
+int Context::fsm_version() const { return d_->row.fsm_version; }
+const std::string& Context::step() const { return d_->row.step; }
+int Context::attempt() const { return d_->row.attempt; }
+int Context::max_attempts() const { return d_->row.max_attempts; }
+const std::string& Context::queue() const { return d_->row.queue; }
+int Context::priority() const { return d_->row.priority; }
+const Json& Context::raw_state() const { return d_->row.state; }
 bool Context::cancelled() const { return d_->cancelled.load(std::memory_order_relaxed); }
-std::optional<std::string> Context::partition_key() const { return d_->partition_key; }
-std::optional<std::string> Context::unique_key() const { return d_->unique_key; }
-const std::vector<Signal>& Context::signals() const { return d_->signals; }
+std::optional<std::string> Context::partition_key() const { return d_->row.partition_key; }
+std::optional<std::string> Context::unique_key() const { return d_->row.unique_key; }
+const std::vector<Signal>& Context::signals() const { return d_->row.signals; }
 const Signal* Context::FindSignal(const std::string& name) const {
-  for (const auto& s : d_->signals) {
+  for (const auto& s : d_->row.signals) {
     if (s.name == name) return &s;
   }
   return nullptr;
 }
-const std::vector<ChildResult>& Context::children() const { return d_->children; }
+const std::vector<ChildResult>& Context::children() const { return d_->row.children; }
 
 // --- backoff ---
 
@@ -171,14 +171,14 @@ std::string DecodeErrorMessage(const std::exception& e) {
   return std::string("state decode failed: ") + e.what();
 }
 
-const Json& StateOf(ContextData* data) { return data->state; }
-const std::string& StepOf(ContextData* data) { return data->step; }
+const Json& StateOf(ContextData* data) { return data->row.state; }
+const std::string& StepOf(ContextData* data) { return data->row.step; }
 
 Outcome UnknownStep(ContextData* data, const std::vector<std::string>& known) {
   std::string list;
   for (const auto& s : known) list += (list.empty() ? "" : ", ") + s;
   return Stop(fmt::format("unknown step '{}' for machine '{}' version {} (known steps: {})",
-                          data->step, data->fsm, data->fsm_version, list));
+                          data->row.step, data->row.fsm, data->row.fsm_version, list));
 }
 
 Outcome StepErrorToStop(const StepError& error) { return Stop(error.message); }
@@ -193,12 +193,12 @@ Outcome RouteJobResult(ContextData* data, const MachineDef& def, int kind, Json 
     case JobResult::Kind::kError:
       break;
   }
-  const int limit = data->max_attempts > 0 ? data->max_attempts : def.max_attempts;
-  if (limit > 0 && data->attempt + 1 >= limit) {
-    return Stop(fmt::format("{} (attempt {} of {})", reason, data->attempt + 1, limit));
+  const int limit = data->row.max_attempts > 0 ? data->row.max_attempts : def.max_attempts;
+  if (limit > 0 && data->row.attempt + 1 >= limit) {
+    return Stop(fmt::format("{} (attempt {} of {})", reason, data->row.attempt + 1, limit));
   }
-  const Millis delay = def.backoff ? def.backoff(data->attempt) : DefaultBackoff(data->attempt);
-  return ReplayJson(data->state, delay).WithError(std::move(reason));
+  const Millis delay = def.backoff ? def.backoff(data->row.attempt) : DefaultBackoff(data->row.attempt);
+  return ReplayJson(data->row.state, delay).WithError(std::move(reason));
 }
 
 void Validate(const MachineDef& def) {

@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "gen_durable/error.hpp"
+#include "gen_durable/model/status.hpp"
 #include "gen_durable/model/validate.hpp"
 
 namespace gen_durable::detail {
@@ -29,10 +30,6 @@ std::string FormatTimestamp(TimePoint tp) {
   return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}+00", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
-
-constexpr std::array<const char*, 8> kStatuses = {
-    "scheduled", "runnable", "executing", "awaiting_signal", "awaiting_children",
-    "done",      "failed",   "cancelled"};
 
 void Require(const std::string& problem) {
   if (!problem.empty()) throw InvalidArgument(problem);
@@ -101,7 +98,7 @@ NewInstance ResolveInsert(const std::string& fsm, std::optional<int> version,
     n.unique_key = o.unique_key;
   }
   for (const auto& status : o.unique_scope) {
-    if (std::find(kStatuses.begin(), kStatuses.end(), status) == kStatuses.end()) {
+    if (!ParseStatus(status)) {
       throw InvalidArgument(fmt::format("insert: unique_scope: '{}' is not a status", status));
     }
   }
@@ -113,8 +110,9 @@ NewInstance ResolveInsert(const std::string& fsm, std::optional<int> version,
     // move into while another row holds the key would make that move (a claim, a wake, a
     // park) fail for the whole batch it belongs to. Scopes may add terminal statuses, to keep
     // a key after completion.
-    for (const char* live : {"scheduled", "runnable", "executing", "awaiting_signal",
-                             "awaiting_children"}) {
+    for (const Status s : kAllStatuses) {
+      if (IsTerminal(s)) continue;
+      const std::string_view live = StatusName(s);
       if (std::find(o.unique_scope.begin(), o.unique_scope.end(), live) ==
           o.unique_scope.end()) {
         throw InvalidArgument(fmt::format(

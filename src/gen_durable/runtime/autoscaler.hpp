@@ -1,8 +1,14 @@
-// The autoscaling rule of a queue configured {min, max} (docs/operations.md): pure, so it is tested
-// alone.
+// The autoscaling of a queue configured {min, max} (docs/operations.md): the rule, pure so it
+// is tested alone, and the loop that applies it to each autoscaled queue.
 #pragma once
 
 #include <cstdint>
+#include <thread>
+
+#include "gen_durable/runtime/core.hpp"
+#include "gen_durable/runtime/periodic.hpp"
+#include "gen_durable/runtime/queue_set.hpp"
+#include "gen_durable/store/ops_store.hpp"
 
 namespace gen_durable::detail {
 
@@ -19,5 +25,28 @@ struct AutoscaleInput {
 // cooldown, so a queue whose backlog comes in bursts does not flap. Never below in_flight
 // when shrinking (a scale-down lets running steps finish; it does not strand them).
 int AutoscaleTarget(const AutoscaleInput& in);
+
+// Every `interval`: each autoscaled queue of `queues` scaled to AutoscaleTarget of its backlog
+// (read with `ops`), shrinking no sooner than `cooldown` after its last change.
+class Autoscaler {
+ public:
+  Autoscaler(QueueSet& queues, const OpsStore& ops, const Telemetry& telemetry, Millis interval,
+             Millis cooldown, ConnectionFactory connect);
+  ~Autoscaler() { Stop(); }
+  void Start();
+  void Stop();
+
+ private:
+  void Run();
+
+  QueueSet& queues_;
+  const OpsStore& ops_;
+  const Telemetry& telemetry_;
+  const Millis interval_;
+  const Millis cooldown_;
+  const ConnectionFactory connect_;
+  Wakeup wake_;
+  std::thread thread_;
+};
 
 }  // namespace gen_durable::detail

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,6 +24,22 @@ struct Counters {
   std::atomic<std::int64_t> claimed{0}, steps{0}, committed{0}, stale{0}, reaped{0},
       gc_deleted{0}, flushes{0}, released{0};
 };
+
+// Opens a connection to the engine's database for `role` (the session's application_name).
+using ConnectionFactory = std::function<std::unique_ptr<pg::Connection>(const std::string& role)>;
+
+// Emits event `name` when some handler of `telemetry` wants it; `build` fills measurements and
+// metadata (not called otherwise).
+template <typename Build>
+void EmitEvent(const Telemetry& telemetry, const char* name, Build&& build) {
+  const std::string n(name);
+  if (!telemetry.Wants(n)) return;
+  TelemetryEvent e;
+  e.name = n;
+  e.metadata = Json::object();
+  build(e);
+  telemetry.Emit(e);
+}
 
 struct EngineCore {
   EngineCore(EngineOptions opts, std::string node);
@@ -49,13 +66,7 @@ struct EngineCore {
   // Emits an event when some handler wants it; `build` fills measurements and metadata.
   template <typename Build>
   void Emit(const char* name, Build&& build) const {
-    const std::string n(name);
-    if (!telemetry.Wants(n)) return;
-    TelemetryEvent e;
-    e.name = n;
-    e.metadata = Json::object();
-    build(e);
-    telemetry.Emit(e);
+    EmitEvent(telemetry, name, std::forward<Build>(build));
   }
 };
 

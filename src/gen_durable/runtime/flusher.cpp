@@ -1,6 +1,7 @@
 // Group commit of step outcomes, with the ownership guard and reconnect on failure.
 #include "gen_durable/runtime/flusher.hpp"
 
+#include "gen_durable/runtime/outcome_encoder.hpp"
 #include "gen_durable/util/crash_point.hpp"
 
 #include <spdlog/spdlog.h>
@@ -12,7 +13,8 @@
 
 namespace gen_durable::detail {
 
-Flusher::Flusher(std::shared_ptr<EngineCore> core) : core_(std::move(core)) {}
+Flusher::Flusher(std::shared_ptr<EngineCore> core)
+    : core_(std::move(core)), conn_([this] { return core_->Connect("flusher"); }) {}
 
 Flusher::~Flusher() {
   if (thread_.joinable()) Stop(std::chrono::steady_clock::now());
@@ -22,15 +24,15 @@ void Flusher::Start() { thread_ = std::thread([this] { Run(); }); }
 
 void Flusher::Stop(std::chrono::steady_clock::time_point deadline) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
     deadline_ = deadline;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (thread_.joinable()) thread_.join();
   // Anything that slipped in after the last flush is abandoned.
-  conn_.reset();
-  std::lock_guard lock(mu_);
+  conn_.Reset();
+  MutexLock lock(mu_);
   closed_ = true;
   for (auto& p : pending_) p.done(CommitResult::kAbandoned);
   pending_.clear();
@@ -45,7 +47,7 @@ CommitResult Flusher::Commit(OutcomeRow row) {
 
 void Flusher::Submit(OutcomeRow row, std::function<void(CommitResult)> done) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!closed_) {
       pending_.push_back(Pending{std::move(row), std::move(done)});
       done = nullptr;
@@ -55,15 +57,15 @@ void Flusher::Submit(OutcomeRow row, std::function<void(CommitResult)> done) {
     done(CommitResult::kAbandoned);
     return;
   }
-  cv_.notify_one();
+  cv_.NotifyOne();
 }
 
 void Flusher::Run() {
   std::vector<Pending> batch;
   for (;;) {
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+      MutexLock lock(mu_);
+      while (!stopping_ && pending_.empty()) cv_.Wait(mu_);
       if (pending_.empty() && stopping_) return;
       batch.swap(pending_);
     }
@@ -81,10 +83,10 @@ bool Flusher::Flush(std::vector<Pending>& batch) {
   auto backoff = std::chrono::milliseconds(50);
   for (;;) {
     try {
-      if (!conn_ || conn_->broken()) conn_ = core_->Connect("flusher");
+      auto& conn = conn_.Get();
       GD_CRASH_POINT("before_flush_commit");
       // Values are absolute and guarded by lease_seq: re-running an in-doubt commit is safe.
-      auto committed = core_->store.CommitOutcomes(*conn_, rows, core_->node_id,
+      auto committed = core_->store.CommitOutcomes(conn, rows, core_->node_id,
                                                    core_->options.lease_ttl,
                                                    core_->options.history);
       GD_CRASH_POINT("after_flush_commit");
@@ -118,13 +120,11 @@ bool Flusher::Flush(std::vector<Pending>& batch) {
         spdlog::error("outcome commit refused: {}", e.what());
         if (rows.size() == 1) {
           OutcomeRow failed = rows[0];
-          failed.status = "failed";
-          failed.step.reset();
-          failed.state.reset();
-          failed.result.reset();
-          failed.keep = false;
-          failed.last_error = std::string("outcome could not be stored: ") + e.what();
-          if (rows[0].status == "failed" && rows[0].last_error == failed.last_error) return false;
+          FailOutcome(failed, rows[0].attempt,
+                      std::string("outcome could not be stored: ") + e.what());
+          if (rows[0].status == failed.status && rows[0].last_error == failed.last_error) {
+            return false;
+          }
           rows[0] = failed;
           continue;
         }
@@ -137,9 +137,9 @@ bool Flusher::Flush(std::vector<Pending>& batch) {
         return true;
       }
       spdlog::warn("outcome commit failed ({}), retrying in {} ms", e.what(), backoff.count());
-      if (conn_ && conn_->broken()) conn_.reset();
+      conn_.DropIfBroken();
       {
-        std::unique_lock lock(mu_);
+        MutexLock lock(mu_);
         if (stopping_ && std::chrono::steady_clock::now() >= deadline_) return false;
       }
       std::this_thread::sleep_for(backoff);

@@ -6,16 +6,16 @@
 // is in flight, new outcomes queue up and go together in the next one.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "gen_durable/pg/pool.hpp"
 #include "gen_durable/runtime/core.hpp"
+#include "gen_durable/util/thread_annotations.hpp"
 
 namespace gen_durable::detail {
 
@@ -33,30 +33,30 @@ class Flusher {
   void Start();
   // Commits what is pending (retrying a lost connection until `deadline`), then stops;
   // later Commit() calls return kAbandoned at once.
-  void Stop(std::chrono::steady_clock::time_point deadline);
+  void Stop(std::chrono::steady_clock::time_point deadline) GD_EXCLUDES(mu_);
   // Blocks until `row` is committed or refused. Thread-safe.
-  CommitResult Commit(OutcomeRow row);
+  CommitResult Commit(OutcomeRow row) GD_EXCLUDES(mu_);
   // Queues `row` and returns at once; `done` runs on the flusher thread with the result (it
   // must be quick and must not call back into the flusher). Thread-safe.
-  void Submit(OutcomeRow row, std::function<void(CommitResult)> done);
+  void Submit(OutcomeRow row, std::function<void(CommitResult)> done) GD_EXCLUDES(mu_);
 
  private:
   struct Pending {
     OutcomeRow row;
     std::function<void(CommitResult)> done;
   };
-  void Run();
+  void Run() GD_EXCLUDES(mu_);
   // Returns false when the batch could not be committed before the stop deadline.
-  bool Flush(std::vector<Pending>& batch);
+  bool Flush(std::vector<Pending>& batch) GD_EXCLUDES(mu_);
 
   std::shared_ptr<EngineCore> core_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Pending> pending_;                        // GUARDED_BY(mu_)
-  bool stopping_ = false;                               // GUARDED_BY(mu_)
-  bool closed_ = false;                                 // GUARDED_BY(mu_)
-  std::chrono::steady_clock::time_point deadline_{};    // GUARDED_BY(mu_)
-  std::unique_ptr<pg::Connection> conn_;                // flusher thread only
+  Mutex mu_;
+  CondVar cv_;
+  std::vector<Pending> pending_ GD_GUARDED_BY(mu_);
+  bool stopping_ GD_GUARDED_BY(mu_) = false;
+  bool closed_ GD_GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point deadline_ GD_GUARDED_BY(mu_){};
+  pg::ReconnectingConnection conn_;                     // flusher thread only
   std::thread thread_;
 };
 

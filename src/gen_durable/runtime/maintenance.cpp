@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "gen_durable/model/status.hpp"
 #include "gen_durable/runtime/node.hpp"
 #include "gen_durable/schema/migrations.hpp"
 
@@ -29,14 +30,20 @@ void EmitReaped(EngineCore& core, const std::vector<ReapedRow>& rows) {
 
 // --- heartbeat ---
 
-Heartbeat::Heartbeat(std::shared_ptr<EngineCore> core,
-                     std::function<std::vector<std::int64_t>()> held,
-                     std::function<void(std::int64_t)> cancelled)
-    : core_(std::move(core)), held_(std::move(held)), cancelled_(std::move(cancelled)) {}
+Heartbeat::Heartbeat(const Store& store, const OpsStore& ops, std::string node_id,
+                     Millis interval, Millis lease_ttl, ConnectionFactory connect,
+                     QueueSet& queues)
+    : store_(store),
+      ops_(ops),
+      node_id_(std::move(node_id)),
+      interval_(interval),
+      lease_ttl_(lease_ttl),
+      queues_(queues),
+      conn_([connect = std::move(connect)] { return connect("heartbeat"); }) {}
 
 void Heartbeat::Start() {
   thread_ = std::thread([this] {
-    while (wake_.WaitFor(core_->options.heartbeat_interval)) Beat();
+    while (wake_.WaitFor(interval_)) Beat();
   });
 }
 
@@ -47,30 +54,27 @@ void Heartbeat::Stop() {
 
 void Heartbeat::Beat() {
   try {
-    if (!conn_ || conn_->broken()) conn_ = core_->Connect("heartbeat");
-    auto ids = held_();
-    core_->store.Heartbeat(*conn_, core_->node_id, ids, core_->options.lease_ttl);
-    core_->store.NodeHeartbeat(*conn_, core_->node_id);
+    auto& conn = conn_.Get();
+    auto ids = queues_.HeldIds();
+    store_.Heartbeat(conn, node_id_, ids, lease_ttl_);
+    store_.NodeHeartbeat(conn, node_id_);
     // Cancels this node was not woken for (its listener was reconnecting).
-    if (!ids.empty() && cancelled_) {
-      for (auto id : core_->ops.CancelRequested(*conn_, core_->node_id, ids)) cancelled_(id);
+    if (!ids.empty()) {
+      for (auto id : ops_.CancelRequested(conn, node_id_, ids)) queues_.Cancel(id);
     }
   } catch (const std::exception& e) {
     spdlog::warn("heartbeat failed: {}", e.what());
-    if (conn_ && conn_->broken()) conn_.reset();
+    conn_.DropIfBroken();
   }
 }
 
 // --- reaper and GC ---
 
-Maintenance::Maintenance(std::shared_ptr<EngineCore> core,
-                         std::function<void(const std::string&)> poke)
-    : core_(std::move(core)), poke_(std::move(poke)), rate_limiter_(core_) {}
-
-pg::Connection& Maintenance::Conn() {
-  if (!conn_ || conn_->broken()) conn_ = core_->Connect("maintenance");
-  return *conn_;
-}
+Maintenance::Maintenance(std::shared_ptr<EngineCore> core, QueueSet& queues)
+    : core_(std::move(core)),
+      queues_(queues),
+      rate_limiter_(core_),
+      conn_([this] { return core_->Connect("maintenance"); }) {}
 
 void Maintenance::Start() {
   const auto& o = core_->options;
@@ -106,17 +110,17 @@ void Maintenance::Stop() {
 std::int64_t Maintenance::Reap() {
   std::int64_t total = 0;
   try {
-    auto& conn = Conn();
+    auto& conn = conn_.Get();
     for (;;) {
       auto woken = core_->store.ReapParked(conn, kReapBatch);
       for (const auto& w : woken) {
-        if (w.was == "awaiting_signal") {
+        if (ParseStatus(w.was) == Status::kAwaitingSignal) {
           core_->Emit("await.timeout", [&](TelemetryEvent& e) {
             e.measurements["count"] = 1;
             e.metadata["id"] = w.id;
           });
         }
-        if (poke_) poke_(w.queue);
+        queues_.Poke(w.queue);
       }
       if (static_cast<int>(woken.size()) < kReapBatch) break;
     }
@@ -132,7 +136,7 @@ std::int64_t Maintenance::Reap() {
     core_->ops.ControlPrune(conn);
   } catch (const std::exception& e) {
     spdlog::warn("reaper sweep failed: {}", e.what());
-    if (conn_ && conn_->broken()) conn_.reset();
+    conn_.DropIfBroken();
   }
   return total;
 }
@@ -141,7 +145,7 @@ std::int64_t Maintenance::Collect() {
   std::int64_t total = 0;
   const auto& o = core_->options;
   try {
-    auto& conn = Conn();
+    auto& conn = conn_.Get();
     for (;;) {
       const auto n = core_->store.GcSweep(conn, o.gc_retention, o.gc_batch);
       total += n;
@@ -155,7 +159,7 @@ std::int64_t Maintenance::Collect() {
     }
   } catch (const std::exception& e) {
     spdlog::warn("gc sweep failed: {}", e.what());
-    if (conn_ && conn_->broken()) conn_.reset();
+    conn_.DropIfBroken();
   }
   core_->Emit("gc.swept", [&](TelemetryEvent& e) {
     e.measurements["count"] = static_cast<double>(total);
@@ -165,41 +169,43 @@ std::int64_t Maintenance::Collect() {
 
 // --- listener ---
 
-Listener::Listener(std::shared_ptr<EngineCore> core,
-                   std::function<void(const std::string&)> on_queue,
-                   std::function<void()> on_control)
-    : core_(std::move(core)), on_queue_(std::move(on_queue)), on_control_(std::move(on_control)) {}
+Listener::Listener(std::string channel, std::string control_channel, ConnectionFactory connect,
+                   QueueSet& queues, ControlReader& control)
+    : channel_(std::move(channel)),
+      control_channel_(std::move(control_channel)),
+      connect_(std::move(connect)),
+      queues_(queues),
+      control_(control) {}
 
 void Listener::Start() {
-  thread_ = std::thread([this, control_channel = ControlChannelFor(core_->options.schema)] {
-    std::unique_ptr<pg::Connection> conn;
+  thread_ = std::thread([this, control_channel = control_channel_] {
+    pg::ReconnectingConnection conn([this] { return connect_("listener"); });
     Millis retry{100};
     while (!wake_.stopped()) {
       try {
-        if (!conn || conn->broken()) {
-          conn = core_->Connect("listener");
-          conn->Listen(core_->store.channel());
-          if (on_control_) conn->Listen(control_channel);
+        if (!conn.usable()) {
+          conn.Get().Listen(channel_);
+          conn.Get().Listen(control_channel);
           retry = Millis{100};
           {
-            std::lock_guard lock(ready_mu_);
+            MutexLock lock(ready_mu_);
             listening_ = true;
           }
-          ready_cv_.notify_all();
+          ready_cv_.NotifyAll();
           // Requests written while this node was not listening: read them now.
-          if (on_control_) on_control_();
+          control_.Wake();
         }
         // Short waits so Stop() is noticed promptly.
-        for (const auto& n : conn->WaitForNotifications(Millis{250})) {
+        for (const auto& n : conn.Get().WaitForNotifications(Millis{250})) {
           if (n.channel != control_channel) {
-            on_queue_(n.payload);
-          } else if (on_control_) {
-            on_control_();  // a wake-up: the payload is not read
+            queues_.Poke(n.payload);
+          } else {
+            control_.Wake();  // a wake-up: the payload is not read
           }
         }
       } catch (const std::exception& e) {
         spdlog::debug("listener: {}", e.what());
-        conn.reset();
+        conn.Reset();
         if (!wake_.WaitFor(retry)) return;
         retry = std::min(retry * 2, Millis{5000});
       }
@@ -208,8 +214,11 @@ void Listener::Start() {
   // Wait (briefly) until LISTEN took effect, so a notification sent after Start returns (a
   // scale or cancel request, new work) reaches this engine. A listener that cannot connect
   // keeps retrying in the background; polling covers the work meanwhile.
-  std::unique_lock lock(ready_mu_);
-  ready_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return listening_; });
+  MutexLock lock(ready_mu_);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!listening_) {
+    if (!ready_cv_.WaitUntil(ready_mu_, until)) break;
+  }
 }
 
 void Listener::Stop() {

@@ -2,26 +2,28 @@
 // GC, and the NOTIFY listener that wakes idle pickers.
 #pragma once
 
-#include <condition_variable>
-#include <functional>
-#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "gen_durable/pg/pool.hpp"
+#include "gen_durable/runtime/control.hpp"
 #include "gen_durable/runtime/core.hpp"
 #include "gen_durable/runtime/periodic.hpp"
+#include "gen_durable/runtime/queue_set.hpp"
 #include "gen_durable/runtime/rate_limiter.hpp"
+#include "gen_durable/util/thread_annotations.hpp"
 
 namespace gen_durable::detail {
 
-// Extends the leases of every row this node holds, every heartbeat_interval, refreshes the
-// node's own row, and calls `cancelled(id)` for each held row whose cancel was requested.
+// Extends the leases of every row the queues hold, every heartbeat_interval, refreshes the
+// node's own row, and cancels the held rows whose cancel was requested.
 class Heartbeat {
  public:
-  Heartbeat(std::shared_ptr<EngineCore> core, std::function<std::vector<std::int64_t>()> held,
-            std::function<void(std::int64_t)> cancelled);
+  // Beats every `interval` for node `node_id`, extending leases to `lease_ttl`.
+  Heartbeat(const Store& store, const OpsStore& ops, std::string node_id, Millis interval,
+            Millis lease_ttl, ConnectionFactory connect, QueueSet& queues);
   ~Heartbeat() { Stop(); }
   void Start();
   void Stop();
@@ -29,10 +31,13 @@ class Heartbeat {
   void Beat();
 
  private:
-  std::shared_ptr<EngineCore> core_;
-  std::function<std::vector<std::int64_t>()> held_;
-  std::function<void(std::int64_t)> cancelled_;
-  std::unique_ptr<pg::Connection> conn_;
+  const Store& store_;
+  const OpsStore& ops_;
+  const std::string node_id_;
+  const Millis interval_;
+  const Millis lease_ttl_;
+  QueueSet& queues_;
+  pg::ReconnectingConnection conn_;
   Wakeup wake_;
   std::thread thread_;
 };
@@ -41,8 +46,8 @@ class Heartbeat {
 // (terminal rows past retention deleted in batches).
 class Maintenance {
  public:
-  // `poke(queue)` is called when a parked row of `queue` wakes at its deadline.
-  Maintenance(std::shared_ptr<EngineCore> core, std::function<void(const std::string&)> poke);
+  // The queue of a parked row woken at its deadline is poked in `queues`.
+  Maintenance(std::shared_ptr<EngineCore> core, QueueSet& queues);
   ~Maintenance() { Stop(); }
   void Start();
   void Stop();
@@ -52,35 +57,37 @@ class Maintenance {
   std::int64_t Collect();
 
  private:
-  pg::Connection& Conn();
   std::shared_ptr<EngineCore> core_;
-  std::function<void(const std::string&)> poke_;
+  QueueSet& queues_;
   RateLimiter rate_limiter_;
-  std::unique_ptr<pg::Connection> conn_;
+  pg::ReconnectingConnection conn_;
   Wakeup wake_;
   std::thread thread_;
 };
 
-// LISTENs on the engine's channel and calls `on_queue(queue)` for each announcement, and on
-// its control channel, calling `on_control(message)` for each control message (a JSON object).
+// LISTENs on the engine's channel and pokes the queue each announcement names, and on its
+// control channel, waking the control reader.
 class Listener {
  public:
-  // `on_control` runs for every notification on the control channel, whatever its payload
+  // `control` is woken for every notification on the control channel, whatever its payload
   // (which is never read: anyone who can connect can send one), and after each (re)connect,
   // since notifications sent while the listener was away are lost.
-  Listener(std::shared_ptr<EngineCore> core, std::function<void(const std::string&)> on_queue,
-           std::function<void()> on_control);
+  // Listens on `channel` (new work, its payload a queue name) and `control_channel`.
+  Listener(std::string channel, std::string control_channel, ConnectionFactory connect,
+           QueueSet& queues, ControlReader& control);
   ~Listener() { Stop(); }
   void Start();
   void Stop();
 
  private:
-  std::shared_ptr<EngineCore> core_;
-  std::function<void(const std::string&)> on_queue_;
-  std::function<void()> on_control_;
-  std::mutex ready_mu_;
-  std::condition_variable ready_cv_;
-  bool listening_ = false;  // GUARDED_BY(ready_mu_)
+  const std::string channel_;
+  const std::string control_channel_;
+  const ConnectionFactory connect_;
+  QueueSet& queues_;
+  ControlReader& control_;
+  Mutex ready_mu_;
+  CondVar ready_cv_;
+  bool listening_ GD_GUARDED_BY(ready_mu_) = false;
   Wakeup wake_;
   std::thread thread_;
 };

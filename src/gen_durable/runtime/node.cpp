@@ -1,7 +1,9 @@
-// Process identity from the OS: host name, pid, and the pid's start time in /proc.
+// Process identity from the OS (host name, pid, and the pid's start time in /proc), and the
+// node's row.
 #include "gen_durable/runtime/node.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <utility>
 
 namespace gen_durable::detail {
 
@@ -81,6 +84,46 @@ bool ProcessIsGone(int pid, const std::string& proc_start) {
   // Unreadable /proc (another user's process): trust kill(), which said it exists.
   if (now.empty() || proc_start.empty()) return false;
   return now != proc_start;
+}
+
+NodePublisher::NodePublisher(const Store& store, std::string node_id, std::string engine,
+                             ProcessIdentity self, Millis heartbeat_interval, Millis lease_ttl,
+                             ConnectionFactory connect)
+    : store_(store),
+      node_id_(std::move(node_id)),
+      engine_(std::move(engine)),
+      self_(std::move(self)),
+      heartbeat_interval_(heartbeat_interval),
+      lease_ttl_(lease_ttl),
+      connect_(std::move(connect)) {}
+
+void NodePublisher::Upsert(pg::Connection& conn, const std::map<std::string, int>& queues) const {
+  Json json = Json::object();
+  for (const auto& [q, concurrency] : queues) json[q] = concurrency;
+  store_.NodeUpsert(conn, node_id_, engine_, self_.host, self_.pid, self_.proc_start,
+                    self_.pid_ns, heartbeat_interval_, lease_ttl_, json.dump());
+}
+
+void NodePublisher::Publish(const std::map<std::string, LocalQueueState>& queues) const {
+  std::map<std::string, int> running;
+  for (const auto& [q, state] : queues) {
+    if (!state.draining) running[q] = state.concurrency;
+  }
+  try {
+    auto conn = connect_("control");
+    Upsert(*conn, running);
+  } catch (const Error& e) {
+    spdlog::warn("could not publish this node's queues: {}", e.what());
+  }
+}
+
+void NodePublisher::Remove() const {
+  try {
+    auto conn = connect_("control");
+    store_.NodeDelete(*conn, node_id_);
+  } catch (const Error& e) {
+    spdlog::warn("could not remove node row: {}", e.what());
+  }
 }
 
 }  // namespace gen_durable::detail

@@ -2,8 +2,8 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
+
+#include "gen_durable/util/thread_annotations.hpp"
 
 namespace gen_durable::detail {
 
@@ -11,36 +11,39 @@ class Wakeup {
  public:
   // Sleeps up to `d`; returns false when stopped (then the caller exits its loop).
   template <typename Duration>
-  bool WaitFor(Duration d) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, d, [&] { return stopped_ || poked_; });
+  bool WaitFor(Duration d) GD_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    const auto until = std::chrono::steady_clock::now() + d;
+    while (!stopped_ && !poked_) {
+      if (!cv_.WaitUntil(mu_, until)) break;
+    }
     poked_ = false;
     return !stopped_;
   }
-  void Poke() {
+  void Poke() GD_EXCLUDES(mu_) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       poked_ = true;
     }
-    cv_.notify_all();
+    cv_.NotifyAll();
   }
-  void Stop() {
+  void Stop() GD_EXCLUDES(mu_) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       stopped_ = true;
     }
-    cv_.notify_all();
+    cv_.NotifyAll();
   }
-  bool stopped() {
-    std::lock_guard lock(mu_);
+  bool stopped() GD_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     return stopped_;
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopped_ = false;  // GUARDED_BY(mu_)
-  bool poked_ = false;    // GUARDED_BY(mu_)
+  Mutex mu_;
+  CondVar cv_;
+  bool stopped_ GD_GUARDED_BY(mu_) = false;
+  bool poked_ GD_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace gen_durable::detail
