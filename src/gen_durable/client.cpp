@@ -16,6 +16,7 @@
 #include "gen_durable/store/store.hpp"
 #include "gen_durable/model/resolve.hpp"
 #include "gen_durable/model/validate.hpp"
+#include "gen_durable/util/thread_annotations.hpp"
 
 namespace gen_durable {
 
@@ -55,7 +56,7 @@ class ClientImpl {
 
   Lease Acquire() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (!free_.empty()) {
         auto c = std::move(free_.back());
         free_.pop_back();
@@ -68,7 +69,7 @@ class ClientImpl {
 
   void Return(std::unique_ptr<pg::Connection> c) {
     if (!c || c->broken()) return;
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (static_cast<int>(free_.size()) < options_.pool_size) free_.push_back(std::move(c));
   }
 
@@ -132,7 +133,7 @@ class ClientImpl {
     std::vector<std::string> batch;
     std::uint64_t batch_ticket = 0;
     {
-      std::unique_lock lock(announce_mu_);
+      MutexLock lock(announce_mu_);
       for (const auto& q : queues) {
         if (std::find(pending_.begin(), pending_.end(), q) == pending_.end()) pending_.push_back(q);
       }
@@ -140,7 +141,7 @@ class ClientImpl {
       for (;;) {
         if (sent_ >= ticket) return;  // a send that started after our add included ours
         if (!announcing_) break;
-        announce_cv_.wait(lock);
+        announce_cv_.Wait(announce_mu_);
       }
       announcing_ = true;
       batch.swap(pending_);
@@ -152,24 +153,24 @@ class ClientImpl {
       // Nothing was lost but a wake-up (see above); the announcing flag must be cleared.
     }
     {
-      std::lock_guard lock(announce_mu_);
+      MutexLock lock(announce_mu_);
       sent_ = batch_ticket;
       announcing_ = false;
     }
-    announce_cv_.notify_all();
+    announce_cv_.NotifyAll();
   }
 
   ClientOptions options_;
   Store store_;
   OpsStore ops_;
-  std::mutex mu_;
-  std::vector<std::unique_ptr<pg::Connection>> free_;  // GUARDED_BY(mu_)
-  std::mutex announce_mu_;
-  std::condition_variable announce_cv_;
-  std::vector<std::string> pending_;  // GUARDED_BY(announce_mu_): queues not yet announced
-  std::uint64_t added_ = 0;           // GUARDED_BY(announce_mu_): tickets handed out
-  std::uint64_t sent_ = 0;            // GUARDED_BY(announce_mu_): tickets announced
-  bool announcing_ = false;           // GUARDED_BY(announce_mu_)
+  Mutex mu_;
+  std::vector<std::unique_ptr<pg::Connection>> free_ GD_GUARDED_BY(mu_);
+  Mutex announce_mu_;
+  CondVar announce_cv_;
+  std::vector<std::string> pending_ GD_GUARDED_BY(announce_mu_);  // queues not yet announced
+  std::uint64_t added_ GD_GUARDED_BY(announce_mu_) = 0;           // tickets handed out
+  std::uint64_t sent_ GD_GUARDED_BY(announce_mu_) = 0;            // tickets announced
+  bool announcing_ GD_GUARDED_BY(announce_mu_) = false;
 };
 
 }  // namespace detail

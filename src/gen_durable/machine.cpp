@@ -10,6 +10,7 @@
 #include "gen_durable/error.hpp"
 #include "gen_durable/model/context_data.hpp"
 #include "gen_durable/model/validate.hpp"
+#include "gen_durable/util/thread_annotations.hpp"
 
 namespace gen_durable {
 
@@ -116,8 +117,8 @@ Millis DefaultBackoff(int attempt) {
 namespace {
 
 struct Registry {
-  std::mutex mu;
-  std::vector<AnyMachine> machines;  // GUARDED_BY(mu)
+  detail::Mutex mu;
+  std::vector<AnyMachine> machines GD_GUARDED_BY(mu);
 };
 
 Registry& GlobalRegistry() {
@@ -130,7 +131,7 @@ Registry& GlobalRegistry() {
 void Register(const AnyMachine& machine) {
   if (!machine) throw ConfigError("cannot register an empty machine");
   auto& r = GlobalRegistry();
-  std::lock_guard lock(r.mu);
+  detail::MutexLock lock(r.mu);
   for (const auto& m : r.machines) {
     if (m.name() == machine.name() && m.version() == machine.version()) {
       throw ConfigError(fmt::format("machine '{}' version {} is already registered",
@@ -142,7 +143,7 @@ void Register(const AnyMachine& machine) {
 
 std::optional<AnyMachine> FindRegistered(const std::string& name, int version) {
   auto& r = GlobalRegistry();
-  std::lock_guard lock(r.mu);
+  detail::MutexLock lock(r.mu);
   for (const auto& m : r.machines) {
     if (m.name() == name && m.version() == version) return m;
   }
@@ -151,7 +152,7 @@ std::optional<AnyMachine> FindRegistered(const std::string& name, int version) {
 
 std::optional<AnyMachine> FindRegisteredLatest(const std::string& name) {
   auto& r = GlobalRegistry();
-  std::lock_guard lock(r.mu);
+  detail::MutexLock lock(r.mu);
   std::optional<AnyMachine> best;
   for (const auto& m : r.machines) {
     if (m.name() == name && (!best || m.version() > best->version())) best = m;
@@ -161,7 +162,7 @@ std::optional<AnyMachine> FindRegisteredLatest(const std::string& name) {
 
 std::vector<AnyMachine> AllRegistered() {
   auto& r = GlobalRegistry();
-  std::lock_guard lock(r.mu);
+  detail::MutexLock lock(r.mu);
   return r.machines;
 }
 

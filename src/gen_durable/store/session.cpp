@@ -8,13 +8,14 @@
 #include <fmt/format.h>
 
 #include "gen_durable/pg/conninfo.hpp"
+#include "gen_durable/util/thread_annotations.hpp"
 
 namespace gen_durable::detail {
 
 namespace {
 
-std::mutex g_hook_mu;
-std::function<void(pg::Connection&, const std::string&)>& Hook() {
+Mutex g_hook_mu;
+std::function<void(pg::Connection&, const std::string&)>& Hook() GD_REQUIRES(g_hook_mu) {
   static auto* hook = new std::function<void(pg::Connection&, const std::string&)>();
   return *hook;
 }
@@ -106,7 +107,7 @@ std::unique_ptr<pg::Connection> OpenSession(const std::string& conninfo,
       "WHERE current_setting('synchronous_commit') = 'off'");
   std::function<void(pg::Connection&, const std::string&)> hook;
   {
-    std::lock_guard lock(g_hook_mu);
+    MutexLock lock(g_hook_mu);
     hook = Hook();
   }
   if (hook) hook(*conn, application_name);
@@ -115,7 +116,7 @@ std::unique_ptr<pg::Connection> OpenSession(const std::string& conninfo,
 
 void SetSessionOpenedHookForTesting(
     std::function<void(pg::Connection&, const std::string& application_name)> hook) {
-  std::lock_guard lock(g_hook_mu);
+  MutexLock lock(g_hook_mu);
   Hook() = std::move(hook);
 }
 
