@@ -2,9 +2,8 @@
 //
 //   example_checkout                  prints the usage
 //   example_checkout DATABASE_URL     runs one checkout through an engine and prints its result
-#include <gen_durable/gen_durable.hpp>
-
 #include <chrono>
+#include <gen_durable/gen_durable.hpp>
 #include <iostream>
 #include <thread>
 
@@ -41,7 +40,9 @@ const auto kCheckout =
                 return gd::Next("ship", ApplyPayment(ctx.state(), *sig));
               })
         .Step("ship",
-              [](gd::StepContext<CheckoutState>&) { return gd::Done({{"shipped", true}}); })
+              [](gd::StepContext<CheckoutState>&) {
+                return gd::Done({{"shipped", true}});
+              })
         .OnError([](const gd::StepError& error, gd::StepContext<CheckoutState>& ctx) {
           if (ctx.attempt() < 5) {
             return gd::Replay(ctx.state(), std::chrono::milliseconds(1000 * ctx.attempt()));
@@ -89,8 +90,7 @@ int main(int argc, char** argv) {
   }
 
   const gd::InstanceInfo info = WaitTerminal(client, *id);
-  std::cout << "checkout #" << info.id << " " << info.status << ": " << info.result.dump()
-            << "\n";
+  std::cout << "checkout #" << info.id << " " << info.status << ": " << info.result.dump() << "\n";
   engine->Stop();
   return info.status == "done" ? 0 : 1;
 }

@@ -1,10 +1,9 @@
 // The seed's `Cleanup` job in C++: remove a path, with retries for free.
 //
 //   example_cleanup_job DATABASE_URL PATH
-#include <gen_durable/gen_durable.hpp>
-
 #include <chrono>
 #include <filesystem>
+#include <gen_durable/gen_durable.hpp>
 #include <iostream>
 #include <thread>
 

@@ -3,9 +3,8 @@
 //
 //   example_guide_children                  lists the machines, then exits
 //   example_guide_children DATABASE_URL     runs them through an engine (schema guide_children)
-#include <gen_durable/gen_durable.hpp>
-
 #include <chrono>
+#include <gen_durable/gen_durable.hpp>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -22,16 +21,16 @@ struct Resize {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Resize, image, width)
 
-const auto kResize = gd::Job<Resize>("guide.resize")
-                         .MaxAttempts(3)
-                         .Perform([](const Resize& r, gd::JobContext&) {
-                           if (r.image.ends_with(".psd")) {
-                             return gd::JobResult::Cancel("cannot read " + r.image);
-                           }
-                           return gd::JobResult::Ok({{"thumbnail", r.image + "@" +
-                                                                       std::to_string(r.width)}});
-                         })
-                         .Register();
+const auto kResize =
+    gd::Job<Resize>("guide.resize")
+        .MaxAttempts(3)
+        .Perform([](const Resize& r, gd::JobContext&) {
+          if (r.image.ends_with(".psd")) {
+            return gd::JobResult::Cancel("cannot read " + r.image);
+          }
+          return gd::JobResult::Ok({{"thumbnail", r.image + "@" + std::to_string(r.width)}});
+        })
+        .Register();
 
 // --- the parent: fan out, then join ---
 
@@ -69,10 +68,8 @@ gd::Outcome Publish(gd::StepContext<Album>& ctx) {
   return gd::Done({{"album", ctx.state().name}, {"thumbnails", thumbnails}, {"skipped", skipped}});
 }
 
-const auto kAlbum = gd::Machine<Album>("guide.album")
-                        .Step("start", FanOut)
-                        .Step("publish", Publish)
-                        .Register();
+const auto kAlbum =
+    gd::Machine<Album>("guide.album").Step("start", FanOut).Step("publish", Publish).Register();
 
 // --- k of n, with a deadline ---
 
@@ -135,16 +132,16 @@ gd::Outcome FanOutAlbums(gd::StepContext<Gallery>& ctx) {
   return gd::ScheduleChildren("finish", std::move(albums), ctx.state());
 }
 
-const auto kGallery =
-    gd::Machine<Gallery>("guide.gallery")
-        .Step("start", FanOutAlbums)
-        .Step("finish",
-              [](gd::StepContext<Gallery>& ctx) {
-                gd::Json albums = gd::Json::array();
-                for (const gd::ChildResult& album : ctx.children()) albums.push_back(album.result);
-                return gd::Done({{"albums", albums}});
-              })
-        .Register();
+const auto kGallery = gd::Machine<Gallery>("guide.gallery")
+                          .Step("start", FanOutAlbums)
+                          .Step("finish",
+                                [](gd::StepContext<Gallery>& ctx) {
+                                  gd::Json albums = gd::Json::array();
+                                  for (const gd::ChildResult& album : ctx.children())
+                                    albums.push_back(album.result);
+                                  return gd::Done({{"albums", albums}});
+                                })
+                          .Register();
 
 // --- running it ---
 
@@ -160,8 +157,8 @@ gd::InstanceInfo WaitTerminal(gd::Client& client, std::int64_t id) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cout << "usage: example_guide_children DATABASE_URL\nmachines:";
-    for (const char* name : {"guide.resize", "guide.album", "guide.ask_replica", "guide.lookup",
-                             "guide.gallery"}) {
+    for (const char* name :
+         {"guide.resize", "guide.album", "guide.ask_replica", "guide.lookup", "guide.gallery"}) {
       std::cout << " " << name;
     }
     std::cout << "\n";

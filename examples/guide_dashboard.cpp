@@ -2,14 +2,13 @@
 // snippets of docs/guides/metrics.md and docs/guides/dashboard.md come from this file.
 //
 //   example_guide_dashboard DATABASE_URL [SECONDS]   serves until SIGINT/SIGTERM or SECONDS
-#include <gen_durable/dashboard.hpp>
-#include <gen_durable/gen_durable.hpp>
-#include <gen_durable/metrics.hpp>
-
 #include <signal.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <gen_durable/dashboard.hpp>
+#include <gen_durable/gen_durable.hpp>
+#include <gen_durable/metrics.hpp>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -59,7 +58,7 @@ int main(int argc, char** argv) {
     int sig = 0;
     sigwait(&stop, &sig);
   }
-  dashboard->Stop();       // stop serving before the engine goes
+  dashboard->Stop();  // stop serving before the engine goes
   metrics_server->Stop();
   engine->Stop();
   return 0;

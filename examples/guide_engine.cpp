@@ -3,14 +3,13 @@
 //
 //   example_guide_engine                          validates the options, then exits
 //   example_guide_engine DATABASE_URL [SECONDS]   runs until SIGINT/SIGTERM (or SECONDS pass)
-#include <gen_durable/gen_durable.hpp>
-
 #include <pthread.h>
 #include <signal.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <gen_durable/gen_durable.hpp>
 #include <iostream>
 #include <map>
 #include <mutex>

@@ -3,11 +3,10 @@
 //
 //   example_guide_jobs                 builds and registers the jobs, then exits
 //   example_guide_jobs DATABASE_URL    also runs a few of them through an engine
-#include <gen_durable/gen_durable.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <gen_durable/gen_durable.hpp>
 #include <iostream>
 #include <stdexcept>
 #include <string>

@@ -3,10 +3,9 @@
 //
 //   example_guide_keys                  lists the machines, then exits
 //   example_guide_keys DATABASE_URL     runs them through an engine (schema guide_keys)
-#include <gen_durable/gen_durable.hpp>
-
 #include <atomic>
 #include <chrono>
+#include <gen_durable/gen_durable.hpp>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -120,8 +119,8 @@ int main(int argc, char** argv) {
   // The welcome mail goes out once per user, ever: the key is also held once it is done.
   gd::InsertOptions once_ever;
   once_ever.unique_key = "welcome:user-7";
-  once_ever.unique_scope = {"scheduled", "runnable", "executing", "awaiting_signal",
-                            "awaiting_children", "done"};
+  once_ever.unique_scope = {"scheduled",       "runnable",          "executing",
+                            "awaiting_signal", "awaiting_children", "done"};
   gd::Result<std::int64_t> welcome = client.Insert(kWelcome, Welcome{7}, once_ever);
 
   // A batch: requests whose key is held (here, by an earlier request) are dropped.

@@ -2,10 +2,9 @@
 //
 //   example_guide_machines                 builds and registers the machines, then exits
 //   example_guide_machines DATABASE_URL    also runs one order of each version through an engine
-#include <gen_durable/gen_durable.hpp>
-
 #include <chrono>
 #include <cstdint>
+#include <gen_durable/gen_durable.hpp>
 #include <iostream>
 #include <stdexcept>
 #include <string>

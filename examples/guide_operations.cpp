@@ -3,9 +3,8 @@
 // docs/operations.md come from this file.
 //
 //   example_guide_operations DATABASE_URL   runs each operation once against that database
-#include <gen_durable/gen_durable.hpp>
-
 #include <chrono>
+#include <gen_durable/gen_durable.hpp>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -29,8 +28,8 @@ gd::EngineOptions WorkerOptions(const std::string& database) {
   gd::EngineOptions opts;
   opts.database = database;
   opts.queues = {
-      {"default", {10}},     // a fixed 10 slots
-      {"exports", {1, 8}},   // autoscaled: 1 slot when idle, up to 8 under a backlog
+      {"default", {10}},    // a fixed 10 slots
+      {"exports", {1, 8}},  // autoscaled: 1 slot when idle, up to 8 under a backlog
   };
   opts.autoscale_interval = 1s;  // how often the backlog is looked at
   opts.autoscale_cooldown = 5s;  // shrink only after 5 s without a change
@@ -39,19 +38,18 @@ gd::EngineOptions WorkerOptions(const std::string& database) {
 }
 
 void QueueControl(gd::Engine& engine, gd::Client& client) {
-  client.PauseQueue("exports");   // every node stops claiming it (persisted)
-  client.ResumeQueue("exports");  // and starts again at once
-  engine.Scale("default", 4);     // this node only; autoscaling of the queue ends
+  client.PauseQueue("exports");     // every node stops claiming it (persisted)
+  client.ResumeQueue("exports");    // and starts again at once
+  engine.Scale("default", 4);       // this node only; autoscaling of the queue ends
   client.ScaleQueue("default", 6);  // every node serving the queue (persisted)
   engine.Reconfigure({{"default", {6}}, {"exports", {1, 8}}, {"reports", {2}}});
 }
 
 void Info(gd::Client& client) {
   for (auto q : client.Queues()) {  // (a copy: counts[] of a missing status is 0)
-    std::cout << q.name << (q.paused ? " (paused)" : "") << ": "
-              << q.counts["runnable"] << " ready, oldest "
-              << q.oldest_ready_ms.value_or(0) << " ms, " << q.completed_last_minute
-              << " done in the last minute\n";
+    std::cout << q.name << (q.paused ? " (paused)" : "") << ": " << q.counts["runnable"]
+              << " ready, oldest " << q.oldest_ready_ms.value_or(0) << " ms, "
+              << q.completed_last_minute << " done in the last minute\n";
   }
   for (const auto& n : client.Nodes()) {
     std::cout << n.id << " runs " << n.running << " steps, last seen " << n.heartbeat_at << "\n";

@@ -3,10 +3,9 @@
 //
 //   example_guide_rate_limits                       validates the limits, then exits
 //   example_guide_rate_limits DATABASE_URL [SECONDS] runs a few orders through an engine
-#include <gen_durable/gen_durable.hpp>
-
 #include <chrono>
 #include <cstdlib>
+#include <gen_durable/gen_durable.hpp>
 #include <iostream>
 #include <string>
 #include <thread>

@@ -3,10 +3,9 @@
 //
 //   example_guide_signals                  lists the machines, then exits
 //   example_guide_signals DATABASE_URL     runs them through an engine (schema guide_signals)
-#include <gen_durable/gen_durable.hpp>
-
 #include <atomic>
 #include <chrono>
+#include <gen_durable/gen_durable.hpp>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -44,14 +43,14 @@ gd::Outcome Review(gd::StepContext<Approval>& ctx) {
   return gd::Await({"approved", "rejected"}, ctx.state());  // consumes nothing
 }
 
-const auto kApproval = gd::Machine<Approval>("guide.approval")
-                           .Step("start", Review)
-                           .Step("record",
-                                 [](gd::StepContext<Approval>& ctx) {
-                                   return gd::Done({{"decision", ctx.state().decision},
-                                                    {"by", ctx.state().by}});
-                                 })
-                           .Register();
+const auto kApproval =
+    gd::Machine<Approval>("guide.approval")
+        .Step("start", Review)
+        .Step("record",
+              [](gd::StepContext<Approval>& ctx) {
+                return gd::Done({{"decision", ctx.state().decision}, {"by", ctx.state().by}});
+              })
+        .Register();
 
 // --- accumulating signals by awaiting again ---
 
@@ -105,10 +104,8 @@ gd::Outcome Check(gd::StepContext<Signup>& ctx) {
   return gd::Await({"email_confirmed"}, s, wait);
 }
 
-const auto kSignup = gd::Machine<Signup>("guide.signup")
-                         .Step("start", SendLink)
-                         .Step("check", Check)
-                         .Register();
+const auto kSignup =
+    gd::Machine<Signup>("guide.signup").Step("start", SendLink).Step("check", Check).Register();
 
 // --- running it ---
 
@@ -123,8 +120,8 @@ gd::InstanceInfo WaitFor(gd::Client& client, std::int64_t id, const std::string&
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cout << "usage: example_guide_signals DATABASE_URL\nmachines: " << kApproval.name()
-              << " " << kPoll.name() << " " << kSignup.name() << "\n";
+    std::cout << "usage: example_guide_signals DATABASE_URL\nmachines: " << kApproval.name() << " "
+              << kPoll.name() << " " << kSignup.name() << "\n";
     return 0;
   }
   g_remind_after = 300ms;

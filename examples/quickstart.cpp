@@ -1,10 +1,9 @@
 // Quick start: a two-step machine and a job, run by an engine, awaited by a client.
 //
 //   example_quickstart "postgresql:///app"      (or set GEN_DURABLE_DATABASE_URL)
-#include <gen_durable/gen_durable.hpp>
-
 #include <chrono>
 #include <cstdlib>
+#include <gen_durable/gen_durable.hpp>
 #include <iostream>
 #include <thread>
 
@@ -19,19 +18,19 @@ struct Order {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Order, order, total_cents, charged)
 
 // Each step returns an outcome; the engine commits it before the instance moves on.
-const auto kCheckout = gd::Machine<Order>("quickstart.checkout")
-                           .Step("start",
-                                 [](gd::StepContext<Order>& ctx) {
-                                   Order o = ctx.state();
-                                   o.charged = true;  // charge the card (idempotently: ctx.id())
-                                   return gd::Next("ship", o);
-                                 })
-                           .Step("ship",
-                                 [](gd::StepContext<Order>& ctx) {
-                                   return gd::Done({{"order", ctx.state().order},
-                                                    {"shipped", true}});
-                                 })
-                           .Register();
+const auto kCheckout =
+    gd::Machine<Order>("quickstart.checkout")
+        .Step("start",
+              [](gd::StepContext<Order>& ctx) {
+                Order o = ctx.state();
+                o.charged = true;  // charge the card (idempotently: ctx.id())
+                return gd::Next("ship", o);
+              })
+        .Step("ship",
+              [](gd::StepContext<Order>& ctx) {
+                return gd::Done({{"order", ctx.state().order}, {"shipped", true}});
+              })
+        .Register();
 
 struct Greeting {
   std::string name;

@@ -30,7 +30,8 @@ using detail::HttpGuard;
 constexpr char kToken[] = "fuzz-token-7";
 
 std::string ReplaceAll(std::string s, std::string_view what, const std::string& with) {
-  for (std::size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + with.size())) {
+  for (std::size_t at = s.find(what); at != std::string::npos;
+       at = s.find(what, at + with.size())) {
     s.replace(at, what.size(), with);
   }
   return s;
@@ -74,8 +75,8 @@ HttpRequestView Parse(std::string_view text) {
   return view;
 }
 
-void CheckOne(const HttpGuard& guard, const HttpRequestView& request, bool read_only,
-              bool token, bool hook, bool extra_host) {
+void CheckOne(const HttpGuard& guard, const HttpRequestView& request, bool read_only, bool token,
+              bool hook, bool extra_host) {
   const detail::HttpVerdict v = guard.Check(request, request.headers.size());
   const int s = v.status;
   Check(s == 0 || s == 400 || s == 401 || s == 403 || s == 413 || s == 421 || s == 431,
@@ -100,8 +101,9 @@ void CheckOne(const HttpGuard& guard, const HttpRequestView& request, bool read_
     n = n * 10 + static_cast<std::uint64_t>(c - '0');
     Check(n <= guard.options().max_body_bytes, "admitted: the Content-Length is within the limit");
   }
-  if (token) Check(v.auth == HttpAuth::kBearer || v.auth == HttpAuth::kBasic,
-                   "admitted with a token set: the token was presented");
+  if (token)
+    Check(v.auth == HttpAuth::kBearer || v.auth == HttpAuth::kBasic,
+          "admitted with a token set: the token was presented");
   if (hook) Check(request.Header("X-Role") != "none", "admitted: the hook did not refuse");
   Check(v.access != HttpAccess::kNone, "admitted: some access");
   if (read_only) Check(v.access == HttpAccess::kReadOnly, "read-only caps the access");

@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "gen_durable/error.hpp"
+#include "gen_durable/model/validate.hpp"
 #include "gen_durable/pg/connection.hpp"
 #include "gen_durable/schema/migrations.hpp"
-#include "gen_durable/model/validate.hpp"
 #include "input.hpp"
 
 namespace gen_durable::fuzz {
@@ -70,7 +70,8 @@ Lexed Lex(std::string_view sql) {
     }
     if (ch == ';') ++out.semicolons;
     if (ch == '$' || ch == '\\' || ch == '\0') out.suspicious = true;
-    if (i + 1 < sql.size() && ((ch == '-' && sql[i + 1] == '-') || (ch == '/' && sql[i + 1] == '*'))) {
+    if (i + 1 < sql.size() &&
+        ((ch == '-' && sql[i + 1] == '-') || (ch == '/' && sql[i + 1] == '*'))) {
       out.suspicious = true;
     }
     ++i;

@@ -127,8 +127,8 @@ Json AnyJson(FuzzInput& in, int depth) {
 const char* const kSteps[] = {"start", "charge", "ship", "join"};
 const char* const kLimits[] = {"api", "stripe"};  // only "api" is defined
 const char* const kChildren[] = {"fuzz.child", "fuzz.unknown"};
-const char* const kStatuses[] = {"scheduled", "runnable", "executing", "awaiting_signal",
-                                 "awaiting_children", "done", "failed", "cancelled"};
+const char* const kStatuses[] = {"scheduled",         "runnable", "executing", "awaiting_signal",
+                                 "awaiting_children", "done",     "failed",    "cancelled"};
 
 std::shared_ptr<const detail::MachineDef> Def(const char* name, std::vector<std::string> steps) {
   auto def = std::make_shared<detail::MachineDef>();
@@ -146,8 +146,8 @@ const detail::MachineDef& Flow() {
 
 std::shared_ptr<const detail::MachineDef> FindChild(const std::string& name,
                                                     std::optional<int> version) {
-  static const auto* child = new std::shared_ptr<const detail::MachineDef>(
-      Def("fuzz.child", {"perform"}));
+  static const auto* child =
+      new std::shared_ptr<const detail::MachineDef>(Def("fuzz.child", {"perform"}));
   if (name == "fuzz.child" && version.value_or(1) == 1) return *child;
   return nullptr;
 }
@@ -310,9 +310,9 @@ void CheckCommit(const OutcomeRow& row, const OutcomeRow& other) {
   Check(MatchesNumber(o["delay_ms"], row.delay_ms), "commit: delay_ms");
   Check(MatchesOpt(o["last_error"], row.last_error), "commit: last_error");
   Check(o["set_partition"] == row.partition.has_value(), "commit: set_partition");
-  Check(row.partition ? MatchesOpt(o["partition_key"], *row.partition)
-                      : o["partition_key"].is_null(),
-        "commit: partition_key");
+  Check(
+      row.partition ? MatchesOpt(o["partition_key"], *row.partition) : o["partition_key"].is_null(),
+      "commit: partition_key");
   if (row.rate_limit) {
     Check(MatchesString(o["rate_limit"], row.rate_limit->name) &&
               (row.rate_limit->key.empty() ? o["rate_key"].is_null()
@@ -385,8 +385,7 @@ void FuzzEncode(FuzzInput& in) {
   }
   const bool keep = in.Bool();
   const Outcome out = AnyOutcome(in);
-  const OutcomeRow row =
-      detail::EncodeOutcome(Flow(), data, out, keep, options, FindChild);
+  const OutcomeRow row = detail::EncodeOutcome(Flow(), data, out, keep, options, FindChild);
   CheckRow(row, out, data, options, keep);
   OutcomeRow other;
   other.id = 2;

@@ -50,9 +50,15 @@ struct Order {
 };
 
 void to_json(Json& j, const Order& o) {
-  j = Json{{"id", o.id},       {"quantity", o.quantity},   {"amount", o.amount},
-           {"paid", o.paid},   {"customer", o.customer},   {"items", o.items},
-           {"addresses", o.addresses}, {"ship_to", o.ship_to}, {"totals", o.totals},
+  j = Json{{"id", o.id},
+           {"quantity", o.quantity},
+           {"amount", o.amount},
+           {"paid", o.paid},
+           {"customer", o.customer},
+           {"items", o.items},
+           {"addresses", o.addresses},
+           {"ship_to", o.ship_to},
+           {"totals", o.totals},
            {"extra", o.extra}};
   if (o.coupon) j["coupon"] = *o.coupon;
 }
@@ -85,23 +91,18 @@ bool StartsWith(const std::string& s, std::string_view prefix) {
 
 // The machines, built (not registered) once.
 struct Machines {
-  MachineRef<Order> typed = Machine<Order>("fuzz.order")
-                                .Step("start",
-                                      [](StepContext<Order>& ctx) {
-                                        return Next("start", ctx.state());
-                                      })
-                                .Build();
-  MachineRef<Json> json = Machine<Json>("fuzz.json")
-                              .Step("start",
-                                    [](StepContext<Json>& ctx) {
-                                      return NextJson("start", ctx.state());
-                                    })
-                              .Build();
-  MachineRef<Order> job = Job<Order>("fuzz.order_job")
-                              .Perform([](const Order& o, JobContext&) {
-                                return JobResult::Ok(Json(o));
-                              })
-                              .Build();
+  MachineRef<Order> typed =
+      Machine<Order>("fuzz.order")
+          .Step("start", [](StepContext<Order>& ctx) { return Next("start", ctx.state()); })
+          .Build();
+  MachineRef<Json> json =
+      Machine<Json>("fuzz.json")
+          .Step("start", [](StepContext<Json>& ctx) { return NextJson("start", ctx.state()); })
+          .Build();
+  MachineRef<Order> job =
+      Job<Order>("fuzz.order_job")
+          .Perform([](const Order& o, JobContext&) { return JobResult::Ok(Json(o)); })
+          .Build();
   EngineOptions options;
 };
 

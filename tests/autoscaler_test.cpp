@@ -1,8 +1,8 @@
 // The autoscaling rule (docs/operations.md): grow at once to what runs and waits, shrink after a
 // cooldown.
-#include <gtest/gtest.h>
-
 #include "gen_durable/runtime/autoscaler.hpp"
+
+#include <gtest/gtest.h>
 
 namespace gen_durable::detail {
 namespace {

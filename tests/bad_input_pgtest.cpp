@@ -88,14 +88,20 @@ class PrivateCluster {
 
 TEST_F(BadInput, WrongTypedStoredStateFailsTheInstanceNotTheNode) {
   auto m = Machine<Counter>("t.typed")
-               .Step("start", [](StepContext<Counter>& c) { return Done({{"n", c.state().n}}); })
+               .Step("start",
+                     [](StepContext<Counter>& c) {
+                       return Done({{"n", c.state().n}});
+                     })
                .Build();
   auto j = Job<Counter>("t.typed_job")
-               .Perform([](const Counter& a, JobContext&) { return JobResult::Ok({{"n", a.n}}); })
+               .Perform([](const Counter& a, JobContext&) {
+                 return JobResult::Ok({{"n", a.n}});
+               })
                .Build();
   // jsonb holds only valid JSON, so what plain SQL can store wrongly is JSON of the wrong type.
-  const std::vector<std::string> bad_states = {R"('"a string"')", "'[1, 2]'", "'null'", "'42'",
-                                               R"('{"n": "seven"}')", R"('{"n": {"x": 1}}')"};
+  const std::vector<std::string> bad_states = {
+      R"('"a string"')",     "'[1, 2]'", "'null'", "'42'", R"('{"n": "seven"}')",
+      R"('{"n": {"x": 1}}')"};
   std::vector<std::int64_t> bad;
   for (const auto& state : bad_states) {
     for (const AnyMachine& machine : {AnyMachine(m), AnyMachine(j)}) {
@@ -156,14 +162,23 @@ TEST_F(BadInput, UnknownStepWrittenIntoARowFailsAMachineWithAClearError) {
 
 TEST_F(BadInput, RowsOfUnknownMachinesOrVersionsWaitForANodeThatHasThem) {
   auto v1 = Machine<Counter>("t.ver")
-                .Step("start", [](StepContext<Counter>&) { return Done({{"version", 1}}); })
+                .Step("start",
+                      [](StepContext<Counter>&) {
+                        return Done({{"version", 1}});
+                      })
                 .Build();
   auto v7 = Machine<Counter>("t.ver")
                 .Version(7)
-                .Step("start", [](StepContext<Counter>&) { return Done({{"version", 7}}); })
+                .Step("start",
+                      [](StepContext<Counter>&) {
+                        return Done({{"version", 7}});
+                      })
                 .Build();
   auto other = Machine<Counter>("t.other")
-                   .Step("start", [](StepContext<Counter>&) { return Done({{"other", true}}); })
+                   .Step("start",
+                         [](StepContext<Counter>&) {
+                           return Done({{"other", true}});
+                         })
                    .Build();
   auto newer = *client_->Insert(v7, Counter{});
   auto foreign = *client_->Insert(other, Counter{});
@@ -224,9 +239,10 @@ TEST_F(BadInput, OversizedResultFailsTheInstanceNamingTheLimit) {
                })
                .Build();
   auto m = Machine<Json>("t.big_done")
-               .Step("start", [](StepContext<Json>&) {
-                 return Done({{"blob", std::string(5000, 'x')}});
-               })
+               .Step("start",
+                     [](StepContext<Json>&) {
+                       return Done({{"blob", std::string(5000, 'x')}});
+                     })
                .Build();
   auto o = Options({j, m});
   o.max_payload_bytes = 1000;
@@ -257,7 +273,10 @@ TEST_F(BadInput, AnOutcomeTheDatabaseCannotStoreFailsOnlyItsInstance) {
                        std::this_thread::sleep_for(20ms);  // commit alongside the poison
                        return Next("end", c.state());
                      })
-               .Step("end", [](StepContext<Json>&) { return Done({{"ok", true}}); })
+               .Step("end",
+                     [](StepContext<Json>&) {
+                       return Done({{"ok", true}});
+                     })
                .Build();
   auto o = Options({m}, 8);
   o.inline_next = false;
@@ -477,7 +496,9 @@ TEST_F(BadInput, AKilledFlusherConnectionMidCommitLosesNoOutcome) {
   // engine in this test's database only: the cluster is shared.
   const std::string kill =
       "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity "
-      "WHERE application_name = 'gen_durable:" + o.name + ":flusher' AND state = 'active' "
+      "WHERE application_name = 'gen_durable:" +
+      o.name +
+      ":flusher' AND state = 'active' "
       "AND datname = current_database() AND pid <> pg_backend_pid()) k WHERE t";
   int kills = 0;
   const auto until = Clock::now() + 60s;
@@ -526,8 +547,8 @@ TEST_F(BadInput, NodesWithSkewedClocksRunNothingEarlyAndReapNoLeaseEarlyOrLate) 
     GTEST_SKIP() << "the CLI does not run under faketime here (a sanitizer build?)";
   }
   const std::vector<std::string> timings = {
-      "--database", db_, "--lease-ttl", "4000", "--heartbeat-interval", "1000",
-      "--reap-interval", "300", "--poll-interval", "100", "--gc-interval", "0"};
+      "--database",      db_,   "--lease-ttl",     "4000", "--heartbeat-interval", "1000",
+      "--reap-interval", "300", "--poll-interval", "100",  "--gc-interval",        "0"};
   auto worker = [&](std::optional<std::string> skew, const std::string& queues) {
     std::vector<std::string> argv;
     if (skew) argv = {"faketime", "-f", *skew};
@@ -576,8 +597,7 @@ TEST_F(BadInput, NodesWithSkewedClocksRunNothingEarlyAndReapNoLeaseEarlyOrLate) 
                   "AND state->>'ms' = '50' AND completed_at < inserted_at + interval '3 s'"),
             0);
   // No lease was reaped under a running step, by any node.
-  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE fsm = 'demo.sleep' AND attempt > 0"),
-            0);
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE fsm = 'demo.sleep' AND attempt > 0"), 0);
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE fsm = 'demo.flaky' "
                   "AND result = '{\"attempts\": 3}' AND attempt = 2"),
             12);

@@ -127,8 +127,7 @@ TEST(BadInput, SignalNamesKeysAndPayloadsAreCheckedAgainstTheirLimits) {
   ExpectInvalid(signal("paid", nullptr, dedup), {"dedup_key must not be empty"});
   ExpectInvalid([&] { (void)client->SignalByKey(std::string(2049, 'k'), "paid"); },
                 {"unique key", "2048 bytes"});
-  ExpectInvalid([&] { (void)client->SignalByKey("", "paid"); },
-                {"unique key must not be empty"});
+  ExpectInvalid([&] { (void)client->SignalByKey("", "paid"); }, {"unique key must not be empty"});
 }
 
 TEST(BadInput, AStateThatDoesNotFitTheMachineIsRefusedAtInsert) {
@@ -139,9 +138,8 @@ TEST(BadInput, AStateThatDoesNotFitTheMachineIsRefusedAtInsert) {
   auto j = Job<Counter>("t.typed_job")
                .Perform([](const Counter&, JobContext&) { return JobResult::Ok(); })
                .Build();
-  auto untyped = Machine<Json>("t.untyped")
-                     .Step("start", [](StepContext<Json>&) { return Done(); })
-                     .Build();
+  auto untyped =
+      Machine<Json>("t.untyped").Step("start", [](StepContext<Json>&) { return Done(); }).Build();
   for (const AnyMachine& machine : {AnyMachine(m), AnyMachine(j)}) {
     SCOPED_TRACE(machine.name());
     for (const Json& state : {Json("a string"), Json{{"n", "not a number"}}, Json{{"n", {1, 2}}},
@@ -163,8 +161,7 @@ TEST(BadInput, AStateThatDoesNotFitTheMachineIsRefusedAtInsert) {
   // Text that is not JSON cannot get past the JSON type; invalid UTF-8 inside it is refused.
   InsertOptions bad_text;
   bad_text.state = Json{{"n", 1}, {"s", "\xc3\x28"}};
-  ExpectInvalid([&] { (void)client->Insert(untyped, bad_text); },
-                {"state is not valid JSON text"});
+  ExpectInvalid([&] { (void)client->Insert(untyped, bad_text); }, {"state is not valid JSON text"});
 }
 
 TEST(BadInput, AnOversizedStateIsRefusedAtInsertNamingTheLimit) {

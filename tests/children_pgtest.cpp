@@ -1,8 +1,7 @@
 // Children and the join barrier (docs/guides/children.md), unique keys and partition keys
 // (docs/guides/keys.md).
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -138,7 +137,10 @@ TEST_F(EngineTest, JoinDeadlineResumesWithChildrenStillRunning) {
   join.deadline = 200ms;
   auto parent = Parent(
       "c.deadline",
-      [] { return std::vector<InsertRequest>{InsertRequest{"c.stuck", std::nullopt, {}}}; }, join);
+      [] {
+        return std::vector<InsertRequest>{InsertRequest{"c.stuck", std::nullopt, {}}};
+      },
+      join);
   auto o = Options({parent, slow});
   o.reap_interval = 100ms;
   auto engine = Engine::Start(o);
@@ -217,8 +219,10 @@ TEST_F(EngineTest, DeleteSparesFinishedChildrenOfAParentWaitingOnItsJoin) {
   });
   auto engine = Engine::Start(Options({parent, Worker(), gate}));
   auto id = *client_->Insert(parent);
-  const std::string finished = "SELECT count(*) FROM gd_instances WHERE fsm = 'c.work' AND "
-                               "status = 'done' AND parent_id = " + std::to_string(id);
+  const std::string finished =
+      "SELECT count(*) FROM gd_instances WHERE fsm = 'c.work' AND "
+      "status = 'done' AND parent_id = " +
+      std::to_string(id);
   ASSERT_TRUE(WaitUntil([&] { return Sql64(finished) == 1; }));
   ASSERT_EQ(client_->Get(id)->status, "awaiting_children");
   const auto child = Sql64("SELECT id FROM gd_instances WHERE fsm = 'c.work'");
@@ -300,7 +304,8 @@ TEST_F(EngineTest, JoinsAcrossParentsOnTwoNodesCompleteWithoutDeadlocks) {
 // --- unique keys ---
 
 TEST_F(EngineTest, AUniqueKeyIsHeldOnlyWithinItsScope) {
-  auto j = Job<Json>("u.job").Perform([](const Json&, JobContext&) { return JobResult::Ok(); }).Build();
+  auto j =
+      Job<Json>("u.job").Perform([](const Json&, JobContext&) { return JobResult::Ok(); }).Build();
   InsertOptions o;
   o.unique_key = "k1";
   auto first = client_->Insert(j, o);
@@ -314,8 +319,8 @@ TEST_F(EngineTest, AUniqueKeyIsHeldOnlyWithinItsScope) {
 
   InsertOptions forever = o;
   forever.unique_key = "k2";
-  forever.unique_scope = {"scheduled", "runnable",          "executing",
-                         "awaiting_signal", "awaiting_children", "done"};
+  forever.unique_scope = {"scheduled",       "runnable",          "executing",
+                          "awaiting_signal", "awaiting_children", "done"};
   auto once = *client_->Insert(j, forever);
   WaitTerminal(once);
   EXPECT_EQ(client_->Insert(j, forever).code(), ErrorCode::kDuplicate);
@@ -449,19 +454,21 @@ TEST_F(EngineTest, DifferentPartitionKeysRunInParallel) {
 }
 
 TEST_F(EngineTest, AnOutcomeCanMoveOrReleaseThePartition) {
-  auto m = Machine<Json>("p.move")
-               .Step("start", [](StepContext<Json>& c) { return Next("moved", c.state()).PartitionKey("b"); })
-               .Step("moved",
-                     [](StepContext<Json>& c) {
-                       return Next("free", Json{{"was", c.partition_key().value_or("")}})
-                           .ReleasePartition();
-                     })
-               .Step("free",
-                     [](StepContext<Json>& c) {
-                       return Done({{"was", c.state()["was"]},
-                                    {"now", c.partition_key() ? Json(*c.partition_key()) : Json()}});
-                     })
-               .Build();
+  auto m =
+      Machine<Json>("p.move")
+          .Step("start",
+                [](StepContext<Json>& c) { return Next("moved", c.state()).PartitionKey("b"); })
+          .Step("moved",
+                [](StepContext<Json>& c) {
+                  return Next("free", Json{{"was", c.partition_key().value_or("")}})
+                      .ReleasePartition();
+                })
+          .Step("free",
+                [](StepContext<Json>& c) {
+                  return Done({{"was", c.state()["was"]},
+                               {"now", c.partition_key() ? Json(*c.partition_key()) : Json()}});
+                })
+          .Build();
   auto engine = Engine::Start(Options({m}));
   InsertOptions o;
   o.partition_key = "a";
@@ -469,7 +476,6 @@ TEST_F(EngineTest, AnOutcomeCanMoveOrReleaseThePartition) {
   EXPECT_EQ(info.result, (Json{{"was", "b"}, {"now", nullptr}}));
   EXPECT_FALSE(info.partition_key.has_value());
 }
-
 
 TEST_F(EngineTest, PartitionLimitsGrantKSlotsPerKeyWithThePrefix) {
   Span limited;

@@ -160,9 +160,9 @@ TEST_F(BenchTest, LargeRunsBesideRetainedAndFutureRows) {
 }
 
 TEST_F(BenchTest, SoakSamplesEveryIntervalAndSummarizes) {
-  const SoakOutput out = Soak({"--rate", "200", "--duration-s", "6", "--sample-s", "1",
-                               "--gc-retention-ms", "500", "--gc-interval-ms", "500",
-                               "--concurrency", "8"});
+  const SoakOutput out =
+      Soak({"--rate", "200", "--duration-s", "6", "--sample-s", "1", "--gc-retention-ms", "500",
+            "--gc-interval-ms", "500", "--concurrency", "8"});
   ASSERT_EQ(out.samples.size(), 6u);
   double last_elapsed = 0;
   std::int64_t sent = 0;
@@ -173,8 +173,8 @@ TEST_F(BenchTest, SoakSamplesEveryIntervalAndSummarizes) {
     last_elapsed = s.at("elapsed_s").get<double>();
     for (const char* field :
          {"offered_per_s", "completed_per_s", "steps_per_s", "backlog", "parked", "p50_ms",
-          "p99_ms", "load_rss_mb", "live_tuples", "dead_tuples", "autovacuum_count",
-          "table_mb", "indexes_mb", "signals_mb", "signals_dead_tuples"}) {
+          "p99_ms", "load_rss_mb", "live_tuples", "dead_tuples", "autovacuum_count", "table_mb",
+          "indexes_mb", "signals_mb", "signals_dead_tuples"}) {
       EXPECT_TRUE(s.contains(field) && s.at(field).is_number()) << field << " " << s.dump();
     }
     EXPECT_GT(s.at("rss_mb").get<double>(), 0.0) << s.dump();
@@ -230,8 +230,10 @@ TEST_F(BenchTest, TableThatKeepsGrowingWithoutGcFailsTheVerdict) {
 
 TEST_F(BenchTest, RefusesBadArgumentsAsUsageErrors) {
   for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"bench", "nosuch"}, {"bench", "jobs", "--nodes", "0"},
-        {"bench", "jobs", "--rate", "0"}, {"bench", "chain", "--steps", "0"},
+       {std::vector<std::string>{"bench", "nosuch"},
+        {"bench", "jobs", "--nodes", "0"},
+        {"bench", "jobs", "--rate", "0"},
+        {"bench", "chain", "--steps", "0"},
         {"bench", "soak", "--sample-s", "0"},
         {"bench", "soak", "--duration-s", "2", "--sample-s", "5"},
         {"bench", "soak", "--gc-retention-ms", "-1"},

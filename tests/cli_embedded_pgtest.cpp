@@ -107,14 +107,13 @@ TEST(CliEmbedded, HandsADatabaseOfAnEarlierVersionOverToTheApplicationRole) {
     auto cluster = detail::EmbeddedCluster::Start(o);
     cluster->CreateDatabase("gen_durable");  // as `postgres`, as earlier versions did
     const CliResult old = testing::RunChild(
-        CliCommand({"insert", "demo.chain", "--database", cluster->ConnInfo("gen_durable")}),
-        {}, seconds(120));
+        CliCommand({"insert", "demo.chain", "--database", cluster->ConnInfo("gen_durable")}), {},
+        seconds(120));
     ASSERT_EQ(old.exit_code, 0) << old.err;
     cluster->Stop();
   }
-  const CliResult stats =
-      testing::RunChild(CliCommand({"stats", "--json"}), OnEmbeddedDefault(home.path()),
-                        seconds(120));
+  const CliResult stats = testing::RunChild(CliCommand({"stats", "--json"}),
+                                            OnEmbeddedDefault(home.path()), seconds(120));
   ASSERT_EQ(stats.exit_code, 0) << stats.err;
   EXPECT_EQ(Json::parse(stats.out)["total"]["runnable"], 1) << stats.out;
 

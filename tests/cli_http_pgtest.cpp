@@ -85,9 +85,10 @@ TEST_F(OpsCliTest, WorkerServesPrometheusMetricsAndTheDashboardCommandServesTheA
   auto res = metrics.Get("/metrics");
   ASSERT_TRUE(res) << worker->err();
   EXPECT_EQ(res->status, 200);
-  EXPECT_NE(res->body.find(
-                "gen_durable_steps_total{engine=\"gen_durable\",fsm=\"demo.chain\",kind=\"done\"} 1"),
-            std::string::npos)
+  EXPECT_NE(
+      res->body.find(
+          "gen_durable_steps_total{engine=\"gen_durable\",fsm=\"demo.chain\",kind=\"done\"} 1"),
+      std::string::npos)
       << res->body;
   EXPECT_NE(res->body.find("gen_durable_queue_depth{engine=\"gen_durable\",queue=\"default\","
                            "status=\"done\"} 1"),
@@ -118,10 +119,9 @@ TEST_F(OpsCliTest, DashboardTokenFileAndReadOnlyFlags) {
     std::ofstream out(token_file);
     out << "cli-token-42\n";
   }
-  std::filesystem::permissions(token_file, std::filesystem::perms::owner_read |
-                                               std::filesystem::perms::owner_write);
-  auto dashboard =
-      Start({"dashboard", "--port", "0", "--token-file", token_file, "--read-only"});
+  std::filesystem::permissions(
+      token_file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  auto dashboard = Start({"dashboard", "--port", "0", "--token-file", token_file, "--read-only"});
   ASSERT_TRUE(Eventually([&] { return PortIn(dashboard->err()) > 0; })) << dashboard->err();
   EXPECT_NE(dashboard->err().find("token required, read-only"), std::string::npos)
       << dashboard->err();

@@ -84,13 +84,13 @@ TEST_F(CliTest, SignalByUniqueKeyWakesACheckoutAndAHeldKeyRefusesADuplicateInser
   EXPECT_GT(again, id);
 
   // A scope naming `done` keeps holding the key after completion.
-  const std::int64_t once = Insert(
-      "demo.noop", "{}", {"--unique-key", "once", "--unique-scope",
-       "scheduled,runnable,executing,awaiting_signal,awaiting_children,done"});
+  const std::int64_t once =
+      Insert("demo.noop", "{}",
+             {"--unique-key", "once", "--unique-scope",
+              "scheduled,runnable,executing,awaiting_signal,awaiting_children,done"});
   EXPECT_EQ(ShowUntilTerminal(once)["status"], "done");
-  CliResult held = Run(
-      {"insert", "demo.noop", "--unique-key", "once", "--unique-scope",
-       "scheduled,runnable,executing,awaiting_signal,awaiting_children,done"});
+  CliResult held = Run({"insert", "demo.noop", "--unique-key", "once", "--unique-scope",
+                        "scheduled,runnable,executing,awaiting_signal,awaiting_children,done"});
   EXPECT_EQ(held.exit_code, 3) << held.err;
   ExpectOneLineReason(held);
 }
@@ -103,9 +103,9 @@ TEST_F(CliTest, ARedeliveredSignalExitsZeroWithTheFirstIdAfterItsTargetFinished)
   const std::int64_t id = Insert("demo.checkout", R"({"order": 8})", {"--unique-key", "order-8"});
   const std::string target = std::to_string(id);
   ShowUntil(id, [](const Json& j) { return HasStatus(j, "awaiting_signal"); });
-  const std::vector<std::string> pay = {"signal",    target,          "payment_confirmed",
-                                        "--payload", R"({"amount": 3})", "--dedup-key",
-                                        "pay-8"};
+  const std::vector<std::string> pay = {
+      "signal",      target, "payment_confirmed", "--payload", R"({"amount": 3})",
+      "--dedup-key", "pay-8"};
   const std::int64_t pay_id = PrintedId(Run(pay));
   ASSERT_GT(pay_id, 0);
   const Json done = ShowUntilTerminal(id);
@@ -126,8 +126,8 @@ TEST_F(CliTest, ARedeliveredSignalExitsZeroWithTheFirstIdAfterItsTargetFinished)
   EXPECT_EQ(shown["signals"][0]["consumed"], true);
 
   // By unique key, with no live holder and then with a newer holder of the key.
-  const std::vector<std::string> by_key = {"signal", "order-8", "payment_confirmed",
-                                           "--dedup-key", "pay-8"};
+  const std::vector<std::string> by_key = {"signal", "order-8", "payment_confirmed", "--dedup-key",
+                                           "pay-8"};
   EXPECT_EQ(PrintedId(Run(by_key)), pay_id);
   const std::int64_t newer =
       Insert("demo.checkout", R"({"order": 8})", {"--unique-key", "order-8"});

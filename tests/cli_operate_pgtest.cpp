@@ -9,13 +9,14 @@ namespace {
 
 TEST_F(OpsCliTest, PauseFromOneCliStopsClaimsOnThreeWorkersAndResumeRestartsThem) {
   // kFastWorker, with polls every 200 ms.
-  const std::vector<std::string> flags = {"--poll-interval", "200", "--lease-ttl", "10000",
-                                          "--heartbeat-interval", "1000", "--reap-interval",
-                                          "500", "--queues", "default:4"};
+  const std::vector<std::string> flags = {
+      "--poll-interval", "200", "--lease-ttl", "10000",    "--heartbeat-interval", "1000",
+      "--reap-interval", "500", "--queues",    "default:4"};
   std::vector<std::unique_ptr<ChildProcess>> workers;
   for (int i = 0; i < 3; ++i) workers.push_back(StartWorker(flags));
   ASSERT_TRUE(Eventually([&] { return Nodes().size() == 3; }))
-      << "three workers did not start: " << Run({"nodes"}).out << workers[0]->err() << workers[1]->err();
+      << "three workers did not start: " << Run({"nodes"}).out << workers[0]->err()
+      << workers[1]->err();
   // They work before the pause.
   const auto before = Insert("demo.sleep", R"({"ms": 10})");
   EXPECT_EQ(ShowUntilTerminal(before)["status"], "done");
@@ -36,7 +37,7 @@ TEST_F(OpsCliTest, PauseFromOneCliStopsClaimsOnThreeWorkersAndResumeRestartsThem
   EXPECT_EQ(st["queues"]["default"]["runnable"], 9);  // the original contract still holds
   EXPECT_EQ(st["queue_info"]["default"]["paused"], true);
   EXPECT_EQ(st["queue_info"]["default"]["concurrency"].size(), 3u);  // 4 slots on each node
-  EXPECT_EQ(Nodes().size(), 3u);  // all alive, just not claiming
+  EXPECT_EQ(Nodes().size(), 3u);                                     // all alive, just not claiming
 
   CliResult resumed = Run({"resume", "default", "--json"});
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
@@ -160,9 +161,9 @@ TEST_F(OpsCliTest, ScaleRetryAndDeleteReportAndRefuseAsDocumented) {
 // from then on no row of the queue moves until the resume. A claim would change a row's status,
 // attempt or updated_at (database timestamps), so those are compared across many poll intervals.
 TEST_F(OpsCliTest, PauseUnderABacklogLetsRunningStepsFinishAndClaimsNothingMore) {
-  const std::vector<std::string> flags = {"--poll-interval", "200", "--lease-ttl", "10000",
-                                          "--heartbeat-interval", "1000", "--reap-interval",
-                                          "500", "--queues", "default:2"};
+  const std::vector<std::string> flags = {
+      "--poll-interval", "200", "--lease-ttl", "10000",    "--heartbeat-interval", "1000",
+      "--reap-interval", "500", "--queues",    "default:2"};
   // The backlog is inserted into the paused queue, so it is whole when the workers start.
   ASSERT_EQ(Run({"pause", "default"}).exit_code, 0);
   std::vector<std::int64_t> ids;

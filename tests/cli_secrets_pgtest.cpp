@@ -34,15 +34,16 @@ TEST(CliSecrets, PasswordOnTheCommandLineWarnsAndIsNeverPrinted) {
   const std::vector<Case> cases = {
       {{"stats", "--database", db + " password=" + secret}, true, secret},
       {{"stats", "--database=" + db + " password='" + secret + "'"}, true, secret},
-      {{"stats", "--database", "postgresql://gd_user:" + secret + "@127.0.0.1:1/nodb"}, false,
+      {{"stats", "--database", "postgresql://gd_user:" + secret + "@127.0.0.1:1/nodb"},
+       false,
        secret},
       {{"stats", "--database", "postgresql://gd_user:" + secret + "@[::1/nodb"}, false, secret},
-      {{"stats", "--database", "postgresql://gd_user@[::1/nodb?password=" + secret}, false,
-       secret},
+      {{"stats", "--database", "postgresql://gd_user@[::1/nodb?password=" + secret}, false, secret},
       // `password=S3cre tPassw0rdXyz`: libpq quotes the second word as a keyword missing "=".
       {{"stats", "--database",
         "host=/nonexistent password=" + secret.substr(0, 5) + " " + secret.substr(5) + " x=1"},
-       false, secret.substr(5)},
+       false,
+       secret.substr(5)},
       // A positional argument by mistake: the parser's error quotes it.
       {{"stats", "postgresql://gd_user:" + secret + "@127.0.0.1:1/nodb"}, false, secret},
   };
@@ -56,7 +57,8 @@ TEST(CliSecrets, PasswordOnTheCommandLineWarnsAndIsNeverPrinted) {
       EXPECT_NE(r.exit_code, 0) << what;
     }
     EXPECT_NE(r.err.find("warning: a password on the command line"), std::string::npos)
-        << what << "\n" << r.err;
+        << what << "\n"
+        << r.err;
     EXPECT_NE(r.err.find("GEN_DURABLE_DATABASE_URL"), std::string::npos) << what;
     EXPECT_NE(r.err.find("PGPASSFILE"), std::string::npos) << what;
     ExpectNoSecret(r, c.hidden, what);

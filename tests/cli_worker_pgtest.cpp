@@ -188,9 +188,8 @@ TEST_F(CliTest, DemoRunsEveryInstanceToATerminalStatus) {
 // A worker started while its database is down waits for it, noting each attempt, and a stop
 // signal ends the wait with status 0. A database that does not exist is not waited for.
 TEST_F(CliTest, WorkerWaitsForAnUnreachableServerButNotForAMissingDatabase) {
-  ChildProcess waiting(
-      CliCommand({"worker", "--database",
-                  "host=/nonexistent/gd_socket dbname=x connect_timeout=2"}));
+  ChildProcess waiting(CliCommand(
+      {"worker", "--database", "host=/nonexistent/gd_socket dbname=x connect_timeout=2"}));
   ASSERT_TRUE(WaitForStderr(waiting, "database unavailable", seconds(30))) << waiting.err();
   EXPECT_FALSE(waiting.Wait(milliseconds(500))) << "exited instead of waiting: " << waiting.err();
   waiting.Signal(SIGTERM);

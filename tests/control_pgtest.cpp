@@ -3,9 +3,8 @@
 // wake-up whose payload no engine reads. A forged or missed notification changes nothing, a node
 // that was reconnecting still applies what was asked meanwhile, scale requests outlive the nodes
 // they were sent to, and every value is range-checked.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <string>
@@ -46,9 +45,9 @@ class ControlTest : public EngineTest {
   }
 
   void Forge(const std::string& payload) {
-    stranger_->ExecParams("SELECT pg_notify($1, $2)",
-                          detail::pg::Params().Add(detail::ControlChannelFor("public")).Add(
-                              payload));
+    stranger_->ExecParams(
+        "SELECT pg_notify($1, $2)",
+        detail::pg::Params().Add(detail::ControlChannelFor("public")).Add(payload));
   }
 
   std::string role_;
@@ -56,8 +55,8 @@ class ControlTest : public EngineTest {
 };
 
 // A job that runs until `release`, noting whether it was told it was cancelled meanwhile.
-AnyMachine Holder(const std::string& name, std::atomic<bool>* started,
-                  std::atomic<bool>* release, std::atomic<bool>* told = nullptr) {
+AnyMachine Holder(const std::string& name, std::atomic<bool>* started, std::atomic<bool>* release,
+                  std::atomic<bool>* told = nullptr) {
   return Job<Hold>(name)
       .MaxAttempts(1)
       .Perform([started, release, told](const Hold&, JobContext& ctx) {
@@ -92,7 +91,8 @@ TEST_F(ControlTest, ForgedNotificationsFromARoleWithOnlyConnectChangeNothing) {
   auto& stranger = Stranger();
   // It can write no request row either.
   try {
-    stranger.Exec("INSERT INTO public.gd_control (queue, concurrency, seq) VALUES ('default', 1, 1)");
+    stranger.Exec(
+        "INSERT INTO public.gd_control (queue, concurrency, seq) VALUES ('default', 1, 1)");
     ADD_FAILURE() << "a role without privileges wrote a control request";
   } catch (const DatabaseError& err) {
     EXPECT_EQ(err.sqlstate(), "42501") << err.what();
@@ -128,13 +128,11 @@ TEST_F(ControlTest, GenuineRequestsStillReachEveryNode) {
   auto a = Engine::Start(Options({held}, 4));
   auto b = Engine::Start(Options({held}, 4));
   client_->PauseQueue("default");
-  EXPECT_TRUE(WaitUntil([&] {
-    return a->Queues().at("default").paused && b->Queues().at("default").paused;
-  }));
+  EXPECT_TRUE(WaitUntil(
+      [&] { return a->Queues().at("default").paused && b->Queues().at("default").paused; }));
   client_->ResumeQueue("default");
-  EXPECT_TRUE(WaitUntil([&] {
-    return !a->Queues().at("default").paused && !b->Queues().at("default").paused;
-  }));
+  EXPECT_TRUE(WaitUntil(
+      [&] { return !a->Queues().at("default").paused && !b->Queues().at("default").paused; }));
   const auto id = *client_->Insert(held, {});
   ASSERT_TRUE(WaitUntil([&] { return started.load(); }));
   const auto report = client_->Cancel(id);
@@ -167,9 +165,10 @@ TEST_F(ControlTest, RequestWrittenWhileANodeWasDisconnectedIsAppliedAfterItRecon
         "WHERE datname = current_database() AND application_name = $1",
         detail::pg::Params().Add(listener));
     ASSERT_TRUE(WaitUntil([&] {
-      return sql_->ExecParams("SELECT count(*) FROM pg_stat_activity "
-                              "WHERE datname = current_database() AND application_name = $1",
-                              detail::pg::Params().Add(listener))
+      return sql_->ExecParams(
+                     "SELECT count(*) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND application_name = $1",
+                     detail::pg::Params().Add(listener))
                  .Int64(0, 0) == 0;
     }));
     // (the client's connection was opened before, and is reused)
@@ -222,8 +221,9 @@ TEST_F(ControlTest, OutOfRangeRequestsAreRefusedByTheApiAndTheTable) {
   // Whoever writes the table directly (a role with the privilege, by hand) is held to the
   // same range.
   try {
-    sql_->Exec("INSERT INTO gd_control (queue, concurrency, seq) VALUES ('default', 2000000000, "
-               "nextval('gd_control_seq'))");
+    sql_->Exec(
+        "INSERT INTO gd_control (queue, concurrency, seq) VALUES ('default', 2000000000, "
+        "nextval('gd_control_seq'))");
     ADD_FAILURE() << "the table took a concurrency of 2000000000";
   } catch (const DatabaseError& err) {
     EXPECT_EQ(err.sqlstate(), "23514") << err.what();

@@ -32,8 +32,8 @@ TEST(ControlDecode, AcceptsARequestForEveryNodeOrThisOne) {
 }
 
 TEST(ControlDecode, RefusesConcurrencyOutOfRangeOrNotAPlainInteger) {
-  for (const auto& bad : {"0", "-1", "10001", "2000000000", "99999999999", "+5", " 5", "5 ",
-                          "5.0", "0x10", ""}) {
+  for (const auto& bad :
+       {"0", "-1", "10001", "2000000000", "99999999999", "+5", " 5", "5 ", "5.0", "0x10", ""}) {
     EXPECT_EQ(Refusal(Row(bad)), "concurrency must be in 1..10000") << "'" << bad << "'";
   }
   EXPECT_EQ(Refusal(Row("10000")), "");

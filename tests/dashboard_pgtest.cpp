@@ -24,7 +24,10 @@ AnyMachine Checkout() {
               o.next_step = "ship";
               return Await({"payment_confirmed"}, c.state(), o);
             })
-      .Step("ship", [](StepContext<Json>& c) { return Done({{"shipped", c.state()}}); })
+      .Step("ship",
+            [](StepContext<Json>& c) {
+              return Done({{"shipped", c.state()}});
+            })
       .Build();
 }
 
@@ -36,7 +39,8 @@ AnyMachine Failing() {
 }
 
 AnyMachine Child() {
-  return Job<Json>("ui.child").Perform([](const Json&, JobContext&) { return JobResult::Ok({}); })
+  return Job<Json>("ui.child")
+      .Perform([](const Json&, JobContext&) { return JobResult::Ok({}); })
       .Build();
 }
 
@@ -47,7 +51,10 @@ AnyMachine Parent() {
               std::vector<InsertRequest> kids(3, InsertRequest{"ui.child", {}, {}});
               return ScheduleChildren("join", kids, c.state());
             })
-      .Step("join", [](StepContext<Json>&) { return Done({{"joined", 3}}); })
+      .Step("join",
+            [](StepContext<Json>&) {
+              return Done({{"joined", 3}});
+            })
       .Build();
 }
 
@@ -142,8 +149,8 @@ TEST_F(DashboardTest, ApiServesQueuesInstancesAndRefusesBadRequests) {
 // Chromium and the npm package are installed by scripts/deps and scripts/test; a developer
 // machine without them skips, CI (CI=true) fails.
 bool BrowserAvailable(std::string& why) {
-  const fs::path modules = fs::path(GEN_DURABLE_TESTS_DIR) / "browser" / "node_modules" /
-                           "playwright-core";
+  const fs::path modules =
+      fs::path(GEN_DURABLE_TESTS_DIR) / "browser" / "node_modules" / "playwright-core";
   if (std::system("command -v node >/dev/null 2>&1") != 0) {
     why = "node is not installed";
   } else if (!fs::exists("/usr/bin/chromium")) {
@@ -197,16 +204,15 @@ TEST_F(DashboardTest, HeadlessChromiumClicksThroughQueuesSearchAndInstancePages)
   }));
 
   // The token goes through the environment, not the command line.
-  std::string cmd = "cd '" + std::string(GEN_DURABLE_TESTS_DIR) + "/browser' && " +
-                    "GEN_DURABLE_DASHBOARD_TOKEN='" + token + "' timeout 120 node " +
-                    "dashboard.mjs '" + Url() + "' --parked " + std::to_string(*parked) +
-                    " --signalled " + std::to_string(*signalled) + " --failed " +
-                    std::to_string(*failed) + " --parent " + std::to_string(*parent) +
-                    " --holder " + std::to_string(*holder) + " --stray " + std::to_string(*stray) +
-                    " --read-only-url 'http://127.0.0.1:" + std::to_string(read_only->port()) +
-                    "/'";
-  if (const char* dir = std::getenv("GEN_DURABLE_SCREENSHOTS")) cmd += " --screenshots '" +
-                                                                       std::string(dir) + "'";
+  std::string cmd =
+      "cd '" + std::string(GEN_DURABLE_TESTS_DIR) + "/browser' && " +
+      "GEN_DURABLE_DASHBOARD_TOKEN='" + token + "' timeout 120 node " + "dashboard.mjs '" + Url() +
+      "' --parked " + std::to_string(*parked) + " --signalled " + std::to_string(*signalled) +
+      " --failed " + std::to_string(*failed) + " --parent " + std::to_string(*parent) +
+      " --holder " + std::to_string(*holder) + " --stray " + std::to_string(*stray) +
+      " --read-only-url 'http://127.0.0.1:" + std::to_string(read_only->port()) + "/'";
+  if (const char* dir = std::getenv("GEN_DURABLE_SCREENSHOTS"))
+    cmd += " --screenshots '" + std::string(dir) + "'";
   std::string out;
   FILE* p = popen((cmd + " 2>&1").c_str(), "r");
   ASSERT_NE(p, nullptr);

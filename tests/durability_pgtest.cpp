@@ -9,11 +9,11 @@
 #include <memory>
 #include <string>
 
+#include "gen_durable/embedded/embedded.hpp"
+#include "gen_durable/model/validate.hpp"
 #include "gen_durable/pg/connection.hpp"
 #include "gen_durable/runtime/core.hpp"
-#include "gen_durable/embedded/embedded.hpp"
 #include "gen_durable/schema/migrations.hpp"
-#include "gen_durable/model/validate.hpp"
 
 namespace gen_durable::testing {
 namespace {
@@ -76,7 +76,8 @@ TEST_F(CrashedServerTest, AClaimOfAKeyedRowSurvivesAnImmediateCrash) {
     SCOPED_TRACE("round " + std::to_string(round));
     auto conn = core_->Connect("test");
     auto inserted = conn->Exec(
-        "INSERT INTO public.gd_instances (fsm, step, partition_key) VALUES ('t.keyed', 'start', 'k') "
+        "INSERT INTO public.gd_instances (fsm, step, partition_key) VALUES ('t.keyed', 'start', "
+        "'k') "
         "RETURNING id");
     const std::int64_t id = inserted.Int64(0, 0);
     auto claimed =
@@ -86,9 +87,10 @@ TEST_F(CrashedServerTest, AClaimOfAKeyedRowSurvivesAnImmediateCrash) {
     ASSERT_EQ(claimed.size(), 1u);
     ASSERT_EQ(claimed[0].id, id);
     // The control, committed (asynchronously) after the keyed claim's flush.
-    const std::int64_t plain =
-        conn->Exec("INSERT INTO public.gd_instances (fsm, step) VALUES ('t.keyed', 'start') RETURNING id")
-            .Int64(0, 0);
+    const std::int64_t plain = conn->Exec(
+                                       "INSERT INTO public.gd_instances (fsm, step) VALUES "
+                                       "('t.keyed', 'start') RETURNING id")
+                                   .Int64(0, 0);
     auto plain_claimed =
         core_->store
             .Claim(*conn, "default", 1, core_->node_id, 60s, {"t.keyed@1"}, false, 2 * round)
@@ -114,7 +116,8 @@ TEST_F(CrashedServerTest, AClaimOfAKeyedRowSurvivesAnImmediateCrash) {
     ASSERT_EQ(control.rows(), 1);  // its insert committed synchronously
     EXPECT_EQ(control.String(0, 0), "runnable") << "the crash did not lose an unflushed claim";
     EXPECT_EQ(control.String(0, 2), "");
-    after->Exec("UPDATE public.gd_instances SET status = 'done' WHERE id = " + std::to_string(plain));
+    after->Exec("UPDATE public.gd_instances SET status = 'done' WHERE id = " +
+                std::to_string(plain));
     after->Exec("UPDATE public.gd_instances SET status = 'done', locked_by = NULL WHERE id = " +
                 std::to_string(id));
   }

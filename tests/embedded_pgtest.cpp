@@ -13,8 +13,8 @@
 #include <sstream>
 #include <string>
 
-#include "gen_durable/error.hpp"
 #include "gen_durable/embedded/embedded.hpp"
+#include "gen_durable/error.hpp"
 #include "support/pg_fixture.hpp"
 
 namespace gen_durable {
@@ -222,7 +222,6 @@ TEST(EmbeddedSecurity, ApplicationConnectsAsANonSuperuser) {
   EXPECT_EQ(cluster.CreateAppDatabase(name), conninfo);
 }
 
-
 // A database left by an older version belongs to the superuser, and so does everything in it:
 // asking for it as an application's database hands each kind of object over to the application
 // role (an owned sequence, like the index, follows its table).
@@ -249,20 +248,20 @@ TEST(EmbeddedSecurity, HandsEveryKindOfObjectOfAnOlderDatabaseOver) {
   ASSERT_EQ(PQresultStatus(res.get()), PGRES_COMMAND_OK) << PQerrorMessage(admin.get());
 
   cluster.CreateAppDatabase(name);
-  res.reset(PQexec(
-      admin.get(),
-      "SELECT o.name, r.rolname FROM ("
-      "  SELECT 'database' AS name, datdba AS owner FROM pg_database"
-      "  WHERE datname = current_database()"
-      "  UNION ALL SELECT 'schema old_s', nspowner FROM pg_namespace WHERE nspname = 'old_s'"
-      "  UNION ALL SELECT oid::regclass::text, relowner FROM pg_class"
-      "  WHERE relnamespace = 'old_s'::regnamespace"
-      "  AND relkind IN ('r', 'p', 'v', 'm', 'S')"
-      "  UNION ALL SELECT oid::regprocedure::text, proowner FROM pg_proc"
-      "  WHERE pronamespace = 'old_s'::regnamespace"
-      "  UNION ALL SELECT oid::regtype::text, typowner FROM pg_type"
-      "  WHERE typnamespace = 'old_s'::regnamespace AND typtype IN ('e', 'd', 'r')"
-      ") o JOIN pg_roles r ON r.oid = o.owner"));
+  res.reset(
+      PQexec(admin.get(),
+             "SELECT o.name, r.rolname FROM ("
+             "  SELECT 'database' AS name, datdba AS owner FROM pg_database"
+             "  WHERE datname = current_database()"
+             "  UNION ALL SELECT 'schema old_s', nspowner FROM pg_namespace WHERE nspname = 'old_s'"
+             "  UNION ALL SELECT oid::regclass::text, relowner FROM pg_class"
+             "  WHERE relnamespace = 'old_s'::regnamespace"
+             "  AND relkind IN ('r', 'p', 'v', 'm', 'S')"
+             "  UNION ALL SELECT oid::regprocedure::text, proowner FROM pg_proc"
+             "  WHERE pronamespace = 'old_s'::regnamespace"
+             "  UNION ALL SELECT oid::regtype::text, typowner FROM pg_type"
+             "  WHERE typnamespace = 'old_s'::regnamespace AND typtype IN ('e', 'd', 'r')"
+             ") o JOIN pg_roles r ON r.oid = o.owner"));
   ASSERT_EQ(PQresultStatus(res.get()), PGRES_TUPLES_OK) << PQerrorMessage(admin.get());
   // The database, the schema, 5 relations (t, its sequence t_id_seq, v, m, q), 7 routines (f,
   // pr and the range's 5 constructors) and 3 types.

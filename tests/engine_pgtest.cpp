@@ -21,13 +21,15 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Counter, n)
 // --- outcomes ---
 
 TEST_F(EngineTest, NextRunsTheNextStepWithTheNewState) {
-  auto m = Machine<Counter>("t.next")
-               .Step("start", [](StepContext<Counter>& c) { return Next("b", Counter{c.state().n + 1}); })
-               .Step("b",
-                     [](StepContext<Counter>& c) {
-                       return Done({{"n", c.state().n}, {"step", c.step()}, {"attempt", c.attempt()}});
-                     })
-               .Build();
+  auto m =
+      Machine<Counter>("t.next")
+          .Step("start",
+                [](StepContext<Counter>& c) { return Next("b", Counter{c.state().n + 1}); })
+          .Step("b",
+                [](StepContext<Counter>& c) {
+                  return Done({{"n", c.state().n}, {"step", c.step()}, {"attempt", c.attempt()}});
+                })
+          .Build();
   auto engine = Engine::Start(Options({m}));
   auto id = client_->Insert(m, Counter{41});
   ASSERT_TRUE(id.ok());
@@ -98,7 +100,8 @@ TEST_F(EngineTest, ExceptionGoesToTheErrorHandler) {
   auto m = Machine<Counter>("t.handler")
                .Step("start",
                      [](StepContext<Counter>& c) -> Outcome {
-                       if (c.attempt() < 2) throw std::runtime_error("boom " + std::to_string(c.attempt()));
+                       if (c.attempt() < 2)
+                         throw std::runtime_error("boom " + std::to_string(c.attempt()));
                        return Done({{"attempt", c.attempt()}});
                      })
                .OnError([](const StepError& e, StepContext<Counter>& c) {
@@ -114,9 +117,10 @@ TEST_F(EngineTest, ExceptionGoesToTheErrorHandler) {
 }
 
 TEST_F(EngineTest, DefaultErrorHandlerStopsWithTheMessage) {
-  auto m = Machine<Counter>("t.nohandler")
-               .Step("start", [](StepContext<Counter>&) -> Outcome { throw std::logic_error("bad"); })
-               .Build();
+  auto m =
+      Machine<Counter>("t.nohandler")
+          .Step("start", [](StepContext<Counter>&) -> Outcome { throw std::logic_error("bad"); })
+          .Build();
   auto engine = Engine::Start(Options({m}));
   auto info = WaitTerminal(*client_->Insert(m, Counter{}));
   EXPECT_EQ(info.status, "failed");
@@ -188,7 +192,9 @@ TEST_F(EngineTest, InsertOfAnUndefinedStepOfAKnownMachineIsRefused) {
 
 TEST_F(EngineTest, JobOkWithResultIsDone) {
   auto j = Job<Counter>("t.job_ok")
-               .Perform([](const Counter& a, JobContext&) { return JobResult::Ok({{"twice", a.n * 2}}); })
+               .Perform([](const Counter& a, JobContext&) {
+                 return JobResult::Ok({{"twice", a.n * 2}});
+               })
                .Build();
   auto engine = Engine::Start(Options({j}));
   auto info = WaitTerminal(*client_->Insert(j, Counter{21}));
@@ -262,8 +268,7 @@ TEST_F(EngineTest, JobWithUndecodableArgsFailsAtOnce) {
                .Build();
   // An insert refuses such args, so they are written behind the client's back.
   auto id = *client_->Insert(j, Counter{});
-  sql_->Exec("UPDATE gd_instances SET state = '{\"n\": [1, 2]}' WHERE id = " +
-             std::to_string(id));
+  sql_->Exec("UPDATE gd_instances SET state = '{\"n\": [1, 2]}' WHERE id = " + std::to_string(id));
   auto engine = Engine::Start(Options({j}));
   auto info = WaitTerminal(id);
   EXPECT_EQ(info.status, "failed");
@@ -290,8 +295,10 @@ TEST_F(EngineTest, LateOutcomeOfALostLeaseIsDroppedAndCounted) {
   auto id = *client_->Insert(m, Counter{});
   started.wait();
   // Another claimant takes the row over, as after a reap and a re-claim elsewhere.
-  sql_->Exec("UPDATE gd_instances SET locked_by = 'other-node', lease_seq = lease_seq + 1 "
-             "WHERE id = " + std::to_string(id));
+  sql_->Exec(
+      "UPDATE gd_instances SET locked_by = 'other-node', lease_seq = lease_seq + 1 "
+      "WHERE id = " +
+      std::to_string(id));
   stolen.count_down();
   ASSERT_TRUE(WaitUntil([&] { return engine->stats().stale == 1; }));
   auto info = client_->Get(id);
@@ -306,12 +313,16 @@ TEST_F(EngineTest, LateOutcomeOfALostLeaseIsDroppedAndCounted) {
 
 TEST_F(EngineTest, ReaperReturnsExpiredLeasesWithAttemptPlusOne) {
   auto m = Machine<Counter>("t.reap")
-               .Step("start", [](StepContext<Counter>& c) { return Done({{"attempt", c.attempt()}}); })
+               .Step("start",
+                     [](StepContext<Counter>& c) {
+                       return Done({{"attempt", c.attempt()}});
+                     })
                .Build();
   auto id = *client_->Insert(m, Counter{});
   // A claim by a node that vanished: its lease has expired.
-  sql_->Exec("UPDATE gd_instances SET status = 'executing', locked_by = 'ghost', lease_seq = 1, "
-             "lease_expires_at = now() - interval '1 second'");
+  sql_->Exec(
+      "UPDATE gd_instances SET status = 'executing', locked_by = 'ghost', lease_seq = 1, "
+      "lease_expires_at = now() - interval '1 second'");
   auto engine = Engine::Start(Options({m}));
   std::atomic<int> reaped{0};
   engine->telemetry().Attach("reaper.reaped", [&](const TelemetryEvent& e) {
@@ -331,8 +342,9 @@ TEST_F(EngineTest, ReaperFailsARowWhoseAttemptsAreExhausted) {
                .Step("start", [](StepContext<Counter>&) { return Done(); })
                .Build();
   auto id = *client_->Insert(m, Counter{});
-  sql_->Exec("UPDATE gd_instances SET status = 'executing', locked_by = 'ghost', attempt = 1, "
-             "lease_expires_at = now() - interval '1 second'");
+  sql_->Exec(
+      "UPDATE gd_instances SET status = 'executing', locked_by = 'ghost', attempt = 1, "
+      "lease_expires_at = now() - interval '1 second'");
   auto engine = Engine::Start(Options({m}));
   auto info = WaitTerminal(id);
   EXPECT_EQ(info.status, "failed");
@@ -367,7 +379,10 @@ TEST_F(EngineTest, LiveLeasesAreNotReaped) {
 
 TEST_F(EngineTest, DeadPredecessorClaimsAreReleasedAtStart) {
   auto m = Machine<Counter>("t.reclaim")
-               .Step("start", [](StepContext<Counter>& c) { return Done({{"attempt", c.attempt()}}); })
+               .Step("start",
+                     [](StepContext<Counter>& c) {
+                       return Done({{"attempt", c.attempt()}});
+                     })
                .Build();
   // A process that existed and is gone: fork a child and reap it.
   pid_t child = fork();
@@ -380,12 +395,14 @@ TEST_F(EngineTest, DeadPredecessorClaimsAreReleasedAtStart) {
   // Its pid is of our pid namespace, where it names no process: proof of death at once.
   detail::pg::Params p;
   p.Add(dead).Add(std::string(host)).Add(static_cast<int>(child)).Add(detail::SelfPidNamespace());
-  sql_->ExecParams("INSERT INTO gd_nodes (id, engine, host, pid, pid_ns) "
-                   "VALUES ($1, 'old', $2, $3, $4)",
-                   p);
-  sql_->ExecParams("UPDATE gd_instances SET status = 'executing', locked_by = $1, "
-                   "lease_expires_at = now() + interval '1 hour'",
-                   detail::pg::Params().Add(dead));
+  sql_->ExecParams(
+      "INSERT INTO gd_nodes (id, engine, host, pid, pid_ns) "
+      "VALUES ($1, 'old', $2, $3, $4)",
+      p);
+  sql_->ExecParams(
+      "UPDATE gd_instances SET status = 'executing', locked_by = $1, "
+      "lease_expires_at = now() + interval '1 hour'",
+      detail::pg::Params().Add(dead));
   auto o = Options({m});
   o.reaper = false;  // only the reclaim at start can bring it back
   auto engine = Engine::Start(o);
@@ -405,13 +422,18 @@ TEST_F(EngineTest, LiveNodeOnTheSameHostKeepsItsClaims) {
   const int alive = static_cast<int>(getppid());
   const std::string other = std::string(host) + ":" + std::to_string(alive) + ":cafe";
   auto id = *client_->Insert(m, Counter{});
-  sql_->ExecParams("INSERT INTO gd_nodes (id, engine, host, pid, pid_ns) "
-                   "VALUES ($1, 'x', $2, $3, $4)",
-                   detail::pg::Params().Add(other).Add(std::string(host)).Add(alive).Add(
-                       detail::SelfPidNamespace()));
-  sql_->ExecParams("UPDATE gd_instances SET status = 'executing', locked_by = $1, "
-                   "lease_expires_at = now() + interval '1 hour'",
-                   detail::pg::Params().Add(other));
+  sql_->ExecParams(
+      "INSERT INTO gd_nodes (id, engine, host, pid, pid_ns) "
+      "VALUES ($1, 'x', $2, $3, $4)",
+      detail::pg::Params()
+          .Add(other)
+          .Add(std::string(host))
+          .Add(alive)
+          .Add(detail::SelfPidNamespace()));
+  sql_->ExecParams(
+      "UPDATE gd_instances SET status = 'executing', locked_by = $1, "
+      "lease_expires_at = now() + interval '1 hour'",
+      detail::pg::Params().Add(other));
   auto o = Options({m});
   o.reaper = false;
   auto engine = Engine::Start(o);
@@ -423,17 +445,22 @@ TEST_F(EngineTest, LiveNodeOnTheSameHostKeepsItsClaims) {
 // --- GC ---
 
 TEST_F(EngineTest, GcDeletesTerminalRowsPastRetentionInBatches) {
-  auto m = Machine<Counter>("t.gc").Step("start", [](StepContext<Counter>&) { return Done(); }).Build();
+  auto m =
+      Machine<Counter>("t.gc").Step("start", [](StepContext<Counter>&) { return Done(); }).Build();
   std::vector<InsertRequest> reqs(7, InsertRequest{"t.gc", 1, {}});
   auto ids = client_->InsertAll(reqs);
   ASSERT_EQ(ids.size(), 7u);
   // Five old terminal rows, one recent terminal row, one live row.
-  sql_->Exec("UPDATE gd_instances SET status = 'done', completed_at = now() - interval '2 hours' "
-             "WHERE id <= " + std::to_string(ids[4]));
+  sql_->Exec(
+      "UPDATE gd_instances SET status = 'done', completed_at = now() - interval '2 hours' "
+      "WHERE id <= " +
+      std::to_string(ids[4]));
   sql_->Exec("UPDATE gd_instances SET status = 'failed', completed_at = now() WHERE id = " +
              std::to_string(ids[5]));
-  sql_->Exec("UPDATE gd_instances SET status = 'runnable', eligible_at = now() + interval '1 day' "
-             "WHERE id = " + std::to_string(ids[6]));
+  sql_->Exec(
+      "UPDATE gd_instances SET status = 'runnable', eligible_at = now() + interval '1 day' "
+      "WHERE id = " +
+      std::to_string(ids[6]));
   auto o = Options({m});
   o.gc_interval = 100ms;
   o.gc_retention = std::chrono::hours(1);
@@ -477,7 +504,8 @@ TEST_F(EngineTest, StopReleasesBufferedRowsAndFinishesInFlightSteps) {
   stopper.join();
   EXPECT_EQ(released.load(), 3);
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE status = 'done'"), 1);
-  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE status = 'runnable' AND attempt = 0"), 3);
+  EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE status = 'runnable' AND attempt = 0"),
+            3);
 }
 
 TEST_F(EngineTest, StepOutlivingTheDrainIsLeftToTheReaperAndSeesCancelled) {
@@ -509,7 +537,9 @@ TEST_F(EngineTest, StepOutlivingTheDrainIsLeftToTheReaperAndSeesCancelled) {
 // --- named engines and options ---
 
 TEST_F(EngineTest, TwoEnginesCannotShareAName) {
-  auto m = Machine<Counter>("t.named").Step("start", [](StepContext<Counter>&) { return Done(); }).Build();
+  auto m = Machine<Counter>("t.named")
+               .Step("start", [](StepContext<Counter>&) { return Done(); })
+               .Build();
   auto o = Options({m});
   o.name = "shared-name";
   auto first = Engine::Start(o);
@@ -552,7 +582,9 @@ TEST_F(EngineTest, LowerPriorityRunsFirst) {
 }
 
 TEST_F(EngineTest, ScheduledRowsWaitUntilEligible) {
-  auto j = Job<Json>("t.sched").Perform([](const Json&, JobContext&) { return JobResult::Ok(); }).Build();
+  auto j = Job<Json>("t.sched")
+               .Perform([](const Json&, JobContext&) { return JobResult::Ok(); })
+               .Build();
   auto engine = Engine::Start(Options({j}));
   InsertOptions later;
   later.schedule_in = std::chrono::minutes(10);
@@ -604,9 +636,9 @@ TEST_F(EngineTest, InsertAllBeyondOneJsonbValueIsSplitAndStaysAtomic) {
             33);
   // Ids in request order (the duplicate dropped).
   for (int i : {0, 1, 2, 32}) {
-    EXPECT_EQ(Sql64("SELECT (state->>'i')::int FROM gd_instances WHERE id = " +
-                    std::to_string(ids[i])),
-              i);
+    EXPECT_EQ(
+        Sql64("SELECT (state->>'i')::int FROM gd_instances WHERE id = " + std::to_string(ids[i])),
+        i);
   }
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE unique_key = 'same'"), 1);
   // All or nothing: a row the server refuses, last in the batch, takes the others with it.
@@ -647,7 +679,8 @@ TEST_F(EngineTest, ScheduleChildrenBeyondOneStatementIsRefusedClearly) {
 }
 
 TEST_F(EngineTest, TransactionalEnqueueFollowsTheCallersTransaction) {
-  auto j = Job<Json>("t.tx").Perform([](const Json&, JobContext&) { return JobResult::Ok(); }).Build();
+  auto j =
+      Job<Json>("t.tx").Perform([](const Json&, JobContext&) { return JobResult::Ok(); }).Build();
   auto engine = Engine::Start(Options({j}));
   auto app = detail::pg::Connection::Open(db_, "app");
   app->Exec("CREATE TABLE orders (id int)");
@@ -722,7 +755,9 @@ TEST_F(EngineTest, TelemetryReportsStepsAndPicks) {
 }
 
 TEST_F(EngineTest, RowsOfUnknownMachinesAreNotClaimed) {
-  auto m = Machine<Counter>("t.known").Step("start", [](StepContext<Counter>&) { return Done(); }).Build();
+  auto m = Machine<Counter>("t.known")
+               .Step("start", [](StepContext<Counter>&) { return Done(); })
+               .Build();
   auto foreign = *client_->Insert("some.other.machine");
   auto engine = Engine::Start(Options({m}));
   auto mine = *client_->Insert(m, Counter{});
@@ -734,11 +769,17 @@ TEST_F(EngineTest, RowsOfUnknownMachinesAreNotClaimed) {
 TEST_F(EngineTest, AnInstanceFinishesOnTheVersionItStartedOn) {
   auto v1 = Machine<Counter>("t.versioned")
                 .Step("start", [](StepContext<Counter>& c) { return Next("end", c.state()); })
-                .Step("end", [](StepContext<Counter>&) { return Done({{"version", 1}}); })
+                .Step("end",
+                      [](StepContext<Counter>&) {
+                        return Done({{"version", 1}});
+                      })
                 .Build();
   auto v2 = Machine<Counter>("t.versioned")
                 .Version(2)
-                .Step("start", [](StepContext<Counter>&) { return Done({{"version", 2}}); })
+                .Step("start",
+                      [](StepContext<Counter>&) {
+                        return Done({{"version", 2}});
+                      })
                 .Build();
   auto engine = Engine::Start(Options({v1, v2}));
   auto old_id = *client_->Insert(v1, Counter{});
@@ -750,9 +791,10 @@ TEST_F(EngineTest, AnInstanceFinishesOnTheVersionItStartedOn) {
 
 TEST_F(EngineTest, OversizedStateFailsTheInstanceWithAClearError) {
   auto m = Machine<Json>("t.big")
-               .Step("start", [](StepContext<Json>&) {
-                 return Next("start", Json{{"blob", std::string(5000, 'x')}});
-               })
+               .Step("start",
+                     [](StepContext<Json>&) {
+                       return Next("start", Json{{"blob", std::string(5000, 'x')}});
+                     })
                .Build();
   auto o = Options({m});
   o.max_payload_bytes = 1000;
@@ -770,7 +812,9 @@ TEST_F(EngineTest, MigrateAppliesOnlyWhatIsMissingAndHonoursTheSchema) {
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_schema_migrations"),
             static_cast<std::int64_t>(detail::Migrations().size()));
 
-  auto m = Machine<Counter>("t.schema").Step("start", [](StepContext<Counter>&) { return Done(); }).Build();
+  auto m = Machine<Counter>("t.schema")
+               .Step("start", [](StepContext<Counter>&) { return Done(); })
+               .Build();
   auto o = Options({m});
   o.schema = "tenant_honoured";
   auto engine = Engine::Start(o);
@@ -825,7 +869,6 @@ TEST_F(EngineTest, EngineSurvivesItsConnectionsBeingKilled) {
   EXPECT_TRUE(engine->running());
 }
 
-
 // --- bad stored data, long schemas, privileges, replay guard ---
 
 TEST_F(EngineTest, UnrepresentableStoredStateFailsTheInstanceNotTheNode) {
@@ -844,7 +887,9 @@ TEST_F(EngineTest, UnrepresentableStoredStateFailsTheInstanceNotTheNode) {
 }
 
 TEST_F(EngineTest, LongSchemaNamesWork) {
-  auto m = Machine<Json>("t.long_schema").Step("start", [](StepContext<Json>&) { return Done(); }).Build();
+  auto m = Machine<Json>("t.long_schema")
+               .Step("start", [](StepContext<Json>&) { return Done(); })
+               .Build();
   auto o = Options({m});
   o.schema = std::string(63, 's');
   auto engine = Engine::Start(o);
@@ -853,7 +898,8 @@ TEST_F(EngineTest, LongSchemaNamesWork) {
 }
 
 TEST_F(EngineTest, AMigratedSchemaNeedsNoCreatePrivilege) {
-  auto m = Machine<Json>("t.noprivs").Step("start", [](StepContext<Json>&) { return Done(); }).Build();
+  auto m =
+      Machine<Json>("t.noprivs").Step("start", [](StepContext<Json>&) { return Done(); }).Build();
   sql_->Exec("DROP ROLE IF EXISTS gd_app_" + std::to_string(getpid()));
   const std::string role = "gd_app_" + std::to_string(getpid());
   sql_->Exec("CREATE ROLE " + role + " LOGIN");
@@ -888,7 +934,6 @@ TEST_F(EngineTest, MaxAttemptsStopsAHandlerThatReplaysForever) {
   EXPECT_EQ(runs.load(), 4);
   EXPECT_NE(info.last_error->find("max attempts (4)"), std::string::npos) << *info.last_error;
 }
-
 
 // --- feeder knobs ---
 
@@ -942,7 +987,8 @@ TEST_F(EngineTest, AQueueScaledBelowMinDemandStillClaims) {
 }
 
 TEST_F(EngineTest, IdleQueuesBackOffAndSnapBackWhenWorkArrives) {
-  auto j = Job<Json>("t.idle").Perform([](const Json&, JobContext&) { return JobResult::Ok(); }).Build();
+  auto j =
+      Job<Json>("t.idle").Perform([](const Json&, JobContext&) { return JobResult::Ok(); }).Build();
   auto o = Options({j});
   o.poll_interval = 20ms;
   o.max_poll_interval = 320ms;
@@ -963,7 +1009,8 @@ TEST_F(EngineTest, IdleQueuesBackOffAndSnapBackWhenWorkArrives) {
 
 TEST_F(EngineTest, AnOutcomeCanOptOutOfInlineRunAhead) {
   auto m = Machine<Counter>("t.no_inline")
-               .Step("start", [](StepContext<Counter>& c) { return Next("end", c.state()).Inline(false); })
+               .Step("start",
+                     [](StepContext<Counter>& c) { return Next("end", c.state()).Inline(false); })
                .Step("end", [](StepContext<Counter>&) { return Done(); })
                .Build();
   auto engine = Engine::Start(Options({m}));

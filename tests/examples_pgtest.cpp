@@ -40,8 +40,8 @@ TEST(Examples, QuickstartRunsTheCheckoutAndTheJob) {
 }
 
 TEST(Examples, CleanupJobRemovesThePath) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("gd_cleanup_" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("gd_cleanup_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir / "nested");
   std::ofstream(dir / "nested" / "file") << "x";
   auto r = RunCommand(std::string("timeout 60 ") + GEN_DURABLE_EXAMPLE_CLEANUP + " " +

@@ -85,8 +85,8 @@ class RawConnection {
  private:
   bool ReadSome(Clock::time_point deadline) {
     pollfd p{fd_, POLLIN, 0};
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                            Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0))) <= 0) {
       return false;
     }
@@ -116,7 +116,9 @@ void ExpectSecurityHeaders(const httplib::Result& r, const std::string& what) {
 
 class HttpSecurityTest : public EngineTest {
  protected:
-  void StartDashboard(const DashboardOptions& o = {}) { dashboard_ = Dashboard::Start(*client_, o); }
+  void StartDashboard(const DashboardOptions& o = {}) {
+    dashboard_ = Dashboard::Start(*client_, o);
+  }
   int port() const { return dashboard_->port(); }
   bool Paused() { return client_->Queues().empty() ? false : client_->Queues().at(0).paused; }
   std::unique_ptr<Dashboard> dashboard_;
@@ -152,10 +154,10 @@ TEST_F(HttpSecurityTest, ForeignHostIsRefused) {
 TEST_F(HttpSecurityTest, EveryResponseCarriesTheSecurityHeaders) {
   StartDashboard();
   httplib::Client http("127.0.0.1", port());
-  for (const char* path : {"/", "/index.html", "/assets/app.js", "/assets/style.css",
-                           "/assets/nope.js", "/api/overview", "/api/instances",
-                           "/api/instances/abc", "/api/instances/999999", "/api/nothing",
-                           "/api/queues/default/pause"}) {
+  for (const char* path :
+       {"/", "/index.html", "/assets/app.js", "/assets/style.css", "/assets/nope.js",
+        "/api/overview", "/api/instances", "/api/instances/abc", "/api/instances/999999",
+        "/api/nothing", "/api/queues/default/pause"}) {
     ExpectSecurityHeaders(http.Get(path), path);
   }
   ExpectSecurityHeaders(http.Post("/api/instances/abc/retry", "{}", "application/json"),
@@ -174,8 +176,9 @@ TEST_F(HttpSecurityTest, FiftyMegabyteBodyIsRefusedWith413BeforeItIsRead) {
   // Only the head is sent: the answer must come without waiting for 50 MB.
   RawConnection c(port());
   ASSERT_TRUE(c.connected());
-  ASSERT_TRUE(c.Send("POST /api/queues/default/pause HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     "Content-Type: application/json\r\nContent-Length: 52428800\r\n\r\n{}"));
+  ASSERT_TRUE(
+      c.Send("POST /api/queues/default/pause HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             "Content-Type: application/json\r\nContent-Length: 52428800\r\n\r\n{}"));
   const std::string head = c.ReadHead();
   EXPECT_EQ(RawConnection::StatusOf(head), 413) << head;
   EXPECT_TRUE(c.ClosedWithin(std::chrono::seconds(20)));
@@ -206,9 +209,10 @@ TEST_F(HttpSecurityTest, ExpectContinueWithAnOversizedBodyIsAnswered413) {
   StartDashboard();
   RawConnection c(port());
   ASSERT_TRUE(c.connected());
-  ASSERT_TRUE(c.Send("POST /api/queues/default/pause HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     "Content-Type: application/json\r\nContent-Length: 52428800\r\n"
-                     "Expect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("POST /api/queues/default/pause HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             "Content-Type: application/json\r\nContent-Length: 52428800\r\n"
+             "Expect: 100-continue\r\n\r\n"));
   const std::string head = c.ReadHead();
   EXPECT_EQ(RawConnection::StatusOf(head), 413) << head;
   EXPECT_TRUE(c.ClosedWithin(std::chrono::seconds(20)));
@@ -224,10 +228,11 @@ TEST_F(HttpSecurityTest, RefusedRequestsBodyIsNotServedAsTheNextRequest) {
       "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
   RawConnection c(port());
   ASSERT_TRUE(c.connected());
-  ASSERT_TRUE(c.Send("POST /api/queues/default/resume HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     "Origin: http://evil.example\r\n"
-                     "Content-Type: application/json\r\nContent-Length: " +
-                     std::to_string(inner.size()) + "\r\n\r\n" + inner));
+  ASSERT_TRUE(
+      c.Send("POST /api/queues/default/resume HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             "Origin: http://evil.example\r\n"
+             "Content-Type: application/json\r\nContent-Length: " +
+             std::to_string(inner.size()) + "\r\n\r\n" + inner));
   const std::string head = c.ReadHead();
   EXPECT_EQ(RawConnection::StatusOf(head), 403) << head;
   EXPECT_TRUE(c.ClosedWithin(std::chrono::seconds(20)));
@@ -413,8 +418,8 @@ TEST_F(HttpSecurityTest, CrossSiteActionsAreRefused) {
 TEST_F(HttpSecurityTest, ReadOnlyRefusesEveryActionWith403) {
   auto parked = client_->Insert("anything", {});
   ASSERT_TRUE(parked.ok());
-  sql_->Exec("UPDATE " + client_->schema() + ".gd_instances SET status = 'failed' WHERE id = " +
-             std::to_string(*parked));
+  sql_->Exec("UPDATE " + client_->schema() +
+             ".gd_instances SET status = 'failed' WHERE id = " + std::to_string(*parked));
   auto o = WithToken("viewer");
   o.security.read_only = true;
   StartDashboard(o);
@@ -427,12 +432,11 @@ TEST_F(HttpSecurityTest, ReadOnlyRefusesEveryActionWith403) {
   httplib::Headers with_csrf = auth;
   with_csrf.emplace("X-CSRF-Token", s["csrf"].get<std::string>());
   const std::string id = std::to_string(*parked);
-  for (const std::string& path : std::vector<std::string>
-       {"/api/queues/default/pause", "/api/queues/default/resume", "/api/instances/" + id + "/cancel",
-        "/api/instances/" + id + "/retry", "/api/instances/" + id + "/signal",
-        "/api/anything/else"}) {
-    for (const auto& h : {auth, with_csrf,
-                          httplib::Headers{{"Authorization", "Bearer viewer"}}}) {
+  for (const std::string& path : std::vector<std::string>{
+           "/api/queues/default/pause", "/api/queues/default/resume",
+           "/api/instances/" + id + "/cancel", "/api/instances/" + id + "/retry",
+           "/api/instances/" + id + "/signal", "/api/anything/else"}) {
+    for (const auto& h : {auth, with_csrf, httplib::Headers{{"Authorization", "Bearer viewer"}}}) {
       auto r = http.Post(path, h, R"({"name": "x"})", "application/json");
       ASSERT_TRUE(r) << path;
       EXPECT_EQ(r->status, 403) << path << ": " << r->body;
@@ -456,17 +460,18 @@ TEST_F(HttpSecurityTest, AuthorizeHookDecidesPerRequest) {
   httplib::Client http("127.0.0.1", port());
   EXPECT_EQ(http.Get("/api/overview")->status, 401);
   EXPECT_EQ(http.Get("/api/overview", {{"X-User", "viewer"}})->status, 200);
-  EXPECT_EQ(http.Post("/api/queues/default/pause", {{"X-User", "viewer"}}, "{}",
-                      "application/json")->status,
+  EXPECT_EQ(http.Post("/api/queues/default/pause", {{"X-User", "viewer"}}, "{}", "application/json")
+                ->status,
             403);
   // The hook may read cookies, which a browser sends by itself: actions need the CSRF token.
-  EXPECT_EQ(http.Post("/api/queues/default/pause", {{"X-User", "admin"}}, "{}",
-                      "application/json")->status,
+  EXPECT_EQ(http.Post("/api/queues/default/pause", {{"X-User", "admin"}}, "{}", "application/json")
+                ->status,
             403);
   const std::string csrf =
       Json::parse(http.Get("/api/session", {{"X-User", "admin"}})->body)["csrf"];
   EXPECT_EQ(http.Post("/api/queues/default/pause", {{"X-User", "admin"}, {"X-CSRF-Token", csrf}},
-                      "{}", "application/json")->status,
+                      "{}", "application/json")
+                ->status,
             200);
   EXPECT_TRUE(Paused());
 }
@@ -483,9 +488,9 @@ TEST_F(HttpSecurityTest, NonLoopbackBindWithoutCredentialsIsRefusedAtStart) {
   // The bind address accepts loopback names only unless told otherwise.
   httplib::Client http("127.0.0.1", d->port());
   EXPECT_EQ(http.Get("/api/overview", {{"Authorization", "Bearer t"}})->status, 200);
-  EXPECT_EQ(http.Get("/api/overview", {{"Authorization", "Bearer t"}, {"Host", "10.1.2.3"}})
-                ->status,
-            421);
+  EXPECT_EQ(
+      http.Get("/api/overview", {{"Authorization", "Bearer t"}, {"Host", "10.1.2.3"}})->status,
+      421);
   d.reset();
   DashboardOptions waived;
   waived.bind = "0.0.0.0";
@@ -499,8 +504,8 @@ TEST_F(HttpSecurityTest, NonLoopbackBindWithoutCredentialsIsRefusedAtStart) {
 
 TEST_F(HttpSecurityTest, CliRefusesAPublicBindWithoutCredentials) {
   const std::string cli = GEN_DURABLE_CLI_PATH;
-  const std::string cmd = "'" + cli + "' dashboard --database '" + db_ +
-                          "' --bind 0.0.0.0 --port 0 2>&1";
+  const std::string cmd =
+      "'" + cli + "' dashboard --database '" + db_ + "' --bind 0.0.0.0 --port 0 2>&1";
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
@@ -529,8 +534,8 @@ TEST_F(HttpSecurityTest, MetricsEndpointChecksTokenAndHost) {
   EXPECT_EQ(ok->status, 200);
   EXPECT_NE(ok->body.find("gen_durable_up"), std::string::npos);
   ExpectSecurityHeaders(ok, "metrics 200");
-  EXPECT_EQ(http.Get("/metrics", {{"Authorization", "Bearer scrape-me"},
-                                  {"Host", "evil.example"}})->status,
+  EXPECT_EQ(http.Get("/metrics", {{"Authorization", "Bearer scrape-me"}, {"Host", "evil.example"}})
+                ->status,
             421);
   MetricsServerOptions open;
   open.bind = "0.0.0.0";
@@ -569,8 +574,8 @@ TEST_F(HttpSecurityTest, ServesHttpsWithTheGivenCertificate) {
   const std::string key = (dir / "key.pem").string();
   const std::string make =
       "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-      "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout '" + key + "' -out '" + cert +
-      "' >/dev/null 2>&1";
+      "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout '" +
+      key + "' -out '" + cert + "' >/dev/null 2>&1";
   ASSERT_EQ(std::system(make.c_str()), 0) << make;
   auto o = WithToken("tls-token");
   o.security.tls_cert_file = cert;

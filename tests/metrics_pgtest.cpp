@@ -46,9 +46,10 @@ std::pair<int, std::string> Parse(const std::string& text) {
   close(fd);
   std::ofstream(path) << text;
   const std::string cmd =
-      std::string("/usr/bin/python3 -c 'import sys\nfrom prometheus_client.parser import "
-                  "text_string_to_metric_families as parse\nfams = list(parse(open(sys.argv[1])"
-                  ".read()))\nprint(len(fams), sum(len(f.samples) for f in fams))' ") +
+      std::string(
+          "/usr/bin/python3 -c 'import sys\nfrom prometheus_client.parser import "
+          "text_string_to_metric_families as parse\nfams = list(parse(open(sys.argv[1])"
+          ".read()))\nprint(len(fams), sum(len(f.samples) for f in fams))' ") +
       path + " 2>&1";
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");
@@ -99,9 +100,9 @@ TEST_F(MetricsTest, CountersHistogramsAndGaugesFollowWhatTheEngineDid) {
   EXPECT_EQ(Sample(text, "gen_durable_queue_paused{" + e + ",queue=\"paused_q\"}"), 1);
   EXPECT_EQ(Sample(text, "gen_durable_queue_concurrency{" + e + ",queue=\"default\"}"), 4);
   // The odd queue name, escaped.
-  EXPECT_EQ(Sample(text, "gen_durable_queue_depth{" + e +
-                             ",queue=\"q\\\"with\\\\odd\",status=\"done\"}"),
-            1)
+  EXPECT_EQ(
+      Sample(text, "gen_durable_queue_depth{" + e + ",queue=\"q\\\"with\\\\odd\",status=\"done\"}"),
+      1)
       << text;
   EXPECT_EQ(Sample(text, "gen_durable_stale_outcomes_total{" + e + "}"), 0);
   EXPECT_NE(text.find("# TYPE gen_durable_step_duration_seconds histogram\n"), std::string::npos);
@@ -116,9 +117,9 @@ TEST_F(MetricsTest, ScaledCounterCountsEachConcurrencyChange) {
   engine->Scale("default", 3);  // no change: not counted
   const std::string text = metrics.Render();
   const std::string e = "engine=\"" + engine->name() + "\"";
-  EXPECT_EQ(Sample(text, "gen_durable_queue_scaled_total{" + e +
-                             ",queue=\"default\",reason=\"manual\"}"),
-            2)
+  EXPECT_EQ(
+      Sample(text, "gen_durable_queue_scaled_total{" + e + ",queue=\"default\",reason=\"manual\"}"),
+      2)
       << text;
 }
 

@@ -1,9 +1,8 @@
 // Operating it (docs/operations.md): pause / resume, scale, autoscaling, reconfigure, safe stop,
 // cancel, retry, delete, queue and node info, history, and isolation of tenants on separate
 // schemas.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -173,8 +172,8 @@ TEST_F(OperationsTest, PauseReturnsOnlyOnceThePrefetchedRowsAreBackWhoeverTookTh
   o.prefetch = 3;
   auto e = Engine::Start(o);
   for (int round = 0; round < 12; ++round) {
-    SCOPED_TRACE(fmt::format("round {} (the direct pause {} ms after the control one)", round,
-                             round));
+    SCOPED_TRACE(
+        fmt::format("round {} (the direct pause {} ms after the control one)", round, round));
     go = false;
     for (int i = 0; i < 4; ++i) InsertNap(*client_, "o.prefetched2", 0);
     ASSERT_TRUE(WaitUntil([&] {
@@ -189,9 +188,8 @@ TEST_F(OperationsTest, PauseReturnsOnlyOnceThePrefetchedRowsAreBackWhoeverTookTh
               3);
     go = true;
     e->Resume("default");
-    ASSERT_TRUE(WaitUntil([&] {
-      return Sql64("SELECT count(*) FROM gd_instances WHERE status <> 'done'") == 0;
-    }));
+    ASSERT_TRUE(WaitUntil(
+        [&] { return Sql64("SELECT count(*) FROM gd_instances WHERE status <> 'done'") == 0; }));
   }
 }
 
@@ -267,8 +265,7 @@ TEST_F(OperationsTest, ScaleRequestFromAClientReachesTheNamedNodeOnly) {
   EXPECT_TRUE(WaitUntil([&] { return a->Queues().at("default").concurrency == 3; }));
   client_->ScaleQueue("default", 5);
   EXPECT_TRUE(WaitUntil([&] {
-    return a->Queues().at("default").concurrency == 5 &&
-           b->Queues().at("default").concurrency == 5;
+    return a->Queues().at("default").concurrency == 5 && b->Queues().at("default").concurrency == 5;
   }));
   EXPECT_THROW(client_->ScaleQueue("default", 0), InvalidArgument);
 }
@@ -387,7 +384,10 @@ TEST_F(OperationsTest, CancelledRunningStepThatIgnoresTheFlagStillEndsCancelled)
                        while (!release.load()) std::this_thread::sleep_for(5ms);
                        return Next("more", c.state());  // would run inline
                      })
-               .Step("more", [](StepContext<Json>&) { return Done({{"ran", "more"}}); })
+               .Step("more",
+                     [](StepContext<Json>&) {
+                       return Done({{"ran", "more"}});
+                     })
                .Build();
   auto e = Engine::Start(Options({m}));
   auto id = client_->Insert(m, {});
@@ -421,9 +421,8 @@ TEST_F(OperationsTest, CancelWithCascadeEndsTheWholeTree) {
     auto info = client_->Get(*id);
     if (!info || info->status != "awaiting_children" || info->children.size() != 3) return false;
     kids = info->children;
-    return std::all_of(kids.begin(), kids.end(), [&](std::int64_t k) {
-      return StatusOf(*client_, k) == "awaiting_signal";
-    });
+    return std::all_of(kids.begin(), kids.end(),
+                       [&](std::int64_t k) { return StatusOf(*client_, k) == "awaiting_signal"; });
   }));
   // Without cascade only the target ends; here a child alone first.
   auto one = client_->Cancel(kids[0]);
@@ -444,9 +443,10 @@ TEST_F(OperationsTest, CascadeCancelReachesChildrenSpawnedByACommitItWaitedFor) 
   auto in_flight = detail::pg::Connection::Open(db_, "in_flight_commit");
   auto insert = [&] { return InsertNap(*client_, "o.tree", 0); };
   auto claim = [&](std::int64_t id) {
-    sql_->Exec(fmt::format("UPDATE gd_instances SET status = 'executing', locked_by = 'n:1:x', "
-                           "lease_expires_at = now() + interval '1 hour' WHERE id = {}",
-                           id));
+    sql_->Exec(
+        fmt::format("UPDATE gd_instances SET status = 'executing', locked_by = 'n:1:x', "
+                    "lease_expires_at = now() + interval '1 hour' WHERE id = {}",
+                    id));
   };
   // Runs the cascade of `root` while `parent`'s commit spawns a child; returns the child.
   auto race = [&](std::int64_t root, std::int64_t parent) {
@@ -467,8 +467,9 @@ TEST_F(OperationsTest, CascadeCancelReachesChildrenSpawnedByACommitItWaitedFor) 
     std::thread cancel([&] { report = client_->Cancel(root, {.cascade = true}); });
     // The cancel is blocked on a row lock the commit holds; only then does the commit land.
     const bool waiting = WaitUntil([&] {
-      return Sql64("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                   "AND wait_event_type = 'Lock'") > 0;
+      return Sql64(
+                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND wait_event_type = 'Lock'") > 0;
     });
     in_flight->Exec("COMMIT");
     cancel.join();
@@ -486,9 +487,10 @@ TEST_F(OperationsTest, CascadeCancelReachesChildrenSpawnedByACommitItWaitedFor) 
   // A child running under a parked root commits grandchildren.
   const auto top = insert();
   const auto mid = insert();
-  sql_->Exec(fmt::format("UPDATE gd_instances SET status = 'awaiting_children', join_seq = 1, "
-                         "join_pending = 1, join_next_step = 'start' WHERE id = {}",
-                         top));
+  sql_->Exec(
+      fmt::format("UPDATE gd_instances SET status = 'awaiting_children', join_seq = 1, "
+                  "join_pending = 1, join_next_step = 'start' WHERE id = {}",
+                  top));
   sql_->Exec(fmt::format("UPDATE gd_instances SET parent_id = {}, parent_join = 1 WHERE id = {}",
                          top, mid));
   claim(mid);
@@ -516,11 +518,11 @@ TEST_F(OperationsTest, CancelWhereFiltersByQueueAndFsm) {
 TEST_F(OperationsTest, ALostLeaseOfACancelledRowEndsItCancelled) {
   const auto id = InsertNap(*client_, "o.lost", 0);
   // A node that died mid-step after the cancel was asked.
-  sql_->Exec(fmt::format(
-      "UPDATE gd_instances SET status = 'executing', locked_by = 'gone:1:x', "
-      "lease_expires_at = now() - interval '1 second', cancel_requested = 'stop it' "
-      "WHERE id = {}",
-      id));
+  sql_->Exec(
+      fmt::format("UPDATE gd_instances SET status = 'executing', locked_by = 'gone:1:x', "
+                  "lease_expires_at = now() - interval '1 second', cancel_requested = 'stop it' "
+                  "WHERE id = {}",
+                  id));
   auto m = Napper("o.lost");
   auto e = Engine::Start(Options({m}));
   auto info = WaitTerminal(id);

@@ -138,26 +138,32 @@ TEST(Machines, DefinitionsAreValidated) {
                    .Build(),
                ConfigError);
   EXPECT_THROW(Job<Json>("no.perform").Build(), ConfigError);
-  auto m = Machine<Json>("ok").Queue("q").Initial("a")
+  auto m = Machine<Json>("ok")
+               .Queue("q")
+               .Initial("a")
                .Step("a", [](StepContext<Json>&) { return Done(); })
                .Build();
   EXPECT_EQ(m.def().queue, "q");
   EXPECT_EQ(m.def().initial_step, "a");
   EXPECT_FALSE(m.def().is_job);
-  auto j = Job<Json>("ok.job").Perform([](const Json&, JobContext&) { return JobResult::Ok(); }).Build();
+  auto j =
+      Job<Json>("ok.job").Perform([](const Json&, JobContext&) { return JobResult::Ok(); }).Build();
   EXPECT_TRUE(j.def().is_job);
   EXPECT_EQ(j.def().max_attempts, 20);
 }
 
 TEST(Machines, RegistryRefusesDuplicatesAndFindsVersions) {
-  auto v1 = Machine<Json>("registry.m").Step("start", [](StepContext<Json>&) { return Done(); }).Register();
+  auto v1 = Machine<Json>("registry.m")
+                .Step("start", [](StepContext<Json>&) { return Done(); })
+                .Register();
   auto v3 = Machine<Json>("registry.m")
                 .Version(3)
                 .Step("start", [](StepContext<Json>&) { return Done(); })
                 .Register();
-  EXPECT_THROW(
-      Machine<Json>("registry.m").Step("start", [](StepContext<Json>&) { return Done(); }).Register(),
-      ConfigError);
+  EXPECT_THROW(Machine<Json>("registry.m")
+                   .Step("start", [](StepContext<Json>&) { return Done(); })
+                   .Register(),
+               ConfigError);
   EXPECT_EQ(FindRegistered("registry.m", 1)->version(), 1);
   EXPECT_EQ(FindRegisteredLatest("registry.m")->version(), 3);
   EXPECT_FALSE(FindRegistered("registry.m", 2).has_value());

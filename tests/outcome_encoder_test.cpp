@@ -1,10 +1,11 @@
 // The outcome encoder: what row each kind of outcome commits, and how an invalid one fails.
+#include "gen_durable/runtime/outcome_encoder.hpp"
+
 #include <gtest/gtest.h>
 
 #include <memory>
 
 #include "gen_durable/model/status.hpp"
-#include "gen_durable/runtime/outcome_encoder.hpp"
 
 namespace gen_durable::detail {
 namespace {
@@ -161,21 +162,18 @@ TEST(OutcomeEncoder, ScheduleChildrenResolvesThemAndParksOnTheJoin) {
 TEST(OutcomeEncoder, AnInvalidJoinFailsWithoutItsChildren) {
   JoinOptions none;
   none.wait_for = 0;
-  ExpectFailed(Encode(ScheduleChildren("join", {InsertRequest{"t.enc", 1, {}}},
-                                       Json::object(), none)),
-               "wait_for must be >= 1");
-  ExpectFailed(Encode(ScheduleChildren("nowhere", {}, Json::object())),
-               "next step 'nowhere'");
+  ExpectFailed(
+      Encode(ScheduleChildren("join", {InsertRequest{"t.enc", 1, {}}}, Json::object(), none)),
+      "wait_for must be >= 1");
+  ExpectFailed(Encode(ScheduleChildren("nowhere", {}, Json::object())), "next step 'nowhere'");
   InsertOptions bad;
   bad.max_attempts = -1;
-  ExpectFailed(Encode(ScheduleChildren("join", {InsertRequest{"t.enc", 1, bad}},
-                                       Json::object())),
+  ExpectFailed(Encode(ScheduleChildren("join", {InsertRequest{"t.enc", 1, bad}}, Json::object())),
                "scheduled an invalid child");
 }
 
 TEST(OutcomeEncoder, AnUndefinedRateLimitOrABadPartitionKeyFails) {
-  ExpectFailed(Encode(Next("next", Json::object()).RateLimit("nope", "", 1)),
-               "rate limit 'nope'");
+  ExpectFailed(Encode(Next("next", Json::object()).RateLimit("nope", "", 1)), "rate limit 'nope'");
   EngineOptions limited;
   limited.rate_limits["api"] = RateLimit{};
   const auto row = Encode(Next("next", Json::object()).RateLimit("api", "k", 2), false, limited);
@@ -194,8 +192,8 @@ TEST(OutcomeEncoder, AStateOverTheLimitFails) {
 }
 
 TEST(FailOutcome, KeepsTheClaimAndTheHistoryAndDropsTheRest) {
-  OutcomeRow row = Encode(ScheduleChildren("join", {InsertRequest{"t.enc", 1, {}}},
-                                           Json::object()));
+  OutcomeRow row =
+      Encode(ScheduleChildren("join", {InsertRequest{"t.enc", 1, {}}}, Json::object()));
   row.claim_step = 2;
   row.ran_step = "start";
   row.ran_attempt = 1;

@@ -491,8 +491,8 @@ TEST(PgConnection, ConnectFailuresThatWaitingCannotCureAreFatal) {
   const std::string db = gen_durable::testing::FreshDatabase();
   const std::string missing = db.substr(0, db.find("dbname=")) + "dbname=gd_no_such_database";
   ASSERT_NE(db.find("dbname="), std::string::npos) << db;
-  for (const std::string& conninfo : {missing, std::string("host=/tmp nonsense_option=1"),
-                                      std::string("postgresql://[bad")}) {
+  for (const std::string& conninfo :
+       {missing, std::string("host=/tmp nonsense_option=1"), std::string("postgresql://[bad")}) {
     try {
       Connection::Open(conninfo);
       ADD_FAILURE() << "expected DatabaseError for " << conninfo;

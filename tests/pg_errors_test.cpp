@@ -1,8 +1,9 @@
 // The pg layer's failures without a server: SQLSTATE classes, the message and diagnostic fields
-// of a server error, and the DatabaseError built from a failed call (src/gen_durable/pg/errors.hpp).
-#include "gen_durable/pg/errors.hpp"
-
+// of a server error, and the DatabaseError built from a failed call
+// (src/gen_durable/pg/errors.hpp).
 #include <gtest/gtest.h>
+
+#include "gen_durable/pg/errors.hpp"
 
 namespace gen_durable::detail::pg {
 namespace {
@@ -12,8 +13,8 @@ TEST(PgErrors, ClassifiesSqlStates) {
                                 "40001", "40P01", "55P03", "57014"}) {
     EXPECT_EQ(ClassifySqlState(retryable), Retry::kRetryable) << retryable;
   }
-  for (const char* fatal : {"23505", "23503", "42P01", "42601", "22P02", "26000", "57P04",
-                            "40002", "XX000", "GD404"}) {
+  for (const char* fatal :
+       {"23505", "23503", "42P01", "42601", "22P02", "26000", "57P04", "40002", "XX000", "GD404"}) {
     EXPECT_EQ(ClassifySqlState(fatal), Retry::kFatal) << fatal;
   }
 }

@@ -1,7 +1,6 @@
 // The typed row reader over results made without a server (libpq can build a PGresult itself):
-// by name, in column order, NULL as std::optional, and the failures (src/gen_durable/pg/result.hpp).
-#include "gen_durable/pg/result.hpp"
-
+// by name, in column order, NULL as std::optional, and the failures
+// (src/gen_durable/pg/result.hpp).
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
@@ -9,6 +8,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "gen_durable/pg/result.hpp"
 
 namespace gen_durable::detail::pg {
 namespace {

@@ -16,9 +16,9 @@
 #include <thread>
 #include <vector>
 
+#include "gen_durable/model/validate.hpp"
 #include "gen_durable/runtime/core.hpp"
 #include "gen_durable/runtime/rate_limiter.hpp"
-#include "gen_durable/model/validate.hpp"
 #include "support/engine_harness.hpp"
 #include "support/event_log.hpp"
 

@@ -1,10 +1,9 @@
 // Database privileges (docs/security.md, "Database roles"): pinned search paths, the
 // SECURITY DEFINER entry points, the grants of each role of the guide, the limits the SQL
 // functions enforce themselves, and schema names.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <atomic>
 #include <string>
@@ -58,7 +57,8 @@ class RolesTest : public EngineTest {
   }
 
   // The SQLSTATE of the error `sql` raises on `conn` ("" when it succeeds).
-  static std::string StateOf(Connection& conn, const std::string& sql, std::string* what = nullptr) {
+  static std::string StateOf(Connection& conn, const std::string& sql,
+                             std::string* what = nullptr) {
     try {
       conn.Exec(sql);
       return "";
@@ -118,9 +118,9 @@ TEST_F(RolesTest, AProducerWithOnlyExecuteInsertsAndSignalsButReadsAndWritesNoTa
   std::string what;
   EXPECT_EQ(StateOf(*conn, "SELECT gd_insert('r.produced', unique_key => 'order:1')", &what), "")
       << what;
-  EXPECT_EQ(StateOf(*conn, "SELECT gd_signal(NULL, 'order:1', 'paid', '{\"amount\": 1}', 'e1')",
-                    &what),
-            "")
+  EXPECT_EQ(
+      StateOf(*conn, "SELECT gd_signal(NULL, 'order:1', 'paid', '{\"amount\": 1}', 'e1')", &what),
+      "")
       << what;
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_instances WHERE fsm = 'r.produced'"), 1);
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_signals WHERE name = 'paid'"), 1);
@@ -145,10 +145,9 @@ TEST_F(RolesTest, AViewerReadsEveryTableAndWritesNone) {
     EXPECT_EQ(StateOf(*conn, fmt::format("SELECT count(*) FROM {}", table), &what), "")
         << table << ": " << what;
   }
-  for (const char* sql :
-       {"UPDATE gd_instances SET priority = 1", "DELETE FROM gd_instances",
-        "INSERT INTO gd_queues (name, paused) VALUES ('default', true)",
-        "SELECT gd_insert('r.viewer')", "SELECT gd_signal(1, NULL, 'x')"}) {
+  for (const char* sql : {"UPDATE gd_instances SET priority = 1", "DELETE FROM gd_instances",
+                          "INSERT INTO gd_queues (name, paused) VALUES ('default', true)",
+                          "SELECT gd_insert('r.viewer')", "SELECT gd_signal(1, NULL, 'x')"}) {
     EXPECT_EQ(StateOf(*conn, sql), "42501") << sql;
   }
   // The read side of the client works for it: list, show, counts.
@@ -162,22 +161,23 @@ TEST_F(RolesTest, AViewerReadsEveryTableAndWritesNone) {
 TEST_F(RolesTest, AnEngineRoleRunsWorkersSignalsAndChildren) {
   const std::string engine_role = NewRole("engine");
   Grant(engine_role, DatabaseRole::kEngine);
-  auto child = Machine<Json>("r.child").Step("start", [](StepContext<Json>&) { return Done(); })
-                   .Build();
-  auto m = Machine<Json>("r.engine")
-               .Step("start",
-                     [](StepContext<Json>& c) -> Outcome {
-                       if (!c.FindSignal("go")) return Await({"go"}, c.state());
-                       return Next("spawn", c.state());
-                     })
-               .Step("spawn",
-                     [](StepContext<Json>& c) {
-                       return ScheduleChildren(
-                           "joined", {InsertRequest{"r.child", 1, {}}, InsertRequest{"r.child", 1, {}}},
-                           c.state());
-                     })
-               .Step("joined", [](StepContext<Json>&) { return Done(); })
-               .Build();
+  auto child =
+      Machine<Json>("r.child").Step("start", [](StepContext<Json>&) { return Done(); }).Build();
+  auto m =
+      Machine<Json>("r.engine")
+          .Step("start",
+                [](StepContext<Json>& c) -> Outcome {
+                  if (!c.FindSignal("go")) return Await({"go"}, c.state());
+                  return Next("spawn", c.state());
+                })
+          .Step("spawn",
+                [](StepContext<Json>& c) {
+                  return ScheduleChildren(
+                      "joined", {InsertRequest{"r.child", 1, {}}, InsertRequest{"r.child", 1, {}}},
+                      c.state());
+                })
+          .Step("joined", [](StepContext<Json>&) { return Done(); })
+          .Build();
   auto o = Options({m, child});
   o.database = As(engine_role);
   o.gc_interval = 100ms;
@@ -211,8 +211,8 @@ TEST_F(RolesTest, OneTenantsEngineRoleCannotTouchAnotherTenantsSchema) {
         "SELECT public.gd_insert('r.theirs')"}) {
     EXPECT_EQ(StateOf(*conn, sql), "42501") << sql;
   }
-  auto m = Machine<Json>("r.tenant").Step("start", [](StepContext<Json>&) { return Done(); })
-               .Build();
+  auto m =
+      Machine<Json>("r.tenant").Step("start", [](StepContext<Json>&) { return Done(); }).Build();
   auto o = Options({m});
   o.database = As(a);
   o.schema = "tenant_b";
@@ -273,8 +273,8 @@ TEST_F(RolesTest, AHostileOperatorIsNotRunByTheEnginesStatements) {
         "CREATE OPERATOR public.* (LEFTARG = bigint, RIGHTARG = interval, "
         "FUNCTION = public.gd_mul)");
   }
-  auto m = Machine<Json>("r.operator").Step("start", [](StepContext<Json>&) { return Done(); })
-               .Build();
+  auto m =
+      Machine<Json>("r.operator").Step("start", [](StepContext<Json>&) { return Done(); }).Build();
   ClientOptions co;
   co.database = db_;
   auto client = Client::Connect(co);
@@ -342,7 +342,8 @@ TEST_F(RolesTest, OversizeAndInvalidInputsAreRefusedBySql) {
 }
 
 TEST_F(RolesTest, ABadSchemaNameIsRefusedWithAClearError) {
-  for (const std::string& bad : std::vector<std::string>{"Tenant", "tenant a", "tenant-a", "1tenant", "t\"; DROP", "é",
+  for (const std::string& bad :
+       std::vector<std::string>{"Tenant", "tenant a", "tenant-a", "1tenant", "t\"; DROP", "é",
                                 std::string(64, 's'), std::string("a\0b", 3)}) {
     ClientOptions co;
     co.database = db_;
@@ -363,7 +364,8 @@ TEST_F(RolesTest, ABadSchemaNameIsRefusedWithAClearError) {
       EXPECT_NE(std::string(e.what()).find("[a-z_][a-z0-9_]"), std::string::npos) << e.what();
     }
   }
-  for (const std::string& good : std::vector<std::string>{"public", "_t", "tenant_7", std::string(63, 's')}) {
+  for (const std::string& good :
+       std::vector<std::string>{"public", "_t", "tenant_7", std::string(63, 's')}) {
     ClientOptions co;
     co.database = db_;
     co.schema = good;
@@ -378,18 +380,18 @@ TEST_F(RolesTest, ABadSchemaNameIsRefusedWithAClearError) {
 
 TEST_F(RolesTest, TheGrantCommandAppliesTheGuide) {
   const std::string producer = NewRole("cli_producer");
-  auto run = RunChild(CliCommand({"grant", "--database", db_, "--role", producer, "--as",
-                       "producer"}));
+  auto run =
+      RunChild(CliCommand({"grant", "--database", db_, "--role", producer, "--as", "producer"}));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   auto conn = ConnectAs(producer);
   std::string what;
   EXPECT_EQ(StateOf(*conn, "SELECT gd_insert('r.cli')", &what), "") << what;
   EXPECT_EQ(StateOf(*conn, "SELECT count(*) FROM gd_instances"), "42501");
-  auto bad = RunChild(CliCommand({"grant", "--database", db_, "--role", producer, "--as",
-                       "owner"}));
+  auto bad =
+      RunChild(CliCommand({"grant", "--database", db_, "--role", producer, "--as", "owner"}));
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
-  auto missing = RunChild(CliCommand({"grant", "--database", db_, "--role", "gd_no_such_role",
-                           "--as", "viewer"}));
+  auto missing = RunChild(
+      CliCommand({"grant", "--database", db_, "--role", "gd_no_such_role", "--as", "viewer"}));
   EXPECT_NE(missing.exit_code, 0) << missing.err;
 }
 

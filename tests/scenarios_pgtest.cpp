@@ -18,8 +18,8 @@ std::string ScenarioPath(const std::string& name) {
 // The acceptance run: chains, flaky jobs and self-killing jobs on two supervised
 // workers, one of them also SIGKILLed, all ending done with the right results.
 TEST(Scenarios, CrashRecoveryLosesNothing) {
-  const std::string cmd = "bash '" + ScenarioPath("crash_recovery.sh") + "' '" + CliPath() +
-                          "' '" + FreshDatabase() + "'";
+  const std::string cmd = "bash '" + ScenarioPath("crash_recovery.sh") + "' '" + CliPath() + "' '" +
+                          FreshDatabase() + "'";
   const int rc = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(rc)) << cmd;
   EXPECT_EQ(WEXITSTATUS(rc), 0) << cmd;

@@ -110,7 +110,7 @@ TEST_F(SessionsTest, EverySessionPinsReadCommittedAndDurableCommitsOverDatabaseD
   EXPECT_EQ(WaitTerminal(id).status, "done");
 
   const std::string prefix = "gen_durable:" + o.name + ":";
-  const std::vector<std::string> roles = {"control",  "flusher",         "heartbeat",
+  const std::vector<std::string> roles = {"control",  "flusher",        "heartbeat",
                                           "listener", "feeder:default", "maintenance"};
   ASSERT_TRUE(WaitUntil([&] {
     auto seen = recorder.Seen();
@@ -281,8 +281,8 @@ TEST(SessionLimits, DefaultsFollowTheLeaseAndKeywordsOfTheConnectionStringWin) {
   EXPECT_EQ(l.statement_timeout, 0ms);
   EXPECT_EQ(l.network_timeout, 9'000ms);
 
-  auto params = detail::SessionParams(
-      "host=db.invalid keepalives_idle=7 options='-c work_mem=64MB'", l);
+  auto params =
+      detail::SessionParams("host=db.invalid keepalives_idle=7 options='-c work_mem=64MB'", l);
   std::map<std::string, std::string> kv(params.begin(), params.end());
   EXPECT_EQ(kv.count("keepalives_idle"), 0u);  // the connection string's 7 stands
   EXPECT_EQ(kv["keepalives_interval"], "1");

@@ -1,8 +1,7 @@
 // Signals and await (docs/guides/signals.md): parking, waking on a name match, no lost wakeups,
 // consumption, re-await without spinning, next_step and timeout, no_target, dedup, SQL functions.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <iostream>
@@ -72,7 +71,7 @@ TEST_F(SignalsTest, OnlyAMatchingNameWakesAndOtherSignalsStayInTheInbox) {
   EXPECT_EQ(client_->Get(id)->signals.size(), 1u);
   ASSERT_TRUE(client_->Signal(id, "go", Json(2)).ok());
   auto info = WaitTerminal(id);
-  EXPECT_EQ(info.result["names"], (Json{"go"}));  // shown only what it awaited
+  EXPECT_EQ(info.result["names"], (Json{"go"}));           // shown only what it awaited
   EXPECT_EQ(Sql64("SELECT count(*) FROM gd_signals"), 0);  // done: the inbox is cleared
 }
 
@@ -150,19 +149,19 @@ TEST_F(SignalsTest, ReawaitingAccumulatesSignalsWithoutSpinning) {
 
 TEST_F(SignalsTest, NextConsumesExactlyTheSignalsTheStepWasShownReplayNone) {
   std::atomic<int> replays{0};
-  auto m = Machine<Json>("s.consume")
-               .Step("start",
-                     [&](StepContext<Json>& c) {
-                       if (!c.FindSignal("go")) return Await({"go"}, c.state());
-                       if (replays++ == 0) return Replay(c.state());  // keeps the inbox
-                       return Next("after", Json{{"shown", c.signals().size()}}).Inline(false);
-                     })
-               .Step("after",
-                     [](StepContext<Json>& c) {
-                       return Done({{"shown_before", c.state()["shown"]},
-                                    {"now", c.signals().size()}});
-                     })
-               .Build();
+  auto m =
+      Machine<Json>("s.consume")
+          .Step("start",
+                [&](StepContext<Json>& c) {
+                  if (!c.FindSignal("go")) return Await({"go"}, c.state());
+                  if (replays++ == 0) return Replay(c.state());  // keeps the inbox
+                  return Next("after", Json{{"shown", c.signals().size()}}).Inline(false);
+                })
+          .Step("after",
+                [](StepContext<Json>& c) {
+                  return Done({{"shown_before", c.state()["shown"]}, {"now", c.signals().size()}});
+                })
+          .Build();
   auto engine = Engine::Start(Options({m}));
   auto id = *client_->Insert(m);
   WaitStatus(id, "awaiting_signal");
@@ -196,8 +195,8 @@ TEST_F(SignalsTest, AwaitTimeoutWakesWithoutASignalAndKeepsTheAttempt) {
                .Step("start",
                      [](StepContext<Json>& c) {
                        if (c.state().value("waited", false)) {
-                         return Done({{"signal", c.FindSignal("go") != nullptr},
-                                      {"attempt", c.attempt()}});
+                         return Done(
+                             {{"signal", c.FindSignal("go") != nullptr}, {"attempt", c.attempt()}});
                        }
                        AwaitOptions o;
                        o.timeout = 200ms;
@@ -261,7 +260,6 @@ TEST_F(SignalsTest, SqlFunctionsInsertAndSignalFromPlainSql) {
   EXPECT_THROW(sql_->Exec("SELECT gd_signal(" + std::to_string(id) + ", NULL, 'go')"),
                DatabaseError);
 }
-
 
 TEST_F(SignalsTest, AnEarlySignalWaitsForTheStepThatAwaitsIt) {
   // The seed's checkout: the payment may arrive before the instance reaches await_pay; the
@@ -444,8 +442,7 @@ TEST_F(SignalsTest, AWakeReadsNoMoreOfTheInboxAfter100000ConsumedSignalsThanAfte
   const std::vector<std::string> machines = {"s.mailbox@1"};
   std::int64_t claim_no = 0;
   auto claim = [&] {
-    return store.Claim(c, "default", 10, "node-t", Millis(60000), machines, false, ++claim_no)
-        .rows;
+    return store.Claim(c, "default", 10, "node-t", Millis(60000), machines, false, ++claim_no).rows;
   };
   // Await "go" (shown: what the step saw), or go on to "start" again consuming what it saw.
   auto outcome = [](const detail::ClaimedRow& r, bool await) {
@@ -480,10 +477,10 @@ TEST_F(SignalsTest, AWakeReadsNoMoreOfTheInboxAfter100000ConsumedSignalsThanAfte
   // The history of a long-lived mailbox: 100,000 signals with dedup keys, consumed long ago
   // (their records are kept), then 1,000 without keys, consumed by the engine's commit.
   const auto big = Sql64("SELECT gd_insert('s.mailbox')");
-  sql_->Exec(fmt::format(
-      "INSERT INTO gd_signals (instance_id, name, dedup_key, consumed_at) "
-      "SELECT {}, 'go', 'evt-' || g, now() FROM generate_series(1, {}) g",
-      big, kConsumed));
+  sql_->Exec(
+      fmt::format("INSERT INTO gd_signals (instance_id, name, dedup_key, consumed_at) "
+                  "SELECT {}, 'go', 'evt-' || g, now() FROM generate_series(1, {}) g",
+                  big, kConsumed));
   sql_->Exec(fmt::format(
       "INSERT INTO gd_signals (instance_id, name) SELECT {}, 'go' FROM generate_series(1, {}) g",
       big, kPlain));
@@ -520,10 +517,10 @@ TEST_F(SignalsTest, AWakeReadsNoMoreOfTheInboxAfter100000ConsumedSignalsThanAfte
         "UPDATE gd_instances SET updated_at = now() WHERE id = " + std::to_string(id));
   };
   auto claim_cost = [&] {
-    return Explain(c, fmt::format(
-                          "EXECUTE gd_claim('default', 10, 'node-t', 60000, '{{s.mailbox@1}}', "
-                          "'{{}}', {})",
-                          ++claim_no));
+    return Explain(
+        c, fmt::format("EXECUTE gd_claim('default', 10, 'node-t', 60000, '{{s.mailbox@1}}', "
+                       "'{{}}', {})",
+                       ++claim_no));
   };
   const PlanCost park_base = wake_probe(base);
   const PlanCost park_big = wake_probe(big);
@@ -570,8 +567,8 @@ TEST_F(SignalsTest, AWakeReadsNoMoreOfTheInboxAfter100000ConsumedSignalsThanAfte
   // (plus the leaf page holding the marked entries of recent wakes)
   EXPECT_LE(park_steady.inbox, park_base.inbox + 4);
   EXPECT_LE(claim_steady.inbox, claim_base.inbox + 4);
-  for (const PlanCost& cost : {park_base, park_big, park_steady, claim_base, claim_big,
-                               claim_steady}) {
+  for (const PlanCost& cost :
+       {park_base, park_big, park_steady, claim_base, claim_big, claim_steady}) {
     EXPECT_GT(cost.inbox, 0) << "the plan no longer reads gd_signals: the test measures nothing";
     EXPECT_LE(cost.inbox, 10);
   }
@@ -592,13 +589,12 @@ TEST_F(SignalsTest, TheSignalsMigrationAppliesToAnInboxWithRows) {
     conn->Exec(fmt::format("INSERT INTO older.gd_schema_migrations VALUES ({}, 'x')", m.version));
   }
   const auto id = conn->Exec("SELECT older.gd_insert('s.old')").Int64(0, 0);
-  conn->Exec(fmt::format(
-      "INSERT INTO older.gd_signals (instance_id, name, dedup_key, consumed_at) VALUES "
-      "({0}, 'plain-consumed', NULL, now()), ({0}, 'keyed-consumed', 'k', now()), "
-      "({0}, 'plain-pending', NULL, NULL)",
-      id));
-  EXPECT_EQ(detail::Migrate(*conn, schema),
-            detail::LatestSchemaVersion() - kSignalsMigration + 1);
+  conn->Exec(
+      fmt::format("INSERT INTO older.gd_signals (instance_id, name, dedup_key, consumed_at) VALUES "
+                  "({0}, 'plain-consumed', NULL, now()), ({0}, 'keyed-consumed', 'k', now()), "
+                  "({0}, 'plain-pending', NULL, NULL)",
+                  id));
+  EXPECT_EQ(detail::Migrate(*conn, schema), detail::LatestSchemaVersion() - kSignalsMigration + 1);
   auto names = conn->Exec("SELECT string_agg(name, ',' ORDER BY id) FROM older.gd_signals");
   EXPECT_EQ(names.String(0, 0), "keyed-consumed,plain-pending");
   const auto keyed =

@@ -1,6 +1,6 @@
 // The benchmark's scenarios but the soak: set up, timed on the database clock, figures
 // (see bench_driver.hpp for the shape of a run).
-#include "bench_driver.hpp"  // bench/driver/
+#include "bench_run.hpp"  // bench/driver/
 
 #include <fmt/format.h>
 
@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <thread>
 
+#include "bench_driver.hpp"    // bench/driver/
 #include "bench_machines.hpp"  // bench/driver/
-#include "bench_run.hpp"       // bench/driver/
 #include "gen_durable/gen_durable.hpp"
 
 namespace gen_durable::benchmark {

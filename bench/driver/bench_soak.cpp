@@ -105,8 +105,7 @@ std::vector<LevelRule> Run::SoakRules() const {
       {"signals_mb", LevelRule::kMustNotGrow, LevelRule::kMax, 1.0},
       // Half a second of load: the backlog breathes with claim batches and commits.
       {"backlog", LevelRule::kMustNotGrow, LevelRule::kMedian, std::max(100.0, rate / 2)},
-      {"completed_per_s", LevelRule::kMustNotDrop, LevelRule::kMedian,
-       std::max(5.0, rate * 0.02)},
+      {"completed_per_s", LevelRule::kMustNotDrop, LevelRule::kMedian, std::max(5.0, rate * 0.02)},
   };
 }
 
@@ -163,8 +162,7 @@ Json Run::Soak() {
   for (int k = 1; k <= n_samples; ++k) {
     SleepUntil(start + k * sample);
     SoakReading now = ReadCounters();
-    samples.push_back(
-        SoakSample(prev, now, std::chrono::duration<double>(now.at - start).count()));
+    samples.push_back(SoakSample(prev, now, std::chrono::duration<double>(now.at - start).count()));
     prev = std::move(now);
   }
   while (shared().load_done.load() == 0) {

@@ -1,6 +1,5 @@
 // Uses the installed package: defines a job and validates engine options, without a database.
 #include <gen_durable/gen_durable.hpp>
-
 #include <iostream>
 
 int main() {
@@ -18,8 +17,8 @@ int main() {
     std::cerr << "invalid options were accepted\n";
     return 1;
   } catch (const gen_durable::ConfigError& e) {
-    std::cout << "consumer ok: " << job.name() << " v" << job.version() << "; rejected: "
-              << e.what() << "\n";
+    std::cout << "consumer ok: " << job.name() << " v" << job.version()
+              << "; rejected: " << e.what() << "\n";
   }
   return 0;
 }

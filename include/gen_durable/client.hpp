@@ -74,8 +74,7 @@ class Client {
   // caller's transaction commits. The connection is not closed or otherwise changed.
   Result<std::int64_t> InsertWith(pg_conn* conn, const AnyMachine& machine,
                                   InsertOptions options = {});
-  Result<std::int64_t> InsertWith(pg_conn* conn, std::string_view fsm,
-                                  InsertOptions options = {});
+  Result<std::int64_t> InsertWith(pg_conn* conn, std::string_view fsm, InsertOptions options = {});
 
   // Delivers a durable signal to instance `id`; wakes it when it awaits `name`. Returns the
   // signal id, or kNoTarget when the instance does not exist or is terminal.

@@ -53,10 +53,10 @@ struct HttpSecurityOptions {
   // request_timeout_ms is dropped.
   std::size_t max_body_bytes = 16 * 1024;
   int max_headers = 64;
-  int read_timeout_ms = 3000;       // one read that waits longer ends the connection
-  int request_timeout_ms = 10000;   // a whole request (head and body)
-  int threads = 4;                  // requests served at once
-  int max_connections = 32;         // open connections (served or waiting); more get 503
+  int read_timeout_ms = 3000;      // one read that waits longer ends the connection
+  int request_timeout_ms = 10000;  // a whole request (head and body)
+  int threads = 4;                 // requests served at once
+  int max_connections = 32;        // open connections (served or waiting); more get 503
   // TLS: both set serves HTTPS (PEM files), neither plain HTTP.
   std::string tls_cert_file;
   std::string tls_key_file;

@@ -111,14 +111,14 @@ struct CancelReport {
 // One entry of an instance's history.
 struct HistoryEntry {
   std::int64_t id = 0;
-  std::string step;                  // the step that ran (or the step when an operator acted)
-  std::string event;                 // "step", "cancel", "retry", "reap"
-  std::string status;                // the instance's status after it
+  std::string step;    // the step that ran (or the step when an operator acted)
+  std::string event;   // "step", "cancel", "retry", "reap"
+  std::string status;  // the instance's status after it
   int attempt = 0;
-  std::optional<double> duration_ms; // of the step
+  std::optional<double> duration_ms;  // of the step
   std::optional<std::string> error;
-  std::string node;                  // node id, or "client" for an operator action
-  std::string at;                    // ISO-8601
+  std::string node;  // node id, or "client" for an operator action
+  std::string at;    // ISO-8601
 
   // {"id", "event", "step", "status", "attempt", "duration_ms", "error", "node", "at"}, as in
   // `gen_durable show --json`.
@@ -161,22 +161,22 @@ struct StatusCounts {
 
 // Counters since start (also exported as telemetry).
 struct EngineStats {
-  std::int64_t claimed = 0;         // rows claimed
-  std::int64_t steps = 0;           // steps run
-  std::int64_t committed = 0;       // outcomes committed
-  std::int64_t stale = 0;           // outcomes dropped by the ownership guard
-  std::int64_t reaped = 0;          // expired leases reclaimed by this node's reaper
-  std::int64_t gc_deleted = 0;      // terminal rows deleted by this node's GC
-  std::int64_t flushes = 0;         // group commits
-  std::int64_t released = 0;        // buffered rows released on stop
+  std::int64_t claimed = 0;     // rows claimed
+  std::int64_t steps = 0;       // steps run
+  std::int64_t committed = 0;   // outcomes committed
+  std::int64_t stale = 0;       // outcomes dropped by the ownership guard
+  std::int64_t reaped = 0;      // expired leases reclaimed by this node's reaper
+  std::int64_t gc_deleted = 0;  // terminal rows deleted by this node's GC
+  std::int64_t flushes = 0;     // group commits
+  std::int64_t released = 0;    // buffered rows released on stop
 };
 
 // One queue as this node runs it.
 struct LocalQueueState {
-  int concurrency = 0;  // slots now
-  int min = 0, max = 0; // autoscaling bounds (min == max: fixed)
-  int in_flight = 0;    // steps running
-  int buffered = 0;     // claimed rows waiting for a slot
+  int concurrency = 0;    // slots now
+  int min = 0, max = 0;   // autoscaling bounds (min == max: fixed)
+  int in_flight = 0;      // steps running
+  int buffered = 0;       // claimed rows waiting for a slot
   bool draining = false;  // removed by Reconfigure or stopping: claims nothing more
   bool paused = false;    // the queue is paused cluster-wide (as this node last read it)
 };

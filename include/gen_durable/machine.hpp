@@ -221,7 +221,9 @@ class JobResult {
   // Success; `result` (optional) is stored. The instance becomes `done`.
   static JobResult Ok(Json result = nullptr) { return JobResult(Kind::kOk, std::move(result), {}); }
   // Failure: retried after backoff(attempt) until max_attempts, then `failed`.
-  static JobResult Error(std::string reason) { return JobResult(Kind::kError, {}, std::move(reason)); }
+  static JobResult Error(std::string reason) {
+    return JobResult(Kind::kError, {}, std::move(reason));
+  }
   // Failure without retry: `failed` at once.
   static JobResult Cancel(std::string reason) {
     return JobResult(Kind::kCancel, {}, std::move(reason));

@@ -13,11 +13,10 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace gen_durable {
 
@@ -101,13 +100,13 @@ struct EngineOptions : ConnectionOptions {
   Millis max_poll_interval{5'000};    // idle backoff ceiling
   Millis reap_interval{30'000};       // reaper sweep period
   std::optional<Millis> gc_interval{Millis{60'000}};  // nullopt disables GC on this node
-  Millis gc_retention{86'400'000};    // terminal rows older than this may be deleted
-  int gc_batch = 10'000;              // rows deleted per sweep at most
-  int prefetch = 0;                   // rows claimed per queue beyond its free slots
-  int min_demand = 1;                 // pick only when at least this many slots are free
-  Millis drain_timeout{5'000};        // on stop, wait this long for in-flight steps
-  bool reaper = true;                 // run the reaper on this node
-  bool gc = true;                     // run GC on this node
+  Millis gc_retention{86'400'000};  // terminal rows older than this may be deleted
+  int gc_batch = 10'000;            // rows deleted per sweep at most
+  int prefetch = 0;                 // rows claimed per queue beyond its free slots
+  int min_demand = 1;               // pick only when at least this many slots are free
+  Millis drain_timeout{5'000};      // on stop, wait this long for in-flight steps
+  bool reaper = true;               // run the reaper on this node
+  bool gc = true;                   // run GC on this node
   // Run the step after a `next` on the same claim by default (an outcome can override).
   bool inline_next = true;
   // Longest chain of inline steps on one claim before the row goes back to the queue.
@@ -142,14 +141,14 @@ struct ClientOptions : ConnectionOptions {
 
 // Options of one insert. Unset fields take the machine's defaults.
 struct InsertOptions {
-  Json state = Json::object();          // initial state (jobs: the args)
-  std::optional<std::string> step;      // default: the machine's initial step
-  std::optional<std::string> queue;     // default: the machine's queue
-  int priority = 0;                     // lower runs first
-  std::optional<TimePoint> eligible_at; // run no earlier than this
-  std::optional<TimePoint> schedule_at; // sugar for eligible_at
-  std::optional<Millis> schedule_in;    // sugar: eligible_at = database now() + schedule_in
-  std::optional<int> max_attempts;      // default: the machine's
+  Json state = Json::object();           // initial state (jobs: the args)
+  std::optional<std::string> step;       // default: the machine's initial step
+  std::optional<std::string> queue;      // default: the machine's queue
+  int priority = 0;                      // lower runs first
+  std::optional<TimePoint> eligible_at;  // run no earlier than this
+  std::optional<TimePoint> schedule_at;  // sugar for eligible_at
+  std::optional<Millis> schedule_in;     // sugar: eligible_at = database now() + schedule_in
+  std::optional<int> max_attempts;       // default: the machine's
   // At most one step of all instances sharing this key executes at a time, cluster-wide.
   std::optional<std::string> partition_key;
   // At most one instance with this key among the statuses of `unique_scope`; also a signal

@@ -1,11 +1,11 @@
 // Step outcomes: what a step returns to say what happens to its instance next.
 //
 //   return gen_durable::Next("ship", state);          // go to step "ship", attempt := 0
-//   return gen_durable::Replay(state, Millis{500});    // same step again after 500 ms, attempt += 1
-//   return gen_durable::Done({{"shipped", true}});     // terminal `done` with a result
-//   return gen_durable::Stop("card declined");         // terminal `failed`
-//   return gen_durable::Await({"payment_confirmed"}, state);    // park until a signal
-//   return gen_durable::ScheduleChildren("join", children, state);  // fan out, join
+//   return gen_durable::Replay(state, Millis{500});    // same step again after 500 ms, attempt +=
+//   1 return gen_durable::Done({{"shipped", true}});     // terminal `done` with a result return
+//   gen_durable::Stop("card declined");         // terminal `failed` return
+//   gen_durable::Await({"payment_confirmed"}, state);    // park until a signal return
+//   gen_durable::ScheduleChildren("join", children, state);  // fan out, join
 //
 // Per-transition options chain on any of them:
 //   gen_durable::Next("charge", s).RateLimit("stripe", customer).PartitionKey("order:7");
@@ -148,8 +148,8 @@ Outcome Stop(std::string reason);
 // `await` with an already-encoded JSON state.
 Outcome AwaitJson(std::vector<std::string> names, Json state, AwaitOptions options = {});
 // `schedule_children` with an already-encoded JSON state.
-Outcome ScheduleChildrenJson(std::string next_step, std::vector<InsertRequest> children,
-                             Json state, JoinOptions options = {});
+Outcome ScheduleChildrenJson(std::string next_step, std::vector<InsertRequest> children, Json state,
+                             JoinOptions options = {});
 
 // Parks the instance (awaiting_signal) until a signal named one of `names` arrives; then the
 // same step (or options.next_step) runs again and sees it in ctx.signals().

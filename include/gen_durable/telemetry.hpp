@@ -21,9 +21,9 @@
 namespace gen_durable {
 
 struct TelemetryEvent {
-  std::string name;                             // e.g. "step.stop"
-  std::map<std::string, double> measurements;   // e.g. {"duration": 0.0012} (seconds)
-  Json metadata;                                // e.g. {"id": 7, "fsm": "Checkout", ...}
+  std::string name;                            // e.g. "step.stop"
+  std::map<std::string, double> measurements;  // e.g. {"duration": 0.0012} (seconds)
+  Json metadata;                               // e.g. {"id": 7, "fsm": "Checkout", ...}
 };
 
 using TelemetryHandler = std::function<void(const TelemetryEvent&)>;

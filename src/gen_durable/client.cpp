@@ -9,13 +9,13 @@
 #include <cstdint>
 #include <mutex>
 
+#include "gen_durable/model/resolve.hpp"
+#include "gen_durable/model/validate.hpp"
 #include "gen_durable/pg/connection.hpp"
 #include "gen_durable/schema/migrations.hpp"
 #include "gen_durable/store/ops_store.hpp"
 #include "gen_durable/store/session.hpp"
 #include "gen_durable/store/store.hpp"
-#include "gen_durable/model/resolve.hpp"
-#include "gen_durable/model/validate.hpp"
 #include "gen_durable/util/thread_annotations.hpp"
 
 namespace gen_durable {
@@ -63,8 +63,8 @@ class ClientImpl {
         return Lease(this, std::move(c));
       }
     }
-    return Lease(this, OpenSession(options_.database, "gen_durable:client",
-                                   ClientSessionLimits(options_)));
+    return Lease(
+        this, OpenSession(options_.database, "gen_durable:client", ClientSessionLimits(options_)));
   }
 
   void Return(std::unique_ptr<pg::Connection> c) {
@@ -188,9 +188,14 @@ Json HistoryEntry::ToJson() const {
 }
 
 Json NodeInfo::ToJson() const {
-  return {{"id", id},         {"engine", engine},   {"host", host},
-          {"pid", pid},       {"queues", queues},   {"running", running},
-          {"started_at", started_at}, {"heartbeat_at", heartbeat_at}};
+  return {{"id", id},
+          {"engine", engine},
+          {"host", host},
+          {"pid", pid},
+          {"queues", queues},
+          {"running", running},
+          {"started_at", started_at},
+          {"heartbeat_at", heartbeat_at}};
 }
 
 Json InstanceInfo::ToJson() const {
@@ -369,8 +374,8 @@ void Client::ScaleQueue(const std::string& queue, int concurrency,
                         const std::optional<std::string>& node) {
   RequireQueueName(queue);
   if (concurrency < 1 || concurrency > kMaxConcurrency) {
-    throw InvalidArgument(fmt::format("scale: concurrency must be in 1..{} (got {})",
-                                      kMaxConcurrency, concurrency));
+    throw InvalidArgument(
+        fmt::format("scale: concurrency must be in 1..{} (got {})", kMaxConcurrency, concurrency));
   }
   if (node) {
     if (auto problem = detail::NameProblem("node", *node, detail::kMaxNameBytes);
@@ -378,9 +383,8 @@ void Client::ScaleQueue(const std::string& queue, int concurrency,
       throw InvalidArgument(problem);
     }
   }
-  impl_->Retrying([&](detail::pg::Connection& c) {
-    impl_->ops_.RequestScale(c, queue, concurrency, node);
-  });
+  impl_->Retrying(
+      [&](detail::pg::Connection& c) { impl_->ops_.RequestScale(c, queue, concurrency, node); });
 }
 
 std::vector<QueueInfo> Client::Queues() {
@@ -405,9 +409,8 @@ bool Client::Retry(std::int64_t id) { return !RetryWhere(OneId(id)).empty(); }
 
 std::vector<std::int64_t> Client::RetryWhere(const InstanceFilter& filter) {
   try {
-    return impl_->Retrying([&](detail::pg::Connection& c) {
-      return impl_->ops_.Retry(c, filter, std::nullopt);
-    });
+    return impl_->Retrying(
+        [&](detail::pg::Connection& c) { return impl_->ops_.Retry(c, filter, std::nullopt); });
   } catch (const DatabaseError& e) {
     if (e.sqlstate() != "23505") throw;
   }
@@ -415,8 +418,8 @@ std::vector<std::int64_t> Client::RetryWhere(const InstanceFilter& filter) {
   // others are skipped.
   std::vector<std::int64_t> retried;
   for (;;) {
-    auto ids = impl_->Retrying(
-        [&](detail::pg::Connection& c) { return impl_->ops_.Retry(c, filter, 1); });
+    auto ids =
+        impl_->Retrying([&](detail::pg::Connection& c) { return impl_->ops_.Retry(c, filter, 1); });
     if (ids.empty()) return retried;
     retried.insert(retried.end(), ids.begin(), ids.end());
   }

@@ -84,9 +84,9 @@ class EngineImpl {
     flusher_ = std::make_shared<Flusher>(core_);
     flusher_->Start();
     queues_->StartRunners(flusher_);
-    heartbeat_ = std::make_unique<Heartbeat>(core_->store, core_->ops, core_->node_id,
-                                             o.heartbeat_interval, o.lease_ttl, Connector(),
-                                             *queues_);
+    heartbeat_ =
+        std::make_unique<Heartbeat>(core_->store, core_->ops, core_->node_id, o.heartbeat_interval,
+                                    o.lease_ttl, Connector(), *queues_);
     heartbeat_->Start();
     maintenance_ = std::make_unique<Maintenance>(core_, *queues_);
     maintenance_->Start();
@@ -94,9 +94,9 @@ class EngineImpl {
     listener_ = std::make_unique<Listener>(core_->store.channel(), ControlChannelFor(o.schema),
                                            Connector(), *queues_, *control_);
     listener_->Start();
-    autoscaler_ = std::make_unique<Autoscaler>(*queues_, core_->ops, core_->telemetry,
-                                               o.autoscale_interval, o.autoscale_cooldown,
-                                               Connector());
+    autoscaler_ =
+        std::make_unique<Autoscaler>(*queues_, core_->ops, core_->telemetry, o.autoscale_interval,
+                                     o.autoscale_cooldown, Connector());
     autoscaler_->Start();
     MutexLock lock(g_names_mu);
     running_ = true;
@@ -154,9 +154,10 @@ class EngineImpl {
     if (abandoned == 0) {
       node_->Remove();
     } else {
-      spdlog::warn("engine {}: {} steps still running after drain_timeout; their rows go back "
-                   "to the queue when their leases expire",
-                   core_->options.name, abandoned);
+      spdlog::warn(
+          "engine {}: {} steps still running after drain_timeout; their rows go back "
+          "to the queue when their leases expire",
+          core_->options.name, abandoned);
     }
     queues_->Clear();
     // Close every connection of the background threads (an abandoned step keeps only the
@@ -240,8 +241,8 @@ void Engine::Resume(const std::string& queue) {
 void Engine::Scale(const std::string& queue, int concurrency) {
   impl_->RequireRunning("scale");
   if (concurrency < 1 || concurrency > kMaxConcurrency) {
-    throw InvalidArgument(fmt::format("scale: concurrency must be in 1..{} (got {})",
-                                      kMaxConcurrency, concurrency));
+    throw InvalidArgument(
+        fmt::format("scale: concurrency must be in 1..{} (got {})", kMaxConcurrency, concurrency));
   }
   impl_->queues_->Scale(queue, concurrency, "manual", true);
 }
@@ -252,7 +253,9 @@ void Engine::Reconfigure(std::map<std::string, QueueConfig> queues) {
 
 void Engine::SafeStop() { impl_->SafeStop(); }
 
-std::map<std::string, LocalQueueState> Engine::Queues() const { return impl_->queues_->LocalQueues(); }
+std::map<std::string, LocalQueueState> Engine::Queues() const {
+  return impl_->queues_->LocalQueues();
+}
 
 EngineStats Engine::stats() const {
   const auto& c = impl_->core_->counters;

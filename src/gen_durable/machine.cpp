@@ -68,8 +68,8 @@ Outcome AwaitJson(std::vector<std::string> names, Json state, AwaitOptions optio
   return o;
 }
 
-Outcome ScheduleChildrenJson(std::string next_step, std::vector<InsertRequest> children,
-                             Json state, JoinOptions options) {
+Outcome ScheduleChildrenJson(std::string next_step, std::vector<InsertRequest> children, Json state,
+                             JoinOptions options) {
   Outcome o(OutcomeKind::kScheduleChildren);
   o.step_ = std::move(next_step);
   o.children_ = std::move(children);
@@ -134,8 +134,8 @@ void Register(const AnyMachine& machine) {
   detail::MutexLock lock(r.mu);
   for (const auto& m : r.machines) {
     if (m.name() == machine.name() && m.version() == machine.version()) {
-      throw ConfigError(fmt::format("machine '{}' version {} is already registered",
-                                    machine.name(), machine.version()));
+      throw ConfigError(fmt::format("machine '{}' version {} is already registered", machine.name(),
+                                    machine.version()));
     }
   }
   r.machines.push_back(machine);
@@ -198,7 +198,8 @@ Outcome RouteJobResult(ContextData* data, const MachineDef& def, int kind, Json 
   if (limit > 0 && data->row.attempt + 1 >= limit) {
     return Stop(fmt::format("{} (attempt {} of {})", reason, data->row.attempt + 1, limit));
   }
-  const Millis delay = def.backoff ? def.backoff(data->row.attempt) : DefaultBackoff(data->row.attempt);
+  const Millis delay =
+      def.backoff ? def.backoff(data->row.attempt) : DefaultBackoff(data->row.attempt);
   return ReplayJson(data->row.state, delay).WithError(std::move(reason));
 }
 
@@ -208,14 +209,14 @@ void Validate(const MachineDef& def) {
   if (auto problem = NameProblem("machine name", def.name, kMaxNameBytes); !problem.empty()) {
     throw ConfigError(problem);
   }
-  if (auto problem = NameProblem(fmt::format("machine '{}': queue", def.name), def.queue,
-                                 kMaxIdentifierBytes);
+  if (auto problem =
+          NameProblem(fmt::format("machine '{}': queue", def.name), def.queue, kMaxIdentifierBytes);
       !problem.empty()) {
     throw ConfigError(problem);
   }
   for (const auto& step : def.steps) {
-    if (auto problem = NameProblem(fmt::format("machine '{}': step name", def.name), step,
-                                   kMaxNameBytes);
+    if (auto problem =
+            NameProblem(fmt::format("machine '{}': step name", def.name), step, kMaxNameBytes);
         !problem.empty()) {
       throw ConfigError(problem);
     }
@@ -231,8 +232,8 @@ void Validate(const MachineDef& def) {
   }
   if (def.steps.empty()) throw ConfigError(fmt::format("machine '{}' has no steps", def.name));
   if (std::find(def.steps.begin(), def.steps.end(), def.initial_step) == def.steps.end()) {
-    throw ConfigError(fmt::format("machine '{}': initial step '{}' is not defined", def.name,
-                                  def.initial_step));
+    throw ConfigError(
+        fmt::format("machine '{}': initial step '{}' is not defined", def.name, def.initial_step));
   }
 }
 

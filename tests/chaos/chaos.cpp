@@ -6,8 +6,9 @@
 // lease, then waits for every instance to end and checks the invariants: each instance terminal
 // with its expected result, each chain's committed transitions counted in its history, no two
 // steps of one partition overlapping, each deduplicated signal stored once, every join correct,
-// nothing left executing, no rate limit exceeded, and reaps, stale outcomes and dedup hits seen. Exits 0 when every check passed, 1 when one
-// failed, 2 on bad arguments, 3 when the run itself could not be carried out.
+// nothing left executing, no rate limit exceeded, and reaps, stale outcomes and dedup hits seen.
+// Exits 0 when every check passed, 1 when one failed, 2 on bad arguments, 3 when the run itself
+// could not be carried out.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -41,9 +42,9 @@
 #include <thread>
 #include <vector>
 
+#include "gen_durable/embedded/embedded.hpp"
 #include "gen_durable/gen_durable.hpp"
 #include "gen_durable/pg/connection.hpp"
-#include "gen_durable/embedded/embedded.hpp"
 
 extern char** environ;
 
@@ -87,7 +88,7 @@ struct Config {
   std::string work_dir;      // empty: a fresh temp dir, removed at the end unless --keep
   double load_seconds = 40;  // inserts and faults are spread over this long
   int min_faults = 20;
-  int scale = 1;             // multiplies every instance count
+  int scale = 1;  // multiplies every instance count
   int workers = 3;
   double drain_seconds = 240;  // after the load phase, how long instances may take to finish
   std::uint64_t seed = 0;      // 0: from the clock
@@ -249,12 +250,12 @@ class Supervisor {
   const std::string log_path_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  pid_t pid_ = 0;            // GUARDED_BY(mu_)
-  int generation_ = 0;       // GUARDED_BY(mu_)
-  int starts_ = 0;           // GUARDED_BY(mu_)
-  int unexpected_exits_ = 0; // GUARDED_BY(mu_)
-  bool stopping_ = false;    // GUARDED_BY(mu_)
-  bool frozen_ = false;      // GUARDED_BY(mu_): SIGSTOPped by the freeze fault
+  pid_t pid_ = 0;             // GUARDED_BY(mu_)
+  int generation_ = 0;        // GUARDED_BY(mu_)
+  int starts_ = 0;            // GUARDED_BY(mu_)
+  int unexpected_exits_ = 0;  // GUARDED_BY(mu_)
+  bool stopping_ = false;     // GUARDED_BY(mu_)
+  bool frozen_ = false;       // GUARDED_BY(mu_): SIGSTOPped by the freeze fault
   std::chrono::steady_clock::time_point spared_until_{};  // GUARDED_BY(mu_): no kill before
   std::thread thread_;
 };
@@ -265,12 +266,18 @@ enum class Kind { kChain, kFlaky, kFanout, kCheckout, kSleep, kLimited };
 
 const char* KindName(Kind k) {
   switch (k) {
-    case Kind::kChain: return "chain";
-    case Kind::kFlaky: return "flaky";
-    case Kind::kFanout: return "fanout";
-    case Kind::kCheckout: return "checkout";
-    case Kind::kSleep: return "sleep";
-    case Kind::kLimited: return "limited";
+    case Kind::kChain:
+      return "chain";
+    case Kind::kFlaky:
+      return "flaky";
+    case Kind::kFanout:
+      return "fanout";
+    case Kind::kCheckout:
+      return "checkout";
+    case Kind::kSleep:
+      return "sleep";
+    case Kind::kLimited:
+      return "limited";
   }
   return "?";
 }
@@ -283,10 +290,10 @@ struct Planned {
   std::string fsm;
   Json state;
   std::optional<std::string> partition_key;
-  std::optional<std::string> rate_key;   // demo.limited's bucket key
-  int burst = -1;                        // demo.limited: the burst it starts in
-  bool duplicate_signal = false;         // checkout: its signal is sent a second time
-  std::int64_t id = 0;                   // once inserted
+  std::optional<std::string> rate_key;  // demo.limited's bucket key
+  int burst = -1;                       // demo.limited: the burst it starts in
+  bool duplicate_signal = false;        // checkout: its signal is sent a second time
+  std::int64_t id = 0;                  // once inserted
 };
 
 constexpr int kChainSteps = 5;
@@ -361,8 +368,12 @@ std::int64_t FaultFreeSteps(const std::vector<Planned>& plan) {
   std::int64_t n = 0;
   for (const auto& p : plan) {
     switch (p.kind) {
-      case Kind::kChain: n += kChainSteps; break;
-      case Kind::kFlaky: n += 2; break;  // one failure, then success
+      case Kind::kChain:
+        n += kChainSteps;
+        break;
+      case Kind::kFlaky:
+        n += 2;
+        break;  // one failure, then success
       case Kind::kFanout: {
         const int failing = kFanoutChildren / kFanoutFailEvery;
         n += 2 + (kFanoutChildren - failing) + failing * kFlakyMaxAttempts;
@@ -370,9 +381,15 @@ std::int64_t FaultFreeSteps(const std::vector<Planned>& plan) {
       }
       // start, await_pay, ship; await_pay runs twice when it parks before the payment arrives
       // (counted in FaultFreeExtraSteps).
-      case Kind::kCheckout: n += 3; break;
-      case Kind::kSleep: n += 1; break;
-      case Kind::kLimited: n += 2; break;
+      case Kind::kCheckout:
+        n += 3;
+        break;
+      case Kind::kSleep:
+        n += 1;
+        break;
+      case Kind::kLimited:
+        n += 2;
+        break;
     }
   }
   return n;
@@ -386,15 +403,15 @@ std::int64_t FaultFreeExtraSteps(const std::vector<Planned>& plan) {
 }
 
 std::vector<std::string> AllStatuses() {
-  return {"scheduled", "runnable", "executing", "awaiting_signal", "awaiting_children",
-          "done",      "failed",   "cancelled"};
+  return {"scheduled",         "runnable", "executing", "awaiting_signal",
+          "awaiting_children", "done",     "failed",    "cancelled"};
 }
 
 // ---- the run ----
 
 struct Counters {
   std::atomic<int> kills{0};
-  std::atomic<int> terminations{0};         // faults that terminated at least one backend
+  std::atomic<int> terminations{0};  // faults that terminated at least one backend
   std::atomic<int> backends_terminated{0};
   std::atomic<int> restarts_fast{0};
   std::atomic<int> restarts_immediate{0};
@@ -404,9 +421,7 @@ struct Counters {
   std::atomic<int> duplicate_signals_sent{0};
   std::atomic<int> duplicates_deduplicated{0};  // repeated sends answered with the first id
   std::atomic<int> freezes{0};
-  int faults() const {
-    return kills + terminations + restarts_fast + restarts_immediate + freezes;
-  }
+  int faults() const { return kills + terminations + restarts_fast + restarts_immediate + freezes; }
 };
 
 class Run {
@@ -456,7 +471,7 @@ class Run {
   int signals_outstanding_ = 0;  // GUARDED_BY(signal_mu_): scheduled and not yet delivered
   bool inserts_done_ = false;    // GUARDED_BY(signal_mu_)
   std::map<std::size_t, std::int64_t> signal_ids_;  // GUARDED_BY(signal_mu_): first send's id
-  std::vector<std::string> problems_;  // GUARDED_BY(signal_mu_): found while sending
+  std::vector<std::string> problems_;               // GUARDED_BY(signal_mu_): found while sending
 };
 
 void Run::StartCluster() {
@@ -471,23 +486,14 @@ void Run::StartCluster() {
 }
 
 std::vector<std::string> Run::WorkerCommand(const std::string& name) const {
-  return {config_.cli,
-          "--database", conninfo_,
-          "worker",
-          "--name", name,
-          "--queues", "default:16",
+  return {config_.cli, "--database", conninfo_, "worker", "--name", name, "--queues", "default:16",
           // Longer than a Postgres restart takes, so only dead or frozen workers' leases expire.
-          "--lease-ttl", std::to_string(kLeaseTtlMs),
-          "--heartbeat-interval", "1000",
-          "--poll-interval", "100",
-          "--reap-interval", "500",
-          "--gc-interval", "0",
-          "--drain-timeout", "2000",
-          "--rate-limit", Fmt("demo:%d:%d", kAllowed, kPeriodMs),
+          "--lease-ttl", std::to_string(kLeaseTtlMs), "--heartbeat-interval", "1000",
+          "--poll-interval", "100", "--reap-interval", "500", "--gc-interval", "0",
+          "--drain-timeout", "2000", "--rate-limit", Fmt("demo:%d:%d", kAllowed, kPeriodMs),
           // Every committed step writes its history entry in the same statement, which is how
           // Check counts the transitions each instance made.
-          "--history",
-          "--step-log", step_log_};
+          "--history", "--step-log", step_log_};
 }
 
 // Inserts one planned instance, retrying through faults. The unique key (held in every
@@ -532,9 +538,9 @@ void Run::InsertLoad(Clock::time_point until) {
   const auto wall_start = std::chrono::system_clock::now();
   for (Planned& p : plan_) {
     if (p.burst < 0) continue;
-    const auto due = wall_start + std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                                      span * static_cast<double>(p.burst + 1) /
-                                      static_cast<double>(bursts + 1));
+    const auto due =
+        wall_start + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                         span * static_cast<double>(p.burst + 1) / static_cast<double>(bursts + 1));
     p.id = InsertOne(p, due);
   }
   std::size_t paced = 0;
@@ -581,8 +587,8 @@ void Run::SendSignals(Clock::time_point stop_at) {
     due_.pop();
     const Planned& p = plan_[next.index];
     lock.unlock();
-    const Json payload = next.duplicate ? Json{{"duplicate", true}}
-                                        : Json{{"order", p.index}, {"paid", true}};
+    const Json payload =
+        next.duplicate ? Json{{"duplicate", true}} : Json{{"order", p.index}, {"paid", true}};
     SignalOptions options;
     options.dedup_key = "pay-" + std::to_string(p.index);
     std::optional<std::int64_t> id;
@@ -616,8 +622,10 @@ void Run::SendSignals(Clock::time_point stop_at) {
       counters_.duplicate_signals_sent += 1;
       auto first = signal_ids_.find(next.index);
       if (id && first == signal_ids_.end()) {
-        problems_.push_back(Fmt("checkout %d: the repeated send stored signal %lld, the first "
-                                "send none", p.index, static_cast<long long>(*id)));
+        problems_.push_back(
+            Fmt("checkout %d: the repeated send stored signal %lld, the first "
+                "send none",
+                p.index, static_cast<long long>(*id)));
       } else if (id && first->second != *id) {
         problems_.push_back(Fmt("checkout %d: the repeated dedup key made signal %lld besides %lld",
                                 p.index, static_cast<long long>(*id),
@@ -642,18 +650,28 @@ void Run::SendSignals(Clock::time_point stop_at) {
 // among them at least two fast and two immediate Postgres restarts.
 void Run::InjectFaults(Clock::time_point until) {
   enum class Fault { kKill, kKillRename, kTerminate, kRestartFast, kRestartImmediate };
-  std::vector<Fault> schedule = {Fault::kRestartFast, Fault::kRestartFast,
-                                 Fault::kRestartImmediate, Fault::kRestartImmediate};
+  std::vector<Fault> schedule = {Fault::kRestartFast, Fault::kRestartFast, Fault::kRestartImmediate,
+                                 Fault::kRestartImmediate};
   // A few more than asked for: a fault may find nothing to strike (every worker restarting).
   const int planned = config_.min_faults + std::max(2, config_.min_faults / 20);
   const int rest = std::max(planned - static_cast<int>(schedule.size()), 0);
   for (int i = 0; i < rest; ++i) {
     switch (i % 9) {
-      case 0: case 3: case 6: schedule.push_back(Fault::kKill); break;
-      case 1: case 5: schedule.push_back(Fault::kKillRename); break;
-      case 8: schedule.push_back(i % 2 == 0 ? Fault::kRestartFast : Fault::kRestartImmediate);
+      case 0:
+      case 3:
+      case 6:
+        schedule.push_back(Fault::kKill);
         break;
-      default: schedule.push_back(Fault::kTerminate); break;
+      case 1:
+      case 5:
+        schedule.push_back(Fault::kKillRename);
+        break;
+      case 8:
+        schedule.push_back(i % 2 == 0 ? Fault::kRestartFast : Fault::kRestartImmediate);
+        break;
+      default:
+        schedule.push_back(Fault::kTerminate);
+        break;
     }
   }
   std::shuffle(schedule.begin(), schedule.end(), rng_);
@@ -683,11 +701,10 @@ void Run::InjectFaults(Clock::time_point until) {
         for (int tries = 0; tries < 10; ++tries) {
           std::int64_t n = 0;
           try {
-            n = QueryInt(
-                *Connect(conninfo_),
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                "AND backend_type = 'client backend' AND random() < 0.5");
+            n = QueryInt(*Connect(conninfo_),
+                         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                         "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                         "AND backend_type = 'client backend' AND random() < 0.5");
           } catch (const std::exception& e) {
             Log(std::string("fault: terminating backends failed: ") + e.what());
           }
@@ -712,8 +729,7 @@ void Run::InjectFaults(Clock::time_point until) {
         cluster_->Restart();
         (immediate ? counters_.restarts_immediate : counters_.restarts_fast) += 1;
         Log(Fmt("fault %zu: Postgres restarted (%s), down %.2f s", i + 1,
-                immediate ? "immediate" : "fast",
-                duration<double>(Clock::now() - t0).count()));
+                immediate ? "immediate" : "fast", duration<double>(Clock::now() - t0).count()));
         break;
       }
     }
@@ -731,8 +747,9 @@ void Run::FreezeOne(Clock::time_point load_until, Clock::time_point until) {
     if (Clock::now() > load_until) {  // in the drain: stop once nothing is left to freeze
       std::int64_t live = -1;
       try {
-        live = QueryInt(*Connect(conninfo_), "SELECT count(*) FROM gd_instances "
-                                             "WHERE status NOT IN ('done', 'failed', 'cancelled')");
+        live = QueryInt(*Connect(conninfo_),
+                        "SELECT count(*) FROM gd_instances "
+                        "WHERE status NOT IN ('done', 'failed', 'cancelled')");
       } catch (const std::exception&) {
       }
       if (live == 0) break;
@@ -745,9 +762,10 @@ void Run::FreezeOne(Clock::time_point load_until, Clock::time_point until) {
       try {
         // Node ids are host:pid:token.
         held = Connect(conninfo_)
-                   ->ExecParams("SELECT count(*) FROM gd_instances WHERE status = 'executing' "
-                                "AND locked_by LIKE '%:' || $1 || ':%'",
-                                detail::pg::Params().Add(std::to_string(pid)))
+                   ->ExecParams(
+                       "SELECT count(*) FROM gd_instances WHERE status = 'executing' "
+                       "AND locked_by LIKE '%:' || $1 || ':%'",
+                       detail::pg::Params().Add(std::to_string(pid)))
                    .Int64(0, 0);
       } catch (const std::exception&) {
         continue;  // Postgres is restarting: try again shortly
@@ -788,8 +806,7 @@ void Run::FreezeOne(Clock::time_point load_until, Clock::time_point until) {
 bool Run::WaitAllTerminal() {
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                            duration<double>(config_.drain_seconds));
-  const std::int64_t expected =
-      static_cast<std::int64_t>(plan_.size()) + ChildrenOf(plan_);
+  const std::int64_t expected = static_cast<std::int64_t>(plan_.size()) + ChildrenOf(plan_);
   auto last_report = Clock::now();
   for (;;) {
     std::int64_t live = -1;
@@ -846,9 +863,9 @@ int Run::Check() {
     int attempt;
   };
   std::map<std::string, Row> by_key;
-  const detail::pg::Result roots =
-      conn->Exec("SELECT unique_key, id, status, coalesce(result, 'null'), attempt "
-                 "FROM gd_instances WHERE parent_id IS NULL");
+  const detail::pg::Result roots = conn->Exec(
+      "SELECT unique_key, id, status, coalesce(result, 'null'), attempt "
+      "FROM gd_instances WHERE parent_id IS NULL");
   for (int r = 0; r < roots.rows(); ++r) {
     by_key[roots.String(r, 0)] =
         Row{roots.Int64(r, 1), roots.String(r, 2), Json::parse(roots.Text(r, 3)), roots.Int(r, 4)};
@@ -880,8 +897,9 @@ int Run::Check() {
       continue;
     }
     const Row& row = it->second;
-    if (row.id != p.id) fail(Fmt("%s: id %lld, inserted as %lld", p.unique_key.c_str(),
-                                 static_cast<long long>(row.id), static_cast<long long>(p.id)));
+    if (row.id != p.id)
+      fail(Fmt("%s: id %lld, inserted as %lld", p.unique_key.c_str(),
+               static_cast<long long>(row.id), static_cast<long long>(p.id)));
     if (row.status != "done") {
       fail(p.unique_key + ": status " + row.status + ", result " + row.result.dump());
       continue;
@@ -905,9 +923,9 @@ int Run::Check() {
         const auto c = children[row.id];
         if (c[0] != kFanoutChildren || c[1] != kFanoutChildren - failing || c[2] != failing) {
           fail(Fmt("%s: %lld children (%lld done, %lld failed as planned), want %d (%d, %d)",
-                   p.unique_key.c_str(), static_cast<long long>(c[0]),
-                   static_cast<long long>(c[1]), static_cast<long long>(c[2]), kFanoutChildren,
-                   kFanoutChildren - failing, failing));
+                   p.unique_key.c_str(), static_cast<long long>(c[0]), static_cast<long long>(c[1]),
+                   static_cast<long long>(c[2]), kFanoutChildren, kFanoutChildren - failing,
+                   failing));
         }
         break;
       }
@@ -985,11 +1003,12 @@ int Run::Check() {
     for (const StepRun* r : list) {
       if (latest != nullptr && r->start_us < latest->end_us) {
         overlaps += 1;
-        fail(Fmt("partition %s: instance %lld (pid %d) started %lld us before instance %lld "
-                 "(pid %d) ended",
-                 key.c_str(), static_cast<long long>(r->id), r->pid,
-                 static_cast<long long>(latest->end_us - r->start_us),
-                 static_cast<long long>(latest->id), latest->pid));
+        fail(
+            Fmt("partition %s: instance %lld (pid %d) started %lld us before instance %lld "
+                "(pid %d) ended",
+                key.c_str(), static_cast<long long>(r->id), r->pid,
+                static_cast<long long>(latest->end_us - r->start_us),
+                static_cast<long long>(latest->id), latest->pid));
       }
       if (latest == nullptr || r->end_us > latest->end_us) latest = r;
     }
@@ -1027,7 +1046,8 @@ int Run::Check() {
 
   Log(Fmt("instances: %lld (%zu inserted, %d children)", static_cast<long long>(total),
           plan_.size(), ChildrenOf(plan_)));
-  Log(Fmt("faults injected: %d (%d SIGKILLs, %d backend terminations killing %d backends, "
+  Log(
+      Fmt("faults injected: %d (%d SIGKILLs, %d backend terminations killing %d backends, "
           "%d fast and %d immediate Postgres restarts, %d freezes past the lease)",
           counters_.faults(), counters_.kills.load(), counters_.terminations.load(),
           counters_.backends_terminated.load(), counters_.restarts_fast.load(),
@@ -1035,14 +1055,16 @@ int Run::Check() {
   const std::int64_t fault_free_min = FaultFreeSteps(plan_);
   const std::int64_t fault_free_max = fault_free_min + FaultFreeExtraSteps(plan_);
   const auto logged = static_cast<std::int64_t>(runs.size());
-  Log(Fmt("step runs logged: %lld (a fault-free run needs %lld to %lld, so at least %lld re-run;"
+  Log(
+      Fmt("step runs logged: %lld (a fault-free run needs %lld to %lld, so at least %lld re-run;"
           " steps cut short by a SIGKILL are not logged); rows reaped: %zu; stale outcomes "
           "dropped: %lld; worker starts: %d",
           static_cast<long long>(logged), static_cast<long long>(fault_free_min),
           static_cast<long long>(fault_free_max),
-          static_cast<long long>(std::max<std::int64_t>(logged - fault_free_max, 0)),
-          reaped.size(), static_cast<long long>(stale), starts));
-  Log(Fmt("signals: %d sent, %d repeated with the same dedup key (%d answered with the first "
+          static_cast<long long>(std::max<std::int64_t>(logged - fault_free_max, 0)), reaped.size(),
+          static_cast<long long>(stale), starts));
+  Log(
+      Fmt("signals: %d sent, %d repeated with the same dedup key (%d answered with the first "
           "signal's id, the others refused as the checkout had finished); retries through "
           "faults: %d inserts, %d signals",
           counters_.signals_sent.load(), counters_.duplicate_signals_sent.load(),
@@ -1068,7 +1090,7 @@ int Run::Check() {
     }
   }
   Log(Fmt("chains whose committed transitions differ from their steps: %d", chains_off));
-  Log(Fmt("freeze: %s; %d step runs spanned it", 
+  Log(Fmt("freeze: %s; %d step runs spanned it",
           frozen_pid_ == 0 ? "none"
                            : Fmt("pid %d stopped for %.1f s holding %lld claims", frozen_pid_,
                                  static_cast<double>(frozen_to_us_ - frozen_from_us_) / 1e6,
@@ -1083,18 +1105,19 @@ int Run::Check() {
   // reapers missed the window (the database down for most of the freeze), there may be none,
   // so then it is reported, not required.
   if (stale == 0 && frozen_runs > 0) {
-    fail("no outcome was dropped as stale although a step ran across the freeze: the ownership "
-         "guard was never exercised");
+    fail(
+        "no outcome was dropped as stale although a step ran across the freeze: the ownership "
+        "guard was never exercised");
   } else if (stale == 0) {
     Log("note: no outcome was dropped as stale in this run (the freeze caught no step mid-run)");
   }
   if (counters_.duplicates_deduplicated == 0) {
-    fail("no repeated dedup key was answered with the first signal's id: dedup was never "
-         "exercised");
+    fail(
+        "no repeated dedup key was answered with the first signal's id: dedup was never "
+        "exercised");
   }
   if (counters_.faults() < config_.min_faults) {
-    fail(Fmt("only %d faults injected, want at least %d", counters_.faults(),
-             config_.min_faults));
+    fail(Fmt("only %d faults injected, want at least %d", counters_.faults(), config_.min_faults));
   }
   if (counters_.restarts_fast + counters_.restarts_immediate == 0) {
     fail("no Postgres restart was injected");
@@ -1121,14 +1144,13 @@ int Run::Execute() {
         s, [this](const std::string& name) { return WorkerCommand(name); },
         (fs::path(config_.work_dir) / Fmt("worker-%d.log", s)).string()));
   }
-  Log(Fmt("%zu instances to insert over %.0f s by %d workers, at least %d faults",
-          plan_.size(), config_.load_seconds, config_.workers, config_.min_faults));
+  Log(Fmt("%zu instances to insert over %.0f s by %d workers, at least %d faults", plan_.size(),
+          config_.load_seconds, config_.workers, config_.min_faults));
 
   const auto load_until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                              duration<double>(config_.load_seconds));
-  const auto signals_until =
-      load_until + std::chrono::duration_cast<Clock::duration>(
-                       duration<double>(config_.drain_seconds));
+  const auto signals_until = load_until + std::chrono::duration_cast<Clock::duration>(
+                                              duration<double>(config_.drain_seconds));
   std::thread faults([&] { InjectFaults(load_until); });
   // The freeze may go on looking into the drain: a run whose load phase Postgres spent mostly
   // down (restarts of 11, 8 and 6 s in a 40 s load) found no worker holding claims in it.
@@ -1228,8 +1250,8 @@ int main(int argc, char** argv) {
     return gen_durable::chaos::kExitUsage;
   }
   if (config.seed == 0) {
-    config.seed = static_cast<std::uint64_t>(
-        std::chrono::system_clock::now().time_since_epoch().count());
+    config.seed =
+        static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
   }
   bool made_dir = false;
   if (config.work_dir.empty()) {

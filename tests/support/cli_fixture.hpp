@@ -30,8 +30,8 @@
 #include <thread>
 #include <vector>
 
-#include "gen_durable/options.hpp"
 #include "gen_durable/embedded/embedded.hpp"
+#include "gen_durable/options.hpp"
 #include "support/child_process.hpp"
 #include "support/pg_fixture.hpp"
 
@@ -56,7 +56,9 @@ inline std::vector<std::string> Lines(const std::string& text) {
   return out;
 }
 
-inline bool StartsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+inline bool StartsWith(const std::string& s, const std::string& prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
 
 using testing::ChildOptions;
 using testing::ChildProcess;

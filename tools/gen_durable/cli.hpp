@@ -14,9 +14,27 @@
 
 namespace gen_durable::tools {
 
-enum class Command { kNone, kMigrate, kInsert, kSignal, kShow, kList, kStats, kWorker, kDemo,
-                     kBench, kPause, kResume, kScale, kCancel, kRetry, kDelete, kNodes,
-                     kDashboard, kGrant };
+enum class Command {
+  kNone,
+  kMigrate,
+  kInsert,
+  kSignal,
+  kShow,
+  kList,
+  kStats,
+  kWorker,
+  kDemo,
+  kBench,
+  kPause,
+  kResume,
+  kScale,
+  kCancel,
+  kRetry,
+  kDelete,
+  kNodes,
+  kDashboard,
+  kGrant
+};
 
 struct ParsedCommand {
   // kNone: there is nothing to run (--help, or a usage error); print `output` on stdout and

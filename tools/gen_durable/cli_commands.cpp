@@ -15,8 +15,8 @@ void AddCommonFlags(CLI::App* app, GlobalOptions& global, int& verbosity) {
   app->add_option("--schema", global.schema,
                   "Postgres schema holding the tables: [a-z_][a-z0-9_]{0,62}")
       ->capture_default_str()
-      ->check(CLI::Validator(
-          [](std::string& value) { return SchemaNameProblem(value); }, "SCHEMA"));
+      ->check(
+          CLI::Validator([](std::string& value) { return SchemaNameProblem(value); }, "SCHEMA"));
   app->add_flag("-v,--verbose", verbosity, "Log engine activity (-v info, -vv debug)");
 }
 
@@ -36,8 +36,8 @@ void AddHttpFlags(CLI::App* app, HttpArgs& http, const std::string& prefix, cons
                   "(repeatable; '*': any)");
   app->add_option("--" + prefix + "tls-cert", http.tls_cert,
                   "PEM certificate chain: serve HTTPS (with --" + prefix + "tls-key)");
-  app->add_option("--" + prefix + "tls-key", http.tls_key, "PEM private key of --" + prefix +
-                                                               "tls-cert");
+  app->add_option("--" + prefix + "tls-key", http.tls_key,
+                  "PEM private key of --" + prefix + "tls-cert");
 }
 
 CLI::App* AddCommand(CLI::App& app, ParsedCommand& cmd, const std::string& name,
@@ -62,8 +62,7 @@ CLI::App* AddInsert(CLI::App& app, ParsedCommand& cmd) {
   insert->add_option("--state", cmd.insert.state, "Initial state (job args): a JSON object");
   insert->add_option("--queue", cmd.insert.queue, "Queue (default: the machine's)");
   insert->add_option("--priority", cmd.insert.priority, "Lower runs first")->capture_default_str();
-  insert->add_option("--schedule-in", cmd.insert.schedule_in_ms,
-                     "Run no earlier than MS from now");
+  insert->add_option("--schedule-in", cmd.insert.schedule_in_ms, "Run no earlier than MS from now");
   insert->add_option("--step", cmd.insert.step, "First step (default: the machine's)");
   insert->add_option("--max-attempts", cmd.insert.max_attempts,
                      "Attempt limit (default: the machine's; 0: none)");
@@ -83,8 +82,7 @@ CLI::App* AddInsert(CLI::App& app, ParsedCommand& cmd) {
 // `signal TARGET NAME`.
 CLI::App* AddSignal(CLI::App& app, ParsedCommand& cmd) {
   CLI::App* signal_cmd = AddCommand(
-      app, cmd, "signal",
-      "Deliver a durable signal to an instance; print the signal id", true);
+      app, cmd, "signal", "Deliver a durable signal to an instance; print the signal id", true);
   signal_cmd->add_option("target", cmd.signal.target, "Instance id (digits), else a unique key")
       ->required();
   signal_cmd->add_option("name", cmd.signal.name, "Signal name (e.g. payment_confirmed)")
@@ -136,9 +134,9 @@ CLI::App* AddResume(CLI::App& app, ParsedCommand& cmd) {
 
 // `scale QUEUE N [--node ID]`.
 CLI::App* AddScale(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* scale = AddCommand(
-      app, cmd, "scale",
-      "Ask the live nodes serving QUEUE to run it with N slots (not persisted)", true);
+  CLI::App* scale =
+      AddCommand(app, cmd, "scale",
+                 "Ask the live nodes serving QUEUE to run it with N slots (not persisted)", true);
   scale->add_option("queue", cmd.scale.queue, "Queue name")->required();
   scale->add_option("n", cmd.scale.concurrency, "Slots (1..10000)")->required();
   scale->add_option("--node", cmd.scale.node, "Only this node (an id from `nodes`)");
@@ -169,17 +167,17 @@ CLI::App* AddCancel(CLI::App& app, ParsedCommand& cmd) {
 
 // `retry`.
 CLI::App* AddRetry(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* retry = AddCommand(
-      app, cmd, "retry", "Put failed or cancelled instances back to runnable", true);
+  CLI::App* retry =
+      AddCommand(app, cmd, "retry", "Put failed or cancelled instances back to runnable", true);
   AddSelectFlags(retry, cmd.select);
   return retry;
 }
 
 // `delete`.
 CLI::App* AddDelete(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* delete_cmd = AddCommand(
-      app, cmd, "delete",
-      "Delete instances (with their signals and history); never executing ones", true);
+  CLI::App* delete_cmd =
+      AddCommand(app, cmd, "delete",
+                 "Delete instances (with their signals and history); never executing ones", true);
   AddSelectFlags(delete_cmd, cmd.select);
   return delete_cmd;
 }
@@ -195,9 +193,10 @@ CLI::App* AddGrant(CLI::App& app, ParsedCommand& cmd) {
       app, cmd, "grant",
       "Grant an existing database role what it needs on the schema (run as its owner)", false);
   grant->add_option("--role", cmd.grant.role, "The database role (it must exist)")->required();
-  grant->add_option("--as", cmd.grant.as,
-                    "engine (runs workers), producer (EXECUTE on gd_insert and gd_signal only) "
-                    "or viewer (SELECT, for a read-only dashboard)")
+  grant
+      ->add_option("--as", cmd.grant.as,
+                   "engine (runs workers), producer (EXECUTE on gd_insert and gd_signal only) "
+                   "or viewer (SELECT, for a read-only dashboard)")
       ->required()
       ->check(CLI::IsMember({"engine", "producer", "viewer"}));
   return grant;

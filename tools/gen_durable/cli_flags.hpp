@@ -3,9 +3,8 @@
 // them together.
 #pragma once
 
-#include <string>
-
 #include <CLI/CLI.hpp>
+#include <string>
 
 #include "gen_durable/cli.hpp"  // tools/
 

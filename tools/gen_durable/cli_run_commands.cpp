@@ -6,9 +6,9 @@ namespace gen_durable::tools {
 
 // `dashboard` and who may use it.
 CLI::App* AddDashboard(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* dashboard = AddCommand(
-      app, cmd, "dashboard",
-      "Serve the web dashboard until SIGINT/SIGTERM (its URL goes to stderr)", false);
+  CLI::App* dashboard =
+      AddCommand(app, cmd, "dashboard",
+                 "Serve the web dashboard until SIGINT/SIGTERM (its URL goes to stderr)", false);
   dashboard->add_option("--port", cmd.dashboard.port, "Port (0: any free port)")
       ->capture_default_str();
   dashboard->add_option("--bind", cmd.dashboard.bind, "Address to listen on")
@@ -24,9 +24,11 @@ CLI::App* AddDashboard(CLI::App& app, ParsedCommand& cmd) {
 // `worker`: the engine's options, its metrics server and step log.
 CLI::App* AddWorker(CLI::App& app, ParsedCommand& cmd) {
   CLI::App* worker = AddCommand(
-      app, cmd, "worker",
-      "Run the demo machines until SIGINT/SIGTERM, then drain and exit", false);
-  worker->add_option("--queues", cmd.worker.queues, "Queues to serve: NAME:CONCURRENCY or NAME:MIN-MAX (autoscaled), comma-separated")
+      app, cmd, "worker", "Run the demo machines until SIGINT/SIGTERM, then drain and exit", false);
+  worker
+      ->add_option(
+          "--queues", cmd.worker.queues,
+          "Queues to serve: NAME:CONCURRENCY or NAME:MIN-MAX (autoscaled), comma-separated")
       ->capture_default_str();
   worker->add_option("--name", cmd.worker.name, "Engine name")->capture_default_str();
   worker->add_option("--lease-ttl", cmd.worker.lease_ttl_ms, "Lease of a claimed row (ms)")
@@ -98,8 +100,7 @@ CLI::App* AddDemo(CLI::App& app, ParsedCommand& cmd) {
 // `bench SCENARIO` and the knobs of a run (docs/performance.md).
 CLI::App* AddBench(CLI::App& app, ParsedCommand& cmd) {
   CLI::App* bench = AddCommand(
-      app, cmd, "bench",
-      "Run a benchmark scenario; print its figures as one JSON object", false);
+      app, cmd, "bench", "Run a benchmark scenario; print its figures as one JSON object", false);
   bench
       ->add_option("scenario", cmd.bench.scenario,
                    "jobs, chain, insert, latency, signal, fanout, large or soak")
@@ -107,8 +108,7 @@ CLI::App* AddBench(CLI::App& app, ParsedCommand& cmd) {
   bench->add_option("--count", cmd.bench.count,
                     "Instances (children for fanout); default: 100000 for jobs, insert and "
                     "large, 10000 for chain and fanout, 1000 for signal");
-  bench->add_option("--steps", cmd.bench.steps, "chain: steps per instance")
-      ->capture_default_str();
+  bench->add_option("--steps", cmd.bench.steps, "chain: steps per instance")->capture_default_str();
   bench->add_option("--concurrency", cmd.bench.concurrency, "Worker slots per node")
       ->capture_default_str();
   bench->add_option("--prefetch", cmd.bench.prefetch, "Rows claimed beyond the free slots")
@@ -130,16 +130,18 @@ CLI::App* AddBench(CLI::App& app, ParsedCommand& cmd) {
       ->add_option("--gc-interval-ms", cmd.bench.gc_interval_ms,
                    "soak: GC sweep period; 0 disables GC")
       ->capture_default_str();
-  bench->add_option("--large-rows", cmd.bench.large_rows,
-                    "large: done rows, and as many future rows, present in the table")
+  bench
+      ->add_option("--large-rows", cmd.bench.large_rows,
+                   "large: done rows, and as many future rows, present in the table")
       ->capture_default_str();
-  bench->add_option("--batch", cmd.bench.batch, "Rows per insert statement")
+  bench->add_option("--batch", cmd.bench.batch, "Rows per insert statement")->capture_default_str();
+  bench
+      ->add_option("--inline-next", cmd.bench.inline_next,
+                   "Run a chain's next step on the same claim (true/false)")
       ->capture_default_str();
-  bench->add_option("--inline-next", cmd.bench.inline_next,
-                    "Run a chain's next step on the same claim (true/false)")
-      ->capture_default_str();
-  bench->add_option("--history", cmd.bench.history,
-                    "Record every step in the instances' history (true/false)")
+  bench
+      ->add_option("--history", cmd.bench.history,
+                   "Record every step in the instances' history (true/false)")
       ->capture_default_str();
   bench->add_option("--synchronous-commit", cmd.bench.synchronous_commit,
                     "synchronous_commit for every session (on, off, local, ...; default: the "

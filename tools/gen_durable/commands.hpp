@@ -229,8 +229,9 @@ struct WorkerArgs {
 // after the drain cannot hold the process open.
 int RunWorker(const GlobalOptions& global, const WorkerArgs& args);
 
-// Parses "name:concurrency,..." ("name" alone takes 10; "name:min-max" autoscales). Throws UsageError when malformed;
-// out-of-range numbers are left for the engine's validation to refuse by option name.
+// Parses "name:concurrency,..." ("name" alone takes 10; "name:min-max" autoscales). Throws
+// UsageError when malformed; out-of-range numbers are left for the engine's validation to refuse by
+// option name.
 std::map<std::string, QueueConfig> ParseQueues(const std::string& spec);
 
 // Parses --rate-limit values "NAME:ALLOWED:PERIOD_MS[:BURST]". Throws UsageError when malformed

@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "gen_durable/command_args.hpp"  // tools/
-#include "gen_durable/commands.hpp"      // tools/
+#include "gen_durable/command_args.hpp"   // tools/
+#include "gen_durable/commands.hpp"       // tools/
 #include "gen_durable/demo_machines.hpp"  // tools/
 #include "gen_durable/error.hpp"
 #include "gen_durable/info.hpp"
@@ -157,10 +157,10 @@ int RunStats(const GlobalOptions& global) {
           {"completed_last_minute", q.completed_last_minute},
           {"concurrency", q.concurrency}};
     }
-    fmt::print("{}\n", Json{{"total", CountsToJson(counts.total)},
-                            {"queues", queues},
-                            {"queue_info", queue_info}}
-                           .dump());
+    fmt::print(
+        "{}\n",
+        Json{{"total", CountsToJson(counts.total)}, {"queues", queues}, {"queue_info", queue_info}}
+            .dump());
     return kExitOk;
   }
   std::vector<std::string> header = {"QUEUE"};
@@ -208,17 +208,19 @@ int RunCancel(const GlobalOptions& global, const CancelArgs& args) {
   options.reason = args.reason;
   const CancelReport report = session.client().CancelWhere(filter, options);
   if (!args.select.ids.empty() && report.cancelled.empty() && report.requested.empty()) {
-    throw RefusedError(fmt::format("no_target: no live instance among {}",
-                                   fmt::join(args.select.ids, " ")));
+    throw RefusedError(
+        fmt::format("no_target: no live instance among {}", fmt::join(args.select.ids, " ")));
   }
   if (global.json) {
     fmt::print("{}\n",
                Json{{"cancelled", report.cancelled}, {"requested", report.requested}}.dump());
   } else {
-    fmt::print("cancelled: {}\n",
-               report.cancelled.empty() ? "-" : fmt::format("{}", fmt::join(report.cancelled, " ")));
-    fmt::print("asked to stop (running): {}\n",
-               report.requested.empty() ? "-" : fmt::format("{}", fmt::join(report.requested, " ")));
+    fmt::print("cancelled: {}\n", report.cancelled.empty()
+                                      ? "-"
+                                      : fmt::format("{}", fmt::join(report.cancelled, " ")));
+    fmt::print(
+        "asked to stop (running): {}\n",
+        report.requested.empty() ? "-" : fmt::format("{}", fmt::join(report.requested, " ")));
   }
   return kExitOk;
 }
@@ -230,8 +232,7 @@ int RunRetry(const GlobalOptions& global, const SelectArgs& args) {
   if (global.json) {
     fmt::print("{}\n", Json{{"retried", retried}}.dump());
   } else {
-    fmt::print("retried: {}\n",
-               retried.empty() ? "-" : fmt::format("{}", fmt::join(retried, " ")));
+    fmt::print("retried: {}\n", retried.empty() ? "-" : fmt::format("{}", fmt::join(retried, " ")));
   }
   std::vector<std::int64_t> refused;
   for (auto id : args.ids) {

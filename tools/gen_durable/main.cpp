@@ -15,8 +15,8 @@
 #include "gen_durable/bench.hpp"     // tools/
 #include "gen_durable/cli.hpp"       // tools/
 #include "gen_durable/commands.hpp"  // tools/
-#include "gen_durable/demo.hpp"      // tools/
 #include "gen_durable/conninfo.hpp"
+#include "gen_durable/demo.hpp"  // tools/
 
 namespace gen_durable::tools {
 namespace {

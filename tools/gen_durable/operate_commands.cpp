@@ -24,7 +24,8 @@ int RunGrant(const GlobalOptions& global, const GrantArgs& args) {
   Session session(global);
   session.client().GrantRole(args.role, as);
   if (global.json) {
-    fmt::print("{}\n", Json{{"role", args.role}, {"as", args.as}, {"schema", global.schema}}.dump());
+    fmt::print("{}\n",
+               Json{{"role", args.role}, {"as", args.as}, {"schema", global.schema}}.dump());
   } else {
     fmt::print("granted {} the {} privileges on schema {}\n", args.role, args.as, global.schema);
   }
@@ -89,8 +90,9 @@ int RunNodes(const GlobalOptions& global) {
   for (const auto& n : nodes) {
     std::vector<std::string> queues;
     for (const auto& [q, c] : n.queues) queues.push_back(fmt::format("{}:{}", q, c));
-    table.push_back({n.id, n.engine, std::to_string(n.pid), fmt::format("{}", fmt::join(queues, ",")),
-                     std::to_string(n.running), n.started_at, n.heartbeat_at});
+    table.push_back({n.id, n.engine, std::to_string(n.pid),
+                     fmt::format("{}", fmt::join(queues, ",")), std::to_string(n.running),
+                     n.started_at, n.heartbeat_at});
   }
   PrintTable(table);
   return kExitOk;

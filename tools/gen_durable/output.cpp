@@ -86,8 +86,8 @@ void PrintHuman(const InstanceInfo& info) {
 }
 
 std::string HistoryLine(const HistoryEntry& h) {
-  std::string text = fmt::format("{} {} {} -> {} (attempt {}", h.at, h.event, h.step, h.status,
-                                 h.attempt);
+  std::string text =
+      fmt::format("{} {} {} -> {} (attempt {}", h.at, h.event, h.step, h.status, h.attempt);
   if (h.duration_ms) text += fmt::format(", {:.1f} ms", *h.duration_ms);
   text += fmt::format(", {})", h.node);
   if (h.error) text += ": " + *h.error;

@@ -6,8 +6,8 @@
 #include <cstdlib>
 
 #include "gen_durable/commands.hpp"  // tools/
-#include "gen_durable/error.hpp"
 #include "gen_durable/embedded/embedded.hpp"
+#include "gen_durable/error.hpp"
 
 namespace gen_durable::tools {
 

@@ -52,8 +52,7 @@ void AttachStepLog(Engine& engine, const std::string& path) {
   };
   engine.telemetry().Attach("step.stop", [write_line, pid](const TelemetryEvent& e) {
     const std::int64_t end_us = NowMicros();
-    const auto duration_us =
-        static_cast<std::int64_t>(e.measurements.at("duration") * 1e6);
+    const auto duration_us = static_cast<std::int64_t>(e.measurements.at("duration") * 1e6);
     write_line({{"ev", "step"},
                 {"id", e.metadata.at("id")},
                 {"fsm", e.metadata.at("fsm")},

@@ -1,14 +1,13 @@
 // The databases of the embedded cluster: CreateDatabase for administration and tests, and
 // CreateAppDatabase, which gives applications a database owned by the login role kAppRole and
 // hands a database left by an older version (owned by the superuser) over to that role.
-#include "gen_durable/embedded/embedded.hpp"
-
 #include <libpq-fe.h>
 
 #include <initializer_list>
 #include <memory>
 #include <string>
 
+#include "gen_durable/embedded/embedded.hpp"
 #include "gen_durable/embedded/process.hpp"
 #include "gen_durable/error.hpp"
 
@@ -164,8 +163,8 @@ void EmbeddedCluster::CreateDatabase(const std::string& name) {
       AdminConnect(ConnInfo("postgres"), "create_database", "create database '" + name + "'");
   // template0 is never connected to, so concurrent creations cannot fail with 55006 (source
   // database in use) as they can with template1.
-  const std::string sql = "CREATE DATABASE " + QuoteDatabaseName(conn.get(), name) +
-                          " TEMPLATE template0";
+  const std::string sql =
+      "CREATE DATABASE " + QuoteDatabaseName(conn.get(), name) + " TEMPLATE template0";
   // 42P04: it exists. 23505: a concurrent CREATE of the same name won the catalog insert.
   AdminExec(conn.get(), sql, "create_database", {"42P04", "23505"}, "CREATE DATABASE " + name);
 }

@@ -1,8 +1,6 @@
 // The embedded cluster's life: finding the server programs, initdb, writing the settings it
 // manages, starting the server or attaching to a running one, waiting until it accepts
 // connections, and stopping it.
-#include "gen_durable/embedded/embedded.hpp"
-
 #include <libpq-fe.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -16,6 +14,7 @@
 #include <utility>
 
 #include "gen_durable/embedded/data_dir.hpp"
+#include "gen_durable/embedded/embedded.hpp"
 #include "gen_durable/embedded/process.hpp"
 #include "gen_durable/embedded/server_files.hpp"
 #include "gen_durable/error.hpp"
@@ -69,7 +68,6 @@ std::string ConnValue(const std::string& value) {
   }
   return out + "'";
 }
-
 
 // A libpq connection string for `dbname` as `user` over the cluster's Unix socket.
 std::string ConnInfoAs(const std::string& socket_dir, int port, const std::string& user,

@@ -29,8 +29,7 @@ std::string ServerLogPath(const std::string& data_dir) {
 std::string ServerLogTail(const std::string& data_dir) {
   std::string log = ReadDataFileTail(data_dir, kServerLogName, kLogTailBytes);
   if (log.empty()) return "(server log " + ServerLogPath(data_dir) + " is empty)";
-  return "server log " + ServerLogPath(data_dir) + ", last lines:\n" +
-         TailOf(TrimRight(log), 3000);
+  return "server log " + ServerLogPath(data_dir) + ", last lines:\n" + TailOf(TrimRight(log), 3000);
 }
 
 void ReadListenAddress(const std::string& data_dir, int& port, std::string& socket_dir) {

@@ -100,8 +100,11 @@ Json InstanceJson(const InstanceInfo& i) {
 
 // The children tree under `root`, breadth first, at most kTreeLimit instances.
 Json Tree(Client& client, const InstanceInfo& root) {
-  Json top = {{"id", root.id}, {"fsm", root.fsm}, {"status", root.status},
-              {"step", root.step}, {"children", Json::array()}};
+  Json top = {{"id", root.id},
+              {"fsm", root.fsm},
+              {"status", root.status},
+              {"step", root.step},
+              {"children", Json::array()}};
   std::deque<std::pair<Json*, std::vector<std::int64_t>>> todo = {{&top, root.children}};
   std::set<std::int64_t> seen = {root.id};
   int shown = 1;
@@ -121,8 +124,11 @@ Json Tree(Client& client, const InstanceInfo& root) {
       auto info = client.Get(id);
       if (!info) continue;
       ++shown;
-      kids.push_back({{"id", info->id}, {"fsm", info->fsm}, {"status", info->status},
-                      {"step", info->step}, {"children", Json::array()}});
+      kids.push_back({{"id", info->id},
+                      {"fsm", info->fsm},
+                      {"status", info->status},
+                      {"step", info->step},
+                      {"children", Json::array()}});
       if (!info->children.empty()) next.emplace_back(kids.size() - 1, info->children);
     }
     for (auto& [index, children] : next) todo.emplace_back(&kids[index], std::move(children));
@@ -147,8 +153,8 @@ void Guarded(httplib::Response& res, Handler&& handler) {
   }
 }
 
-void Routes(httplib::Server* server, const detail::HttpGuard& guard, Client& client,
-            Engine* engine, const DashboardOptions& options) {
+void Routes(httplib::Server* server, const detail::HttpGuard& guard, Client& client, Engine* engine,
+            const DashboardOptions& options) {
   const int refresh_ms = options.refresh_ms;
   server->Get("/api/session", [&guard](const httplib::Request&, httplib::Response& res) {
     const bool all = detail::CurrentAccess() == HttpAccess::kAll;
@@ -167,7 +173,7 @@ void Routes(httplib::Server* server, const detail::HttpGuard& guard, Client& cli
     res.set_content(a->data, a->size, std::string(a->content_type));
   });
   server->Get("/api/overview", [&client, engine, refresh_ms](const httplib::Request&,
-                                                              httplib::Response& res) {
+                                                             httplib::Response& res) {
     Guarded(res, [&] {
       Json queues = Json::array();
       for (const auto& q : client.Queues()) queues.push_back(QueueJson(q));
@@ -175,15 +181,20 @@ void Routes(httplib::Server* server, const detail::HttpGuard& guard, Client& cli
       for (const auto& n : client.Nodes()) nodes.push_back(n.ToJson());
       Json local = nullptr;
       if (engine) {
-        local = {{"engine", engine->name()}, {"node", engine->node_id()}, {"queues", Json::object()}};
+        local = {
+            {"engine", engine->name()}, {"node", engine->node_id()}, {"queues", Json::object()}};
         for (const auto& [q, s] : engine->Queues()) {
-          local["queues"][q] = {{"concurrency", s.concurrency}, {"min", s.min}, {"max", s.max},
-                                {"in_flight", s.in_flight}, {"buffered", s.buffered},
-                                {"draining", s.draining}};
+          local["queues"][q] = {
+              {"concurrency", s.concurrency}, {"min", s.min},           {"max", s.max},
+              {"in_flight", s.in_flight},     {"buffered", s.buffered}, {"draining", s.draining}};
         }
       }
-      Reply(res, 200, {{"schema", client.schema()}, {"queues", queues}, {"nodes", nodes},
-                       {"local", local}, {"refresh_ms", refresh_ms}});
+      Reply(res, 200,
+            {{"schema", client.schema()},
+             {"queues", queues},
+             {"nodes", nodes},
+             {"local", local},
+             {"refresh_ms", refresh_ms}});
     });
   });
   server->Get("/api/instances", [&client](const httplib::Request& req, httplib::Response& res) {
@@ -204,34 +215,35 @@ void Routes(httplib::Server* server, const detail::HttpGuard& guard, Client& cli
     });
   });
   server->Get(R"(/api/instances/([^/]+))", [&client](const httplib::Request& req,
-                                                  httplib::Response& res) {
+                                                     httplib::Response& res) {
     Guarded(res, [&] {
       const auto id = IdOf(req.matches[1].str());
       auto info = client.Get(id);
       if (!info) throw HttpError{404, fmt::format("instance {} not found", id)};
       Json history = Json::array();
       for (const auto& h : client.History(id)) history.push_back(h.ToJson());
-      Reply(res, 200,
-            {{"instance", InstanceJson(*info)}, {"history", history}, {"tree", Tree(client, *info)}});
+      Reply(
+          res, 200,
+          {{"instance", InstanceJson(*info)}, {"history", history}, {"tree", Tree(client, *info)}});
     });
   });
-  server->Post(R"(/api/instances/([^/]+)/cancel)", [&client](const httplib::Request& req,
-                                                          httplib::Response& res) {
-    Guarded(res, [&] {
-      const auto id = IdOf(req.matches[1].str());
-      const Json body = Body(req);
-      CancelOptions o;
-      o.cascade = body.value("cascade", false);
-      o.reason = body.value("reason", std::string("cancelled from the dashboard"));
-      const CancelReport r = client.Cancel(id, o);
-      if (r.cancelled.empty() && r.requested.empty()) {
-        throw HttpError{409, fmt::format("instance {} is not live", id)};
-      }
-      Reply(res, 200, {{"cancelled", r.cancelled}, {"requested", r.requested}});
-    });
-  });
+  server->Post(R"(/api/instances/([^/]+)/cancel)",
+               [&client](const httplib::Request& req, httplib::Response& res) {
+                 Guarded(res, [&] {
+                   const auto id = IdOf(req.matches[1].str());
+                   const Json body = Body(req);
+                   CancelOptions o;
+                   o.cascade = body.value("cascade", false);
+                   o.reason = body.value("reason", std::string("cancelled from the dashboard"));
+                   const CancelReport r = client.Cancel(id, o);
+                   if (r.cancelled.empty() && r.requested.empty()) {
+                     throw HttpError{409, fmt::format("instance {} is not live", id)};
+                   }
+                   Reply(res, 200, {{"cancelled", r.cancelled}, {"requested", r.requested}});
+                 });
+               });
   server->Post(R"(/api/instances/([^/]+)/retry)", [&client](const httplib::Request& req,
-                                                         httplib::Response& res) {
+                                                            httplib::Response& res) {
     Guarded(res, [&] {
       const auto id = IdOf(req.matches[1].str());
       Body(req);
@@ -245,7 +257,7 @@ void Routes(httplib::Server* server, const detail::HttpGuard& guard, Client& cli
     });
   });
   server->Post(R"(/api/instances/([^/]+)/signal)", [&client](const httplib::Request& req,
-                                                          httplib::Response& res) {
+                                                             httplib::Response& res) {
     Guarded(res, [&] {
       const auto id = IdOf(req.matches[1].str());
       const Json body = Body(req);

@@ -1,8 +1,8 @@
 // Request checks of the HTTP surfaces (see http_guard.hpp and docs/security.md).
 #include "gen_durable/http/http_guard.hpp"
 
-#include <fmt/format.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -107,8 +107,8 @@ std::string ReadSecretFile(const std::string& path) {
     throw ConfigError(fmt::format("the secret file {} is not a regular file", path));
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    throw ConfigError(fmt::format(
-        "the secret file {} can be read by other users (chmod 600 {})", path, path));
+    throw ConfigError(
+        fmt::format("the secret file {} can be read by other users (chmod 600 {})", path, path));
   }
   std::string line = text.substr(0, text.find('\n'));
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();

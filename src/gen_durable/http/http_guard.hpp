@@ -16,9 +16,9 @@ namespace gen_durable::detail {
 enum class HttpAuth { kOpen, kBearer, kBasic, kHook };
 
 struct HttpVerdict {
-  int status = 0;              // 0: serve it; else answer this status with `error`
-  std::string error;           // the message of a refusal (never a secret)
-  bool challenge = false;      // add WWW-Authenticate (basic), so a browser asks
+  int status = 0;          // 0: serve it; else answer this status with `error`
+  std::string error;       // the message of a refusal (never a secret)
+  bool challenge = false;  // add WWW-Authenticate (basic), so a browser asks
   HttpAccess access = HttpAccess::kNone;
   HttpAuth auth = HttpAuth::kOpen;
 };

@@ -91,9 +91,7 @@ class GuardedStream final : public httplib::Stream {
     return WaitFor(sock_, POLLIN, std::min(options_.read_timeout_ms, MsLeft(deadline_)));
   }
 
-  bool is_writable() const override {
-    return WaitFor(sock_, POLLOUT, options_.read_timeout_ms);
-  }
+  bool is_writable() const override { return WaitFor(sock_, POLLOUT, options_.read_timeout_ms); }
 
   ssize_t read(char* ptr, size_t size) override {
     if (budget_ == 0 || Clock::now() >= deadline_) return -1;
@@ -137,8 +135,8 @@ class GuardedStream final : public httplib::Stream {
     if (get(sock_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return;
     char host[NI_MAXHOST];
     char serv[NI_MAXSERV];
-    if (getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof(host), serv,
-                    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+    if (getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof(host), serv, sizeof(serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
       ip = host;
       port = std::atoi(serv);
     }
@@ -373,7 +371,8 @@ bool Admit(const HttpGuard& guard, const httplib::Request& req, httplib::Respons
   res.set_header("Connection", "close");
   t_drain = req.has_header("Transfer-Encoding") ||
             (req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0");
-  if (v.challenge) res.set_header("WWW-Authenticate", R"(Basic realm="gen_durable", charset="UTF-8")");
+  if (v.challenge)
+    res.set_header("WWW-Authenticate", R"(Basic realm="gen_durable", charset="UTF-8")");
   ReplyError(res, v.status, v.error);
   return false;
 }
@@ -428,9 +427,10 @@ HttpServerImpl::HttpServerImpl(const HttpSecurityOptions& security, const std::s
     port_ = server_->bind_to_port(bind, port) ? port : -1;
   }
   if (port_ <= 0) {
-    throw ConfigError(fmt::format("http: cannot listen on {}:{} (in use, or not an address of this "
-                            "host)",
-                            bind, port));
+    throw ConfigError(
+        fmt::format("http: cannot listen on {}:{} (in use, or not an address of this "
+                    "host)",
+                    bind, port));
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   // stop() is a no-op until the loop runs (it would then serve forever): wait for it.

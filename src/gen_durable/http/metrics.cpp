@@ -95,14 +95,13 @@ class MetricsImpl {
     handlers_.push_back(t.Attach("step.stop", [this](const TelemetryEvent& e) { OnStep(e); }));
     handlers_.push_back(t.Attach("pick.stop", [this](const TelemetryEvent& e) {
       MutexLock lock(mu_);
-      Hist(claim_batch_, {Str(e.metadata, "queue")}, &kBatchBuckets)
-          .Observe(Measure(e, "count"));
+      Hist(claim_batch_, {Str(e.metadata, "queue")}, &kBatchBuckets).Observe(Measure(e, "count"));
     }));
     auto count = [this](const char* event, const char* metric, const char* measurement,
                         std::vector<const char*> labels) {
       handlers_.push_back(engine_.telemetry().Attach(
-          event, [this, metric, measurement, labels, name = std::string(event)](
-                     const TelemetryEvent& e) {
+          event,
+          [this, metric, measurement, labels, name = std::string(event)](const TelemetryEvent& e) {
             if (e.name != name) return;  // prefixes match longer names too
             Key key;
             for (const char* l : labels) key.push_back(Str(e.metadata, l));
@@ -164,18 +163,24 @@ const std::vector<CounterSpec> kCounters = {
     {"gen_durable_steps_total", "Steps run, by machine and outcome kind.", {"fsm", "kind"}},
     {"gen_durable_lease_reaps_total", "Rows whose lease expired, reclaimed by this node.", {}},
     {"gen_durable_stale_outcomes_total",
-     "Outcomes refused by the ownership guard (the lease was lost).", {}},
+     "Outcomes refused by the ownership guard (the lease was lost).",
+     {}},
     {"gen_durable_gc_deleted_total", "Terminal rows deleted by this node's GC.", {}},
     {"gen_durable_await_timeouts_total", "Awaits woken by their timeout.", {}},
     {"gen_durable_partition_contended_total",
-     "Keyed rows a claim skipped because another claim held their partition key.", {"queue"}},
+     "Keyed rows a claim skipped because another claim held their partition key.",
+     {"queue"}},
     {"gen_durable_rate_limit_throttled_total",
-     "Claimed rows handed back because their token bucket was short.", {"limit"}},
-    {"gen_durable_rate_limit_rejected_total",
-     "Rows failed because their weight exceeds the limit's burst.", {"limit"}},
-    {"gen_durable_rate_limit_unknown_total", "Rows failed because they name an unknown limit.",
+     "Claimed rows handed back because their token bucket was short.",
      {"limit"}},
-    {"gen_durable_queue_scaled_total", "Changes of a queue's concurrency on this node.",
+    {"gen_durable_rate_limit_rejected_total",
+     "Rows failed because their weight exceeds the limit's burst.",
+     {"limit"}},
+    {"gen_durable_rate_limit_unknown_total",
+     "Rows failed because they name an unknown limit.",
+     {"limit"}},
+    {"gen_durable_queue_scaled_total",
+     "Changes of a queue's concurrency on this node.",
      {"queue", "reason"}},
 };
 
@@ -207,8 +212,8 @@ std::string MetricsImpl::Render() {
   const EngineStats stats = engine_.stats();
 
   Header(out, "gen_durable_up", "gauge", "1 while the engine runs.");
-  out += fmt::format("gen_durable_up{} {}\n", Labels({{"engine", engine}}),
-                     engine_.running() ? 1 : 0);
+  out +=
+      fmt::format("gen_durable_up{} {}\n", Labels({{"engine", engine}}), engine_.running() ? 1 : 0);
   Header(out, "gen_durable_node_info", "gauge", "This node's identity (always 1).");
   out += fmt::format("gen_durable_node_info{} 1\n",
                      Labels({{"engine", engine}, {"node", engine_.node_id()}}));
@@ -251,13 +256,12 @@ std::string MetricsImpl::Render() {
       {"gen_durable_outcomes_committed_total", stats.committed},
       {"gen_durable_group_commits_total", stats.flushes},
   };
-  const char* totals_help[] = {"Rows claimed by this node.",
-                               "Outcomes committed by this node.",
+  const char* totals_help[] = {"Rows claimed by this node.", "Outcomes committed by this node.",
                                "Group commits (one transaction each) by this node."};
   for (std::size_t i = 0; i < std::size(totals); ++i) {
     Header(out, totals[i].first, "counter", totals_help[i]);
-    out += fmt::format("{}{} {}\n", totals[i].first, Labels({{"engine", engine}}),
-                       totals[i].second);
+    out +=
+        fmt::format("{}{} {}\n", totals[i].first, Labels({{"engine", engine}}), totals[i].second);
   }
 
   MutexLock lock(mu_);
@@ -272,8 +276,7 @@ std::string MetricsImpl::Render() {
       continue;
     }
     for (const auto& [key, v] : family->second) {
-      out += fmt::format("{}{} {}\n", spec.name, Labels(with_engine(spec.labels, key)),
-                         Number(v));
+      out += fmt::format("{}{} {}\n", spec.name, Labels(with_engine(spec.labels, key)), Number(v));
     }
   }
   auto histogram = [&](const char* name, const char* help, const char* label,

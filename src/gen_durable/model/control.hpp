@@ -24,9 +24,9 @@ struct ControlRow {
 // A scale request fit to apply.
 struct ScaleRequest {
   std::string queue;
-  std::string node;         // "" when it is for every node
-  int concurrency = 0;      // 1..kMaxConcurrency
-  std::int64_t seq = 0;     // > 0; a later request has a greater one
+  std::string node;      // "" when it is for every node
+  int concurrency = 0;   // 1..kMaxConcurrency
+  std::int64_t seq = 0;  // > 0; a later request has a greater one
   // The declared configuration (DeclaredConfig) this engine's name had when it applied the
   // request before a restart; nullopt when it never did.
   std::optional<std::string> seen;

@@ -37,8 +37,8 @@ void Require(const std::string& problem) {
 
 }  // namespace
 
-NewInstance ResolveInsert(const std::string& fsm, std::optional<int> version,
-                          const MachineDef* def, const InsertOptions& o, std::size_t max_payload) {
+NewInstance ResolveInsert(const std::string& fsm, std::optional<int> version, const MachineDef* def,
+                          const InsertOptions& o, std::size_t max_payload) {
   Require(NameProblem("insert: machine name", fsm, kMaxNameBytes));
   NewInstance n;
   n.fsm = fsm;
@@ -72,8 +72,7 @@ NewInstance ResolveInsert(const std::string& fsm, std::optional<int> version,
     }
   }
   n.priority = o.priority;
-  const int schedules =
-      (o.eligible_at ? 1 : 0) + (o.schedule_at ? 1 : 0) + (o.schedule_in ? 1 : 0);
+  const int schedules = (o.eligible_at ? 1 : 0) + (o.schedule_at ? 1 : 0) + (o.schedule_in ? 1 : 0);
   if (schedules > 1) {
     throw InvalidArgument("insert: give at most one of eligible_at, schedule_at, schedule_in");
   }
@@ -113,8 +112,7 @@ NewInstance ResolveInsert(const std::string& fsm, std::optional<int> version,
     for (const Status s : kAllStatuses) {
       if (IsTerminal(s)) continue;
       const std::string_view live = StatusName(s);
-      if (std::find(o.unique_scope.begin(), o.unique_scope.end(), live) ==
-          o.unique_scope.end()) {
+      if (std::find(o.unique_scope.begin(), o.unique_scope.end(), live) == o.unique_scope.end()) {
         throw InvalidArgument(fmt::format(
             "insert: unique_scope must include every live status (missing '{}'); it may add "
             "done, failed or cancelled",
@@ -140,9 +138,8 @@ NewInstance ResolveRegistered(const InsertRequest& request, std::size_t max_payl
   std::shared_ptr<const MachineDef> def;
   if (find) def = find(request.fsm, request.version);
   if (!def) {
-    std::optional<AnyMachine> m = request.version
-                                      ? FindRegistered(request.fsm, *request.version)
-                                      : FindRegisteredLatest(request.fsm);
+    std::optional<AnyMachine> m = request.version ? FindRegistered(request.fsm, *request.version)
+                                                  : FindRegisteredLatest(request.fsm);
     if (m) def = m->shared();
   }
   return ResolveInsert(request.fsm, request.version, def.get(), request.options, max_payload);

@@ -35,8 +35,8 @@ struct ClaimedRow {
   // claimed. A reserved row claimed within RateLimiter::kReservationGrace of its slot starts
   // without taking another token; a later one pays again.
   std::optional<Millis> rate_paid_late;
-  std::vector<Signal> signals;          // unconsumed inbox, oldest first
-  std::vector<ChildResult> children;    // of the last schedule_children
+  std::vector<Signal> signals;        // unconsumed inbox, oldest first
+  std::vector<ChildResult> children;  // of the last schedule_children
   // Set when the stored state cannot be decoded at all; the instance fails with this error.
   std::string state_error;
 };
@@ -75,7 +75,7 @@ struct NewInstance {
   std::optional<int> max_attempts;
   std::optional<std::string> partition_key;
   std::optional<std::string> unique_key;
-  std::vector<std::string> unique_scope;   // empty: the default (non-terminal statuses)
+  std::vector<std::string> unique_scope;  // empty: the default (non-terminal statuses)
   std::optional<RateLimitRef> rate_limit;
 };
 
@@ -83,14 +83,14 @@ struct NewInstance {
 struct OutcomeRow {
   std::int64_t id = 0;
   std::int64_t lease_seq = 0;
-  std::string status;                  // runnable, executing (kept claim), done, failed
-  std::optional<std::string> step;     // new step (next)
-  std::optional<std::string> state;    // new encoded state (next, replay)
+  std::string status;                // runnable, executing (kept claim), done, failed
+  std::optional<std::string> step;   // new step (next)
+  std::optional<std::string> state;  // new encoded state (next, replay)
   int attempt = 0;
   std::optional<std::int64_t> delay_ms;  // eligible_at := now() + delay (runnable rows)
-  std::optional<std::string> result;   // encoded JSON (done)
+  std::optional<std::string> result;     // encoded JSON (done)
   std::optional<std::string> last_error;
-  bool keep = false;                   // keep the claim (inline run-ahead)
+  bool keep = false;  // keep the claim (inline run-ahead)
   // Partition key change: unset = keep; a value = set it; an empty inner value = release.
   std::optional<std::optional<std::string>> partition;
   std::optional<RateLimitRef> rate_limit;  // for the next start (cleared when unset)
@@ -98,10 +98,10 @@ struct OutcomeRow {
   bool clear_inbox = false;                // terminal: the inbox goes
   // await: status awaiting_signal
   std::vector<std::string> awaiting;
-  bool keep_awaiting = false;              // replay: the awaited names stay
+  bool keep_awaiting = false;  // replay: the awaited names stay
   std::optional<std::string> await_next_step;
-  std::vector<std::int64_t> shown;         // signals the step saw (not wake reasons again)
-  std::optional<std::int64_t> park_ms;     // await timeout / join deadline
+  std::vector<std::int64_t> shown;      // signals the step saw (not wake reasons again)
+  std::optional<std::int64_t> park_ms;  // await timeout / join deadline
   // schedule_children: status awaiting_children
   std::optional<std::string> join_next_step;
   std::vector<NewInstance> children;

@@ -26,9 +26,8 @@ enum class Status {
 };
 
 inline constexpr std::array<Status, 8> kAllStatuses = {
-    Status::kScheduled,      Status::kRunnable,         Status::kExecuting,
-    Status::kAwaitingSignal, Status::kAwaitingChildren, Status::kDone,
-    Status::kFailed,         Status::kCancelled};
+    Status::kScheduled,        Status::kRunnable, Status::kExecuting, Status::kAwaitingSignal,
+    Status::kAwaitingChildren, Status::kDone,     Status::kFailed,    Status::kCancelled};
 
 // The name stored in gd_instances.status (kInstanceStatuses lists them in the enum's order).
 constexpr std::string_view StatusName(Status s) {

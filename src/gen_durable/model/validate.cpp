@@ -61,8 +61,7 @@ bool ValidUtf8(std::string_view s) {
 std::string Excerpt(std::string_view value) {
   constexpr std::size_t kShown = 40;
   std::size_t cut = std::min(kShown, value.size());
-  while (cut < value.size() && cut > 0 &&
-         (static_cast<unsigned char>(value[cut]) & 0xc0) == 0x80) {
+  while (cut < value.size() && cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xc0) == 0x80) {
     --cut;
   }
   std::string out(value.substr(0, cut));
@@ -168,15 +167,15 @@ void ValidateEngineOptions(const EngineOptions& o) {
                                     kMaxConcurrency, cfg.concurrency));
     }
     if (cfg.max != 0 && (cfg.max <= cfg.concurrency || cfg.max > kMaxConcurrency)) {
-      throw ConfigError(fmt::format(
-          "queues: max of '{}' must be above its concurrency ({}) and <= {} (got {})", queue,
-          cfg.concurrency, kMaxConcurrency, cfg.max));
+      throw ConfigError(
+          fmt::format("queues: max of '{}' must be above its concurrency ({}) and <= {} (got {})",
+                      queue, cfg.concurrency, kMaxConcurrency, cfg.max));
     }
   }
   RequirePositive("autoscale_interval", o.autoscale_interval);
   if (o.autoscale_cooldown.count() < 0) {
-    throw ConfigError(fmt::format("autoscale_cooldown must be >= 0 ms (got {})",
-                                  o.autoscale_cooldown.count()));
+    throw ConfigError(
+        fmt::format("autoscale_cooldown must be >= 0 ms (got {})", o.autoscale_cooldown.count()));
   }
   RequirePositive("history_retention", o.history_retention);
   RequirePositive("lease_ttl", o.lease_ttl);
@@ -229,8 +228,8 @@ void ValidateEngineOptions(const EngineOptions& o) {
   for (const auto& [name, limit] : o.rate_limits) {
     if (name.empty()) throw ConfigError("rate_limits: a limit has an empty name");
     if (limit.allowed < 1) {
-      throw ConfigError(fmt::format("rate_limits: allowed of '{}' must be >= 1 (got {})", name,
-                                    limit.allowed));
+      throw ConfigError(
+          fmt::format("rate_limits: allowed of '{}' must be >= 1 (got {})", name, limit.allowed));
     }
     if (limit.period.count() <= 0) {
       throw ConfigError(fmt::format("rate_limits: period of '{}' must be > 0 ms (got {})", name,

@@ -85,7 +85,6 @@ std::vector<const char*> ParamValues(const Params& params) {
   return values;
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Params
 

@@ -84,7 +84,8 @@ CallFailure ConnectionFailure(std::string_view message, std::string_view label, 
   return out;
 }
 
-Retry RetryOf(const CallFailure& failure, bool connection_bad, std::optional<Retry> retry_if_alive) {
+Retry RetryOf(const CallFailure& failure, bool connection_bad,
+              std::optional<Retry> retry_if_alive) {
   if (failure.connection_lost || connection_bad) {
     // Whatever the server said last, the session and any transaction in it are gone: the work
     // can be redone on a new connection, unless a COMMIT may have completed unseen.
@@ -114,10 +115,10 @@ Retry ClassifyConnectFailure(std::string_view message) {
   // Causes that waiting does not cure; everything else (no server on the socket, a refused or
   // reset connection, "the database system is starting up", "too many clients") may pass.
   constexpr std::string_view kFatal[] = {
-      "does not exist",                // database or role (3D000, 28000)
-      "authentication failed",         // 28P01
-      "no pg_hba.conf entry",          // 28000
-      "invalid connection option",     // a malformed connection string
+      "does not exist",             // database or role (3D000, 28000)
+      "authentication failed",      // 28P01
+      "no pg_hba.conf entry",       // 28000
+      "invalid connection option",  // a malformed connection string
       "missing \"=\" after",
       "invalid URI",
       "in URI:",

@@ -124,9 +124,7 @@ int Result::ColumnIndex(const char* name) const {
   return res_ != nullptr ? PQfnumber(res_, name) : -1;
 }
 
-std::string Result::Name(int col) const {
-  return ColumnName(res_, col);
-}
+std::string Result::Name(int col) const { return ColumnName(res_, col); }
 
 int Result::Column(std::string_view name) const {
   // An exact match, unlike PQfnumber, which folds unquoted names to lower case.

@@ -82,7 +82,9 @@ class Row {
   }
   // Passes over the next `n` columns.
   void Skip(int n = 1) { next_ += n; }
-  bool IsNull(std::string_view column) const { return result_->IsNull(row_, result_->Column(column)); }
+  bool IsNull(std::string_view column) const {
+    return result_->IsNull(row_, result_->Column(column));
+  }
 
   // Reads column `col` (0-based) as T.
   template <typename T>

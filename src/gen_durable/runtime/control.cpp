@@ -44,9 +44,10 @@ std::vector<ControlReader::DueScale> ControlReader::DueScales(pg::Connection& c)
     if (verdict == ScaleVerdict::kAlreadyApplied) continue;
     handled = request.seq;
     if (verdict == ScaleVerdict::kConfigurationNewer) {
-      spdlog::info("queue {}: scale request to {} (seq {}) not applied: this node's "
-                   "configuration ({}) is newer than that request",
-                   q, request.concurrency, request.seq, declared);
+      spdlog::info(
+          "queue {}: scale request to {} (seq {}) not applied: this node's "
+          "configuration ({}) is newer than that request",
+          q, request.concurrency, request.seq, declared);
       continue;
     }
     due.push_back({std::move(request), std::move(declared)});

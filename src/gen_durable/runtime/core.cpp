@@ -20,9 +20,7 @@ EngineCore::EngineCore(EngineOptions opts, std::string node)
       node_id(std::move(node)),
       store(MakeStore(options)),
       ops(options.schema) {
-  auto add = [&](const AnyMachine& m) {
-    machines[{m.name(), m.version()}] = m.shared();
-  };
+  auto add = [&](const AnyMachine& m) { machines[{m.name(), m.version()}] = m.shared(); };
   if (options.all_registered_machines) {
     for (const auto& m : AllRegistered()) add(m);
   }
@@ -41,13 +39,13 @@ std::unique_ptr<pg::Connection> EngineCore::Connect(const std::string& role) con
 }
 
 std::shared_ptr<const MachineDef> EngineCore::FindMachine(const std::string& name,
-                                                           int version) const {
+                                                          int version) const {
   auto it = machines.find({name, version});
   return it == machines.end() ? nullptr : it->second;
 }
 
-std::shared_ptr<const MachineDef> EngineCore::FindMachineVersion(
-    const std::string& name, std::optional<int> version) const {
+std::shared_ptr<const MachineDef> EngineCore::FindMachineVersion(const std::string& name,
+                                                                 std::optional<int> version) const {
   if (version) return FindMachine(name, *version);
   std::shared_ptr<const MachineDef> best;
   for (const auto& [key, def] : machines) {

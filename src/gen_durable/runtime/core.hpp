@@ -21,8 +21,8 @@
 namespace gen_durable::detail {
 
 struct Counters {
-  std::atomic<std::int64_t> claimed{0}, steps{0}, committed{0}, stale{0}, reaped{0},
-      gc_deleted{0}, flushes{0}, released{0};
+  std::atomic<std::int64_t> claimed{0}, steps{0}, committed{0}, stale{0}, reaped{0}, gc_deleted{0},
+      flushes{0}, released{0};
 };
 
 // Opens a connection to the engine's database for `role` (the session's application_name).

@@ -115,8 +115,7 @@ void QueueRunner::FeederLoop() {
       // to a contending claim took places in the batch that other rows may fill: pick again at
       // once, a few times, then wait for the poll (or a poke) rather than spin on a busy key.
       full = claimed == demand || (contended > 0 && contended < 3);
-      interval =
-          claimed == 0 ? std::min(interval * 2, opts.max_poll_interval) : opts.poll_interval;
+      interval = claimed == 0 ? std::min(interval * 2, opts.max_poll_interval) : opts.poll_interval;
       core_->counters.claimed.fetch_add(count, std::memory_order_relaxed);
       core_->Emit("pick.stop", [&](TelemetryEvent& e) {
         e.measurements["count"] = count;
@@ -159,8 +158,8 @@ void QueueRunner::FeederLoop() {
 
 void QueueRunner::ReportContended(const std::vector<ContendedRow>& rows) {
   for (const auto& row : rows) {
-    spdlog::debug("queue {}: instance {} skipped, partition {} is being claimed elsewhere",
-                  queue_, row.id, row.partition_key);
+    spdlog::debug("queue {}: instance {} skipped, partition {} is being claimed elsewhere", queue_,
+                  row.id, row.partition_key);
     core_->Emit("partition.contended", [&](TelemetryEvent& ev) {
       ev.measurements["count"] = 1;
       ev.metadata["id"] = row.id;

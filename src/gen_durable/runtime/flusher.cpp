@@ -1,15 +1,15 @@
 // Group commit of step outcomes, with the ownership guard and reconnect on failure.
 #include "gen_durable/runtime/flusher.hpp"
 
-#include "gen_durable/runtime/outcome_encoder.hpp"
-#include "gen_durable/util/crash_point.hpp"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <map>
-#include <utility>
 #include <unordered_set>
+#include <utility>
+
+#include "gen_durable/runtime/outcome_encoder.hpp"
+#include "gen_durable/util/crash_point.hpp"
 
 namespace gen_durable::detail {
 
@@ -20,7 +20,9 @@ Flusher::~Flusher() {
   if (thread_.joinable()) Stop(std::chrono::steady_clock::now());
 }
 
-void Flusher::Start() { thread_ = std::thread([this] { Run(); }); }
+void Flusher::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void Flusher::Stop(std::chrono::steady_clock::time_point deadline) {
   {
@@ -86,9 +88,8 @@ bool Flusher::Flush(std::vector<Pending>& batch) {
       auto& conn = conn_.Get();
       GD_CRASH_POINT("before_flush_commit");
       // Values are absolute and guarded by lease_seq: re-running an in-doubt commit is safe.
-      auto committed = core_->store.CommitOutcomes(conn, rows, core_->node_id,
-                                                   core_->options.lease_ttl,
-                                                   core_->options.history);
+      auto committed = core_->store.CommitOutcomes(
+          conn, rows, core_->node_id, core_->options.lease_ttl, core_->options.history);
       GD_CRASH_POINT("after_flush_commit");
       // (id, lease_seq) -> cancelled: by claim, as a batch may hold a stale outcome of a row
       // beside the outcome of its current claim

@@ -56,7 +56,7 @@ class Flusher {
   bool stopping_ GD_GUARDED_BY(mu_) = false;
   bool closed_ GD_GUARDED_BY(mu_) = false;
   std::chrono::steady_clock::time_point deadline_ GD_GUARDED_BY(mu_){};
-  pg::ReconnectingConnection conn_;                     // flusher thread only
+  pg::ReconnectingConnection conn_;  // flusher thread only
   std::thread thread_;
 };
 

@@ -30,9 +30,8 @@ void EmitReaped(EngineCore& core, const std::vector<ReapedRow>& rows) {
 
 // --- heartbeat ---
 
-Heartbeat::Heartbeat(const Store& store, const OpsStore& ops, std::string node_id,
-                     Millis interval, Millis lease_ttl, ConnectionFactory connect,
-                     QueueSet& queues)
+Heartbeat::Heartbeat(const Store& store, const OpsStore& ops, std::string node_id, Millis interval,
+                     Millis lease_ttl, ConnectionFactory connect, QueueSet& queues)
     : store_(store),
       ops_(ops),
       node_id_(std::move(node_id)),
@@ -161,9 +160,8 @@ std::int64_t Maintenance::Collect() {
     spdlog::warn("gc sweep failed: {}", e.what());
     conn_.DropIfBroken();
   }
-  core_->Emit("gc.swept", [&](TelemetryEvent& e) {
-    e.measurements["count"] = static_cast<double>(total);
-  });
+  core_->Emit("gc.swept",
+              [&](TelemetryEvent& e) { e.measurements["count"] = static_cast<double>(total); });
   return total;
 }
 
@@ -231,9 +229,8 @@ void Listener::Stop() {
 std::int64_t ReclaimDeadPredecessors(EngineCore& core, pg::Connection& conn) {
   const ProcessIdentity self = SelfIdentity();
   std::int64_t total = 0;
-  for (const auto& node :
-       core.store.NodesOnHost(conn, self.host, core.options.heartbeat_interval,
-                              core.options.lease_ttl)) {
+  for (const auto& node : core.store.NodesOnHost(conn, self.host, core.options.heartbeat_interval,
+                                                 core.options.lease_ttl)) {
     if (node.id == core.node_id) continue;
     // Evidence of death that no live node can produce. A node of our pid namespace is judged
     // by its pid alone: it names no process, or another one, or the node lives, however long

@@ -3,8 +3,8 @@
 #include "gen_durable/runtime/node.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -100,8 +100,8 @@ NodePublisher::NodePublisher(const Store& store, std::string node_id, std::strin
 void NodePublisher::Upsert(pg::Connection& conn, const std::map<std::string, int>& queues) const {
   Json json = Json::object();
   for (const auto& [q, concurrency] : queues) json[q] = concurrency;
-  store_.NodeUpsert(conn, node_id_, engine_, self_.host, self_.pid, self_.proc_start,
-                    self_.pid_ns, heartbeat_interval_, lease_ttl_, json.dump());
+  store_.NodeUpsert(conn, node_id_, engine_, self_.host, self_.pid, self_.proc_start, self_.pid_ns,
+                    heartbeat_interval_, lease_ttl_, json.dump());
 }
 
 void NodePublisher::Publish(const std::map<std::string, LocalQueueState>& queues) const {

@@ -40,9 +40,8 @@ bool ProcessIsGone(int pid, const std::string& proc_start);
 // their concurrency.
 class NodePublisher {
  public:
-  NodePublisher(const Store& store, std::string node_id, std::string engine,
-                ProcessIdentity self, Millis heartbeat_interval, Millis lease_ttl,
-                ConnectionFactory connect);
+  NodePublisher(const Store& store, std::string node_id, std::string engine, ProcessIdentity self,
+                Millis heartbeat_interval, Millis lease_ttl, ConnectionFactory connect);
 
   // Writes the row on `conn` with `queues` (queue -> concurrency); throws on failure.
   void Upsert(pg::Connection& conn, const std::map<std::string, int>& queues) const;

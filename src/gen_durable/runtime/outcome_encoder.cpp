@@ -182,8 +182,8 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ClaimedRow& data, const Ou
       break;
   }
   const std::size_t limit = options.max_payload_bytes;
-  const std::size_t size = std::max(row.state ? row.state->size() : 0,
-                                    row.result ? row.result->size() : 0);
+  const std::size_t size =
+      std::max(row.state ? row.state->size() : 0, row.result ? row.result->size() : 0);
   if (size > limit) {
     return FailOutcome(row, data.attempt,
                        fmt::format("step '{}' produced {} bytes of state/result, over "
@@ -192,6 +192,5 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ClaimedRow& data, const Ou
   }
   return row;
 }
-
 
 }  // namespace gen_durable::detail

@@ -2,16 +2,16 @@
 // their outcomes to the flusher, run ahead inline. The feeder that claims is feeder.cpp.
 #include "gen_durable/runtime/queue_runner.hpp"
 
-#include "gen_durable/model/status.hpp"
-#include "gen_durable/runtime/outcome_encoder.hpp"
-#include "gen_durable/util/crash_point.hpp"
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <limits>
+
+#include "gen_durable/model/status.hpp"
+#include "gen_durable/runtime/outcome_encoder.hpp"
+#include "gen_durable/util/crash_point.hpp"
 
 namespace gen_durable::detail {
 
@@ -76,7 +76,7 @@ int QueueRunner::Scale(int concurrency) {
     maybe_more_ = true;
   }
   for (auto& t : ended) t.join();
-  work_cv_.NotifyAll();  // surplus idle workers end
+  work_cv_.NotifyAll();    // surplus idle workers end
   feeder_cv_.NotifyOne();  // the demand changed
   return before;
 }
@@ -278,8 +278,7 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
         FailOutcome(row, data->row.attempt, out.reason());
       }
     } catch (const std::exception& e) {
-      FailOutcome(row, data->row.attempt,
-                  std::string("outcome could not be encoded: ") + e.what());
+      FailOutcome(row, data->row.attempt, std::string("outcome could not be encoded: ") + e.what());
     }
     row.ran_step = data->row.step;
     row.ran_attempt = data->row.attempt;

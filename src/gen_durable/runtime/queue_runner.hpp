@@ -11,9 +11,9 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
-#include <set>
 #include <utility>
 #include <vector>
 
@@ -27,8 +27,8 @@ namespace gen_durable::detail {
 
 class QueueRunner : public std::enable_shared_from_this<QueueRunner> {
  public:
-  QueueRunner(std::shared_ptr<EngineCore> core, std::shared_ptr<Flusher> flusher,
-              std::string queue, int concurrency);
+  QueueRunner(std::shared_ptr<EngineCore> core, std::shared_ptr<Flusher> flusher, std::string queue,
+              int concurrency);
   ~QueueRunner();
 
   void Start() GD_EXCLUDES(mu_);

@@ -85,8 +85,8 @@ void QueueSet::Clear() {
 
 void QueueSet::Scale(const std::string& queue, int concurrency, const char* reason, bool fixed) {
   if (concurrency < 0 || concurrency > kMaxConcurrency) {
-    throw InvalidArgument(fmt::format("scale: concurrency must be in 0..{} (got {})",
-                                      kMaxConcurrency, concurrency));
+    throw InvalidArgument(
+        fmt::format("scale: concurrency must be in 0..{} (got {})", kMaxConcurrency, concurrency));
   }
   std::shared_ptr<QueueRunner> runner;
   {
@@ -134,8 +134,8 @@ void QueueSet::Reconfigure(std::map<std::string, QueueConfig> queues) {
         continue;
       }
       const int now = it->second->State().concurrency;
-      const int want = cfg.autoscaled() ? std::clamp(now, cfg.concurrency, cfg.max)
-                                        : cfg.concurrency;
+      const int want =
+          cfg.autoscaled() ? std::clamp(now, cfg.concurrency, cfg.max) : cfg.concurrency;
       if (want != now) rescale.emplace_back(q, want);
     }
     configs_ = queues;

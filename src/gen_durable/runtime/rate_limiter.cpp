@@ -28,8 +28,8 @@ bool RateLimiter::StartsOnItsReservation(const ClaimedRow& row) const {
   if (it == core_->options.rate_limits.end() || it->second.allowed < 1) return false;
   // The refill time of the row's tokens: a reservation's slot is that far from its neighbours'.
   const auto refill = it->second.period * row.rate_limit->weight / it->second.allowed;
-  const Millis grace = std::max(std::chrono::duration_cast<Millis>(refill),
-                                core_->options.poll_interval);
+  const Millis grace =
+      std::max(std::chrono::duration_cast<Millis>(refill), core_->options.poll_interval);
   return *row.rate_paid_late <= grace;
 }
 

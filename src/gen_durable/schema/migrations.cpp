@@ -18,14 +18,16 @@ const std::vector<Migration>& Migrations() {
       {2, "signals, children, unique and partition keys, rate limits, SQL functions", kV2},
       {3, "hot-path indexes and autovacuum of the instances table", kV3},
       {4, "queue state, cancellation of running instances, history", kV4},
-      {5, "contention: rate-limit reservations, partition slots under a key lock, reclaim "
-          "only of nodes proven dead, dedup records kept until GC, consumed signals off the "
-          "wake's path",
+      {5,
+       "contention: rate-limit reservations, partition slots under a key lock, reclaim "
+       "only of nodes proven dead, dedup records kept until GC, consumed signals off the "
+       "wake's path",
        kV5},
-      {6, "security: pinned search_path in every function, gd_insert and gd_signal SECURITY "
-          "DEFINER with the client's limits and no EXECUTE for PUBLIC, scale requests in "
-          "gd_control behind a payload-free control channel; nodes record their lease ttl, "
-          "claims count their committed steps",
+      {6,
+       "security: pinned search_path in every function, gd_insert and gd_signal SECURITY "
+       "DEFINER with the client's limits and no EXECUTE for PUBLIC, scale requests in "
+       "gd_control behind a payload-free control channel; nodes record their lease ttl, "
+       "claims count their committed steps",
        kV6},
   };
   return kAll;
@@ -98,8 +100,8 @@ int CurrentSchemaVersion(pg::Connection& conn, const std::string& schema) {
       "AND table_name = 'gd_schema_migrations'",
       p);
   if (exists.rows() == 0) return 0;
-  auto r = conn.Exec(WithSchema("SELECT COALESCE(max(version), 0) FROM {s}.gd_schema_migrations",
-                                schema));
+  auto r = conn.Exec(
+      WithSchema("SELECT COALESCE(max(version), 0) FROM {s}.gd_schema_migrations", schema));
   return r.Int(0, 0);
 }
 
@@ -115,14 +117,14 @@ int Migrate(pg::Connection& conn, const std::string& schema) {
     conn.Exec("SET LOCAL statement_timeout = 0");
     // Serializes concurrent migrators: the second waits here, then sees the versions applied.
     conn.ExecParams("SELECT pg_advisory_xact_lock(hashtext($1))", lock);
-    conn.Exec(WithSchema(
-        "CREATE SCHEMA IF NOT EXISTS {s};"
-        "CREATE TABLE IF NOT EXISTS {s}.gd_schema_migrations ("
-        "  version integer PRIMARY KEY, description text NOT NULL,"
-        "  applied_at timestamptz NOT NULL DEFAULT now())",
-        schema));
-    auto r = conn.Exec(WithSchema(
-        "SELECT COALESCE(max(version), 0) FROM {s}.gd_schema_migrations", schema));
+    conn.Exec(
+        WithSchema("CREATE SCHEMA IF NOT EXISTS {s};"
+                   "CREATE TABLE IF NOT EXISTS {s}.gd_schema_migrations ("
+                   "  version integer PRIMARY KEY, description text NOT NULL,"
+                   "  applied_at timestamptz NOT NULL DEFAULT now())",
+                   schema));
+    auto r = conn.Exec(
+        WithSchema("SELECT COALESCE(max(version), 0) FROM {s}.gd_schema_migrations", schema));
     const int current = r.Int(0, 0);
     int applied = 0;
     for (const auto& m : Migrations()) {
@@ -227,7 +229,8 @@ void GrantRole(pg::Connection& conn, const std::string& schema, const std::strin
       "AND p.proowner = o.relowner ORDER BY 1",
       ns);
   std::vector<std::string> table_names;
-  for (int i = 0; i < tables.rows(); ++i) table_names.push_back(pg::QuoteIdent(std::string(tables.Text(i, 0))));
+  for (int i = 0; i < tables.rows(); ++i)
+    table_names.push_back(pg::QuoteIdent(std::string(tables.Text(i, 0))));
   std::vector<std::string> function_names;
   for (int i = 0; i < functions.rows(); ++i) function_names.emplace_back(functions.Text(i, 0));
   // sequences the engine's statements call nextval on (an identity column's needs no grant)

@@ -34,7 +34,6 @@ ALTER TABLE {s}.gd_instances SET (autovacuum_vacuum_scale_factor = 0.01,
                                   autovacuum_analyze_scale_factor = 0.02);
 )SQL";
 
-
 // Version 4: operating it. Queue state shared by the cluster, cooperative cancellation of
 // running instances, and the per-instance history.
 const char* const kV4 = R"SQL(

@@ -23,9 +23,9 @@ class BenchStore {
   std::int64_t MaxId(pg::Connection& conn);
 
   struct Progress {
-    std::int64_t live = 0;          // not yet terminal
-    std::int64_t not_done = 0;      // not ended `done` (terminal or not)
-    double last_completed_s = 0;    // the last completion, database clock (0: none)
+    std::int64_t live = 0;        // not yet terminal
+    std::int64_t not_done = 0;    // not ended `done` (terminal or not)
+    double last_completed_s = 0;  // the last completion, database clock (0: none)
   };
   // The rows above `mark`.
   Progress ProgressAbove(pg::Connection& conn, std::int64_t mark);
@@ -34,8 +34,8 @@ class BenchStore {
 
   // The instances not yet terminal, by what they wait for.
   struct Backlog {
-    std::int64_t ready = 0;      // runnable or executing
-    std::int64_t parked = 0;     // awaiting a signal or children
+    std::int64_t ready = 0;   // runnable or executing
+    std::int64_t parked = 0;  // awaiting a signal or children
     std::int64_t scheduled = 0;
   };
   Backlog ReadBacklog(pg::Connection& conn);
@@ -47,7 +47,7 @@ class BenchStore {
     std::int64_t live_tuples = 0;
     std::int64_t dead_tuples = 0;
     std::int64_t autovacuum_count = 0;
-    std::int64_t table_bytes = 0;    // gd_instances with its indexes and TOAST
+    std::int64_t table_bytes = 0;  // gd_instances with its indexes and TOAST
     std::int64_t signals_dead_tuples = 0;
     std::int64_t signals_bytes = 0;
     std::int64_t indexes_bytes = 0;  // gd_instances' indexes (part of table_bytes)

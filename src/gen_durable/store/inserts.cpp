@@ -81,8 +81,7 @@ void Store::MakeInsertStatements() {
   announce_ = Make("gd_announce_ready", kAnnounceReadySql);
 }
 
-std::optional<std::int64_t> Store::InsertOne(pg::Connection& c, const NewInstance& row,
-                                             bool ad_hoc,
+std::optional<std::int64_t> Store::InsertOne(pg::Connection& c, const NewInstance& row, bool ad_hoc,
                                              std::vector<std::string>* ready_queues) const {
   return InsertBatch(c, {row}, ad_hoc, ready_queues).front();
 }

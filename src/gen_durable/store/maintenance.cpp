@@ -32,8 +32,8 @@ WITH expired AS (
   WHERE status = 'executing' AND lease_expires_at < now()
   ORDER BY lease_expires_at LIMIT $1
   FOR UPDATE SKIP LOCKED)
-UPDATE {s}.gd_instances i SET )SQL") + kReleaseLostLease +
-                                   " FROM expired WHERE i.id = expired.id RETURNING i.id, i.status";
+UPDATE {s}.gd_instances i SET )SQL") +
+         kReleaseLostLease + " FROM expired WHERE i.id = expired.id RETURNING i.id, i.status";
 }
 
 // Await timeouts and join deadlines that passed: the row runs again (the awaiting step, or
@@ -58,10 +58,9 @@ RETURNING i.id, due.was, i.queue)SQL";
 
 // Served by gd_instances_lease (executing rows), filtered by owner.
 std::string ReclaimNodeSql() {
-  return std::string("UPDATE {s}.gd_instances i SET ") +
-                                           kReleaseLostLease +
-                                           " WHERE i.status = 'executing' AND i.locked_by = $1 "
-                                           "RETURNING i.id, i.status";
+  return std::string("UPDATE {s}.gd_instances i SET ") + kReleaseLostLease +
+         " WHERE i.status = 'executing' AND i.locked_by = $1 "
+         "RETURNING i.id, i.status";
 }
 
 // Served by gd_instances_terminal: deletes at most $2 of the oldest terminal rows past
@@ -109,8 +108,8 @@ std::vector<ParkedWake> Store::ReapParked(pg::Connection& c, int limit) const {
   std::vector<ParkedWake> out;
   for (int i = 0; i < r.rows(); ++i) {
     const pg::Row row = r.row(i);
-    out.push_back({row.Get<std::int64_t>("id"), row.Get<std::string>("was"),
-                   row.Get<std::string>("queue")});
+    out.push_back(
+        {row.Get<std::int64_t>("id"), row.Get<std::string>("was"), row.Get<std::string>("queue")});
   }
   return out;
 }

@@ -12,7 +12,8 @@ INSERT INTO {s}.gd_nodes (id, engine, host, pid, proc_start, queues, pid_ns, hea
 VALUES ($1, $2, $3, $4, $5, $6::jsonb, NULLIF($7, ''), $8::bigint, $9::bigint)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), queues = EXCLUDED.queues)SQL";
 
-constexpr const char* kNodeHeartbeatSql = "UPDATE {s}.gd_nodes SET heartbeat_at = now() WHERE id = $1";
+constexpr const char* kNodeHeartbeatSql =
+    "UPDATE {s}.gd_nodes SET heartbeat_at = now() WHERE id = $1";
 
 constexpr const char* kNodeDeleteSql = "DELETE FROM {s}.gd_nodes WHERE id = $1";
 
@@ -21,8 +22,9 @@ constexpr const char* kNodeDeleteSql = "DELETE FROM {s}.gd_nodes WHERE id = $1";
 std::string NodesOnHostSql() {
   return R"SQL(
 SELECT id, host, pid, proc_start, COALESCE(pid_ns, ''),
-       heartbeat_at < now() - GREATEST()SQL" + std::to_string(Store::kSilentBeats) +
-                                             R"SQL( * COALESCE(heartbeat_ms, $2::bigint),
+       heartbeat_at < now() - GREATEST()SQL" +
+         std::to_string(Store::kSilentBeats) +
+         R"SQL( * COALESCE(heartbeat_ms, $2::bigint),
                                                 COALESCE(lease_ms, $3::bigint))
                                       * interval '1 millisecond'
 FROM {s}.gd_nodes WHERE host = $1)SQL";
@@ -44,8 +46,8 @@ void Store::MakeNodeStatements() {
 
 void Store::NodeUpsert(pg::Connection& c, const std::string& id, const std::string& engine,
                        const std::string& host, int pid, const std::string& proc_start,
-                       const std::string& pid_ns, Millis heartbeat_interval,
-                       Millis lease_ttl, const std::string& queues_json) const {
+                       const std::string& pid_ns, Millis heartbeat_interval, Millis lease_ttl,
+                       const std::string& queues_json) const {
   pg::Params p;
   p.Add(id).Add(engine).Add(host).Add(pid).Add(proc_start).Add(queues_json).Add(pid_ns);
   p.Add(static_cast<std::int64_t>(heartbeat_interval.count()))

@@ -97,8 +97,8 @@ WHERE c.node <> '' AND NOT EXISTS (SELECT 1 FROM {s}.gd_nodes n WHERE n.id = c.n
   paused_queues_ = Make("gd_queue_paused", "SELECT name FROM {s}.gd_queues WHERE paused");
 
   // Info reads: whole-table aggregates, for operators (not the hot path).
-  queue_counts_ = Make("gd_queue_counts",
-                       "SELECT queue, status, count(*) FROM {s}.gd_instances GROUP BY 1, 2");
+  queue_counts_ =
+      Make("gd_queue_counts", "SELECT queue, status, count(*) FROM {s}.gd_instances GROUP BY 1, 2");
   // Served by gd_instances_claim (runnable rows only).
   queue_ready_ = Make("gd_queue_oldest_ready", R"SQL(
 SELECT queue, extract(epoch FROM now() - min(eligible_at)) * 1000
@@ -172,7 +172,7 @@ told AS (
 SELECT true, id FROM ended
 UNION ALL
 SELECT false, id FROM asked WHERE (SELECT count(*) FROM told) >= 0)SQL"})
-                                       .c_str());
+                                  .c_str());
 
   // A cascade first locks its tree level by level, in one transaction, before gd_cancel runs
   // over the ids found. The commit that parks an instance on a new barrier and inserts its
@@ -210,7 +210,8 @@ WITH cand AS (
                                             'awaiting_signal,awaiting_children}'))
              AND EXISTS (SELECT 1 FROM {s}.gd_instances o
                          WHERE o.unique_hold = i.unique_key AND o.id <> i.id))
-    AND )SQL", kFilter, R"SQL(
+    AND )SQL",
+                                 kFilter, R"SQL(
   ORDER BY i.id LIMIT $6 FOR UPDATE OF i SKIP LOCKED),
 upd AS (
   UPDATE {s}.gd_instances i SET
@@ -224,7 +225,7 @@ hist AS (
   SELECT id, 'retry', step, 'runnable', 0, 'client' FROM upd),
 n AS (SELECT pg_notify('{c}', queue) FROM upd GROUP BY queue)
 SELECT id FROM upd WHERE (SELECT count(*) FROM n) >= 0 ORDER BY id)SQL"})
-                                     .c_str());
+                                .c_str());
 
   // Deletes up to $6 matching instances that are not executing, with their history (their
   // signals go by the foreign key's cascade). A child of its live parent's latest barrier
@@ -237,12 +238,13 @@ WITH d AS (
     AND NOT EXISTS (SELECT 1 FROM {s}.gd_instances p
                     WHERE p.id = i.parent_id AND p.join_seq = i.parent_join
                       AND p.status NOT IN ('done', 'failed', 'cancelled'))
-    AND )SQL", kFilter, R"SQL(
+    AND )SQL",
+                                   kFilter, R"SQL(
   ORDER BY i.id LIMIT $6 FOR UPDATE OF i SKIP LOCKED),
 h AS (DELETE FROM {s}.gd_history h USING d WHERE h.instance_id = d.id),
 del AS (DELETE FROM {s}.gd_instances i USING d WHERE i.id = d.id RETURNING 1)
 SELECT count(*) FROM del)SQL"})
-                                       .c_str());
+                                  .c_str());
 
   // Served by gd_history_instance.
   history_ = Make("gd_history_of", R"SQL(
@@ -287,7 +289,7 @@ void OpsStore::RequestScale(pg::Connection& c, const std::string& queue, int con
 }
 
 std::vector<ControlRow> OpsStore::ControlScales(pg::Connection& c, const std::string& node,
-                                               const std::string& engine) const {
+                                                const std::string& engine) const {
   auto r = c.Execute(control_scales_, pg::Params().Add(node).Add(engine));
   std::vector<ControlRow> out;
   for (int i = 0; i < r.rows(); ++i) {
@@ -305,12 +307,9 @@ std::vector<ControlRow> OpsStore::ControlScales(pg::Connection& c, const std::st
 
 void OpsStore::ControlSeen(pg::Connection& c, const ScaleRequest& request,
                            const std::string& engine, const std::string& declared) const {
-  c.Execute(control_seen_, pg::Params()
-                               .Add(request.queue)
-                               .Add(request.node)
-                               .Add(request.seq)
-                               .Add(engine)
-                               .Add(declared));
+  c.Execute(
+      control_seen_,
+      pg::Params().Add(request.queue).Add(request.node).Add(request.seq).Add(engine).Add(declared));
 }
 
 std::int64_t OpsStore::ControlPrune(pg::Connection& c) const {
@@ -483,8 +482,9 @@ std::vector<HistoryEntry> OpsStore::History(pg::Connection& c, std::int64_t id, 
 }
 
 std::int64_t OpsStore::HistorySweep(pg::Connection& c, Millis retention, int limit) const {
-  return c.Execute(history_sweep_,
-                   pg::Params().Add(static_cast<std::int64_t>(retention.count())).Add(limit))
+  return c
+      .Execute(history_sweep_,
+               pg::Params().Add(static_cast<std::int64_t>(retention.count())).Add(limit))
       .affected();
 }
 

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "gen_durable/info.hpp"
-#include "gen_durable/pg/connection.hpp"
 #include "gen_durable/model/control.hpp"
+#include "gen_durable/pg/connection.hpp"
 
 namespace gen_durable::detail {
 
@@ -76,9 +76,9 @@ class OpsStore {
 
   std::string schema_;
   pg::Statement set_paused_, request_scale_, control_scales_, control_seen_, control_prune_,
-      paused_queues_, queue_counts_, queue_ready_, queue_recent_,
-      queue_state_, nodes_, ready_count_, cancel_, cancel_roots_, cancel_children_,
-      cancel_requested_, retry_, delete_, history_, history_sweep_;
+      paused_queues_, queue_counts_, queue_ready_, queue_recent_, queue_state_, nodes_,
+      ready_count_, cancel_, cancel_roots_, cancel_children_, cancel_requested_, retry_, delete_,
+      history_, history_sweep_;
 };
 
 }  // namespace gen_durable::detail

@@ -219,8 +219,8 @@ std::int64_t RateLimitStore::PruneIdle(pg::Connection& c,
     const int allowed = std::max(1, limit.allowed);
     const int burst = limit.burst.value_or(limit.allowed);
     const auto period_ms = std::max<std::int64_t>(1, limit.period.count());
-    const double idle_ms = std::ceil(static_cast<double>(burst) *
-                                     static_cast<double>(period_ms) / allowed);
+    const double idle_ms =
+        std::ceil(static_cast<double>(burst) * static_cast<double>(period_ms) / allowed);
     arr.push_back({{"name", name},
                    {"allowed", allowed},
                    {"period_ms", period_ms},

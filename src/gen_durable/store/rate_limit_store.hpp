@@ -22,7 +22,7 @@ struct TokenRequest {
   std::int64_t id = 0;
   std::int64_t lease_seq = 0;
   std::string name;
-  std::string key;  // "" for the limit's global bucket
+  std::string key;    // "" for the limit's global bucket
   std::string queue;  // the row's queue: rows behind it in this queue share its reservation
   int weight = 1;
   int allowed = 1;
@@ -72,8 +72,9 @@ class RateLimitStore {
                     const std::vector<RowRejection>& rejections) const;
 
   // Deletes buckets that have refilled to their burst under their configured limit (a bucket in
-  // debt is kept until its reservations are paid back), and buckets of names not in `limits` idle for `unknown_idle`.
-  // Skips buckets an admission holds. Returns how many were deleted. Throws DatabaseError.
+  // debt is kept until its reservations are paid back), and buckets of names not in `limits` idle
+  // for `unknown_idle`. Skips buckets an admission holds. Returns how many were deleted. Throws
+  // DatabaseError.
   std::int64_t PruneIdle(pg::Connection& c, const std::map<std::string, RateLimit>& limits,
                          Millis unknown_idle) const;
 

@@ -21,8 +21,9 @@ std::string GetSql() {
 
 // Served by gd_instances_parent.
 // Served by gd_instances_parent: the children ids of a set of instances.
-constexpr const char* kChildrenSql = "SELECT parent_id, id FROM {s}.gd_instances "
-                   "WHERE parent_id = ANY($1::bigint[]) ORDER BY parent_id, id";
+constexpr const char* kChildrenSql =
+    "SELECT parent_id, id FROM {s}.gd_instances "
+    "WHERE parent_id = ANY($1::bigint[]) ORDER BY parent_id, id";
 
 std::string ListSql() {
   return std::string("SELECT ") + kInfoColumns + R"SQL( FROM {s}.gd_instances
@@ -35,14 +36,16 @@ ORDER BY id DESC LIMIT $4)SQL";
 
 // The function holds the race-free delivery logic (migration 2, replaced by 5), so SQL
 // callers share it.
-constexpr const char* kDeliverSignalSql = "SELECT {s}.gd_signal($1::bigint, $2::text, $3::text, $4::jsonb, $5::text)";
+constexpr const char* kDeliverSignalSql =
+    "SELECT {s}.gd_signal($1::bigint, $2::text, $3::text, $4::jsonb, $5::text)";
 
 // Served by gd_signals_inbox (its instance_id prefix; sorted by id here).
 constexpr const char* kSignalsOfSql = R"SQL(
 SELECT id, name, payload, dedup_key, consumed_at IS NOT NULL, inserted_at
 FROM {s}.gd_signals WHERE instance_id = $1 ORDER BY id)SQL";
 
-constexpr const char* kCountsSql = "SELECT queue, status, count(*) FROM {s}.gd_instances GROUP BY queue, status";
+constexpr const char* kCountsSql =
+    "SELECT queue, status, count(*) FROM {s}.gd_instances GROUP BY queue, status";
 
 InstanceInfo ReadInfo(const pg::Row& row) {
   InstanceInfo info;

@@ -2,11 +2,11 @@
 // outcomes of a group commit, and the array literals of statement parameters.
 #include "gen_durable/store/row_codec.hpp"
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <stdexcept>
 #include <type_traits>
-
-#include <fmt/format.h>
 
 namespace gen_durable::detail {
 
@@ -16,14 +16,12 @@ namespace {
 // convert with undefined behaviour) is refused.
 std::int64_t BigintOf(const Json& j) {
   if (!j.is_number_integer() ||
-      (j.is_number_unsigned() &&
-       j.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))) {
-    throw std::out_of_range("not a bigint: " + j.dump(-1, ' ', false,
-                                                      Json::error_handler_t::replace));
+      (j.is_number_unsigned() && j.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))) {
+    throw std::out_of_range("not a bigint: " +
+                            j.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
   return j.get<std::int64_t>();
 }
-
 
 // Parses stored JSON. jsonb accepts values nlohmann cannot represent (e.g. 1e1000); such a
 // value must not take a node down, so the failure is returned instead of thrown.
@@ -55,8 +53,8 @@ void AppendNewInstance(std::string& out, const NewInstance& n) {
   out += fmt::format(R"({{"fsm":{},"fsm_version":{},"queue":{},"step":{},"state":{},)"
                      R"("priority":{},"eligible_at":{},"delay_ms":{},"max_attempts":{},)"
                      R"("partition_key":{},"unique_key":{},"unique_scope":)",
-                     JsonText(n.fsm), n.fsm_version, JsonText(n.queue), JsonText(n.step),
-                     n.state, n.priority, JsonOpt(n.eligible_at), JsonOpt(n.delay_ms),
+                     JsonText(n.fsm), n.fsm_version, JsonText(n.queue), JsonText(n.step), n.state,
+                     n.priority, JsonOpt(n.eligible_at), JsonOpt(n.delay_ms),
                      JsonOpt(n.max_attempts), JsonOpt(n.partition_key), JsonOpt(n.unique_key));
   if (n.unique_scope.empty()) {
     out += "null";
@@ -64,10 +62,9 @@ void AppendNewInstance(std::string& out, const NewInstance& n) {
     out += Json(n.unique_scope).dump();
   }
   if (n.rate_limit) {
-    out += fmt::format(R"(,"rate_limit":{},"rate_key":{},"rate_weight":{}}})",
-                       JsonText(n.rate_limit->name),
-                       n.rate_limit->key.empty() ? "null" : JsonText(n.rate_limit->key),
-                       n.rate_limit->weight);
+    out += fmt::format(
+        R"(,"rate_limit":{},"rate_key":{},"rate_weight":{}}})", JsonText(n.rate_limit->name),
+        n.rate_limit->key.empty() ? "null" : JsonText(n.rate_limit->key), n.rate_limit->weight);
   } else {
     out += R"(,"rate_limit":null,"rate_key":null,"rate_weight":null})";
   }
@@ -133,9 +130,8 @@ void DecodeClaimJson(std::string_view state, std::optional<std::string_view> sig
     if (auto sigs = ParseStored(*signals, &error)) {
       try {
         for (const auto& s : *sigs) {
-          row.signals.push_back(gen_durable::Signal{BigintOf(s.at("id")),
-                                                    s.at("name").get<std::string>(),
-                                                    s.at("payload")});
+          row.signals.push_back(gen_durable::Signal{
+              BigintOf(s.at("id")), s.at("name").get<std::string>(), s.at("payload")});
         }
       } catch (const std::exception& e) {
         row.signals.clear();
@@ -208,8 +204,8 @@ CommitPayload EncodeCommit(const std::vector<OutcomeRow>& rows) {
         o.claim_step);
     if (o.status == "awaiting_signal") {
       if (wake.size() > 1) wake += ',';
-      wake += fmt::format(R"({{"id":{},"seq":{},"shown":{}}})", o.id, o.lease_seq,
-                          ids_json(o.shown));
+      wake +=
+          fmt::format(R"({{"id":{},"seq":{},"shown":{}}})", o.id, o.lease_seq, ids_json(o.shown));
     }
     if (o.status == "awaiting_children") {
       if (joins.size() > 1) joins += ',';

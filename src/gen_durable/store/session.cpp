@@ -1,11 +1,11 @@
 // Session setup: pinned settings, statement and network bounds.
 #include "gen_durable/store/session.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
-
-#include <fmt/format.h>
 
 #include "gen_durable/pg/conninfo.hpp"
 #include "gen_durable/util/thread_annotations.hpp"

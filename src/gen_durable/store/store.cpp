@@ -96,7 +96,8 @@ claimed AS (
       lease_expires_at = now() + $4::bigint * interval '1 millisecond', updated_at = now()
   FROM picked WHERE i.id = picked.id
   -- (a reserved row: how long after its token's slot it is claimed, in ms; see RateLimiter)
-  RETURNING )SQL") + kClaimReturning + R"SQL(,
+  RETURNING )SQL") +
+         kClaimReturning + R"SQL(,
     CASE WHEN picked.rate_paid
          THEN GREATEST(0, floor(extract(epoch FROM now() - picked.eligible_at) * 1000))::bigint
     END, false)
@@ -371,9 +372,9 @@ pg::Statement Store::Make(const char* name, const std::string& sql) const {
 }
 
 ClaimBatch Store::Claim(pg::Connection& c, const std::string& queue, int limit,
-                                     const std::string& node, Millis lease_ttl,
-                                     const std::vector<std::string>& machines, bool promote,
-                                     std::int64_t claim_no) const {
+                        const std::string& node, Millis lease_ttl,
+                        const std::vector<std::string>& machines, bool promote,
+                        std::int64_t claim_no) const {
   pg::Params p;
   p.Add(queue).Add(limit).Add(node).Add(static_cast<std::int64_t>(lease_ttl.count()));
   p.Add(TextArray(machines));
@@ -469,8 +470,8 @@ std::vector<CommittedOutcome> Store::CommitOutcomes(pg::Connection& c,
   done.reserve(r.rows());
   for (int i = 0; i < r.rows(); ++i) {
     const pg::Row row = r.row(i);
-    done.push_back({row.Get<std::int64_t>("id"), row.Get<std::int64_t>("seq"),
-                    row.Get<bool>("cancelled")});
+    done.push_back(
+        {row.Get<std::int64_t>("id"), row.Get<std::int64_t>("seq"), row.Get<bool>("cancelled")});
   }
   return done;
 }

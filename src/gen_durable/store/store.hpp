@@ -63,10 +63,9 @@ class Store {
   // (1, 2, ...): each claimed row's lease_seq grows by it (see gd_claim). A keyed row whose key
   // another claim holds at that moment is skipped and listed in `contended`; it never fails the
   // batch.
-  ClaimBatch Claim(pg::Connection& c, const std::string& queue, int limit,
-                                const std::string& node, Millis lease_ttl,
-                                const std::vector<std::string>& machines, bool promote,
-                                std::int64_t claim_no) const;
+  ClaimBatch Claim(pg::Connection& c, const std::string& queue, int limit, const std::string& node,
+                   Millis lease_ttl, const std::vector<std::string>& machines, bool promote,
+                   std::int64_t claim_no) const;
   // Returns the outcomes that committed (the others were stale). With `history`, each step
   // outcome (a row with ran_step) also gets its gd_history entry.
   std::vector<CommittedOutcome> CommitOutcomes(pg::Connection& c,
@@ -132,14 +131,14 @@ class Store {
 
   std::string schema_;
   std::string channel_;
-  std::string partition_limits_;  // JSON object prefix -> slots
-  pg::Statement insert_batch_, announce_;                              // inserts.cpp
-  pg::Statement promote_, claim_async_, claim_, commit_, wake_parked_, spawn_children_,
-      heartbeat_, release_;                                                // store.cpp
-  pg::Statement reap_, reclaim_node_, reap_parked_, gc_;                   // maintenance.cpp
+  std::string partition_limits_;           // JSON object prefix -> slots
+  pg::Statement insert_batch_, announce_;  // inserts.cpp
+  pg::Statement promote_, claim_async_, claim_, commit_, wake_parked_, spawn_children_, heartbeat_,
+      release_;                                           // store.cpp
+  pg::Statement reap_, reclaim_node_, reap_parked_, gc_;  // maintenance.cpp
   pg::Statement node_upsert_, node_heartbeat_, node_delete_, nodes_on_host_,
-      nodes_prune_;                                                        // node_store.cpp
-  pg::Statement get_, children_, list_, counts_, signal_, signals_of_;    // reads.cpp
+      nodes_prune_;                                                     // node_store.cpp
+  pg::Statement get_, children_, list_, counts_, signal_, signals_of_;  // reads.cpp
 };
 
 }  // namespace gen_durable::detail
