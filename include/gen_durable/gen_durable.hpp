@@ -6,6 +6,7 @@
 #pragma once
 
 #include "gen_durable/client.hpp"
+#include "gen_durable/conninfo.hpp"
 #include "gen_durable/context.hpp"
 #include "gen_durable/engine.hpp"
 #include "gen_durable/error.hpp"
