@@ -243,7 +243,9 @@ TEST(EmbeddedSecurity, HandsEveryKindOfObjectOfAnOlderDatabaseOver) {
              "CREATE PROCEDURE old_s.pr() LANGUAGE sql AS 'SELECT 1'; "
              "CREATE TYPE old_s.e AS ENUM ('a'); "
              "CREATE DOMAIN old_s.d AS int CHECK (VALUE > 0); "
-             "CREATE TYPE old_s.r AS RANGE (subtype = float8)"),
+             "CREATE TYPE old_s.r AS RANGE (subtype = float8); "
+             "CREATE TABLE old_s.p (k int, v int) PARTITION BY RANGE (k); "
+             "CREATE TABLE old_s.p1 PARTITION OF old_s.p FOR VALUES FROM (0) TO (10)"),
       &PQclear);
   ASSERT_EQ(PQresultStatus(res.get()), PGRES_COMMAND_OK) << PQerrorMessage(admin.get());
 
@@ -263,9 +265,9 @@ TEST(EmbeddedSecurity, HandsEveryKindOfObjectOfAnOlderDatabaseOver) {
              "  WHERE typnamespace = 'old_s'::regnamespace AND typtype IN ('e', 'd', 'r')"
              ") o JOIN pg_roles r ON r.oid = o.owner"));
   ASSERT_EQ(PQresultStatus(res.get()), PGRES_TUPLES_OK) << PQerrorMessage(admin.get());
-  // The database, the schema, 5 relations (t, its sequence t_id_seq, v, m, q), 7 routines (f,
-  // pr and the range's 5 constructors) and 3 types.
-  EXPECT_EQ(PQntuples(res.get()), 17);
+  // The database, the schema, 7 relations (t, its sequence t_id_seq, v, m, q, the partitioned
+  // table p and its partition p1), 7 routines (f, pr and the range's 5 constructors) and 3 types.
+  EXPECT_EQ(PQntuples(res.get()), 19);
   for (int row = 0; row < PQntuples(res.get()); ++row) {
     EXPECT_STREQ(PQgetvalue(res.get(), row, 1), detail::EmbeddedCluster::kAppRole)
         << PQgetvalue(res.get(), row, 0) << " was not handed over";

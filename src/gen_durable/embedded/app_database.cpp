@@ -83,7 +83,10 @@ constexpr char kDatabaseOwner[] =
 // owns, which follow their table), routine and type a superuser owns to the application role,
 // outside the system schemas and extension members. `objects` lists one row per object of the
 // four catalogs, each branch naming its catalog; the filters common to all apply once below
-// it. Serialized by a transaction lock, so two processes upgrading at once do not both alter
+// it. A partition is handed over itself: its automatic dependency on its parent does not make
+// it follow (ALTER TABLE ... OWNER does not recurse), and only a dependency of the object
+// itself counts (a partitioned table's key column depends internally on its table: objsubid
+// 1). Serialized by a transaction lock, so two processes upgrading at once do not both alter
 // the same rows.
 constexpr char kHandOver[] = R"SQL(
 DO $gd$
@@ -102,7 +105,8 @@ BEGIN
              CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
                             WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
                             ELSE 'TABLE' END,
-             c.oid::regclass::text, '{e,a,i}'
+             c.oid::regclass::text,
+             CASE c.relkind WHEN 'S' THEN '{e,a,i}' ELSE '{e,i}' END::"char"[]
       FROM pg_class c WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
       UNION ALL
       SELECT 3, 'pg_proc'::regclass, p.oid, p.proowner, p.pronamespace, 'ROUTINE',
@@ -117,7 +121,7 @@ BEGIN
     WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema'
       AND o.owner IN (SELECT oid FROM pg_roles WHERE rolsuper)
       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = o.catalog
-                      AND e.objid = o.oid AND e.deptype = ANY (o.members))
+                      AND e.objid = o.oid AND e.objsubid = 0 AND e.deptype = ANY (o.members))
     ORDER BY o.step
   LOOP
     EXECUTE format('ALTER %s %s OWNER TO gen_durable_app', r.kind, r.name);
