@@ -93,10 +93,6 @@ std::string ProgressLine(const Progress& p, double elapsed_s, std::int64_t steps
   return line;
 }
 
-bool IsTerminal(const std::string& status) {
-  return status == "done" || status == "failed" || status == "cancelled";
-}
-
 // The two flows the demo runs beside the mix: a checkout that parks until the demo sends it a
 // signal, and a fan-out that joins its children.
 class Flows {
@@ -133,11 +129,11 @@ class Flows {
       if (!id) throw Error(fmt::format("demo: signalling the checkout: {}", id.error().message));
       signal_id_ = *id;
     }
-    if (!checkout_done_ && IsTerminal(checkout_.status)) {
+    if (!checkout_done_ && IsTerminalStatus(checkout_.status)) {
       checkout_done_ = true;
       say(fmt::format("checkout #{} {}: {}", checkout_id_, checkout_.status, Ending(checkout_)));
     }
-    if (!fanout_done_ && IsTerminal(fanout_.status)) {
+    if (!fanout_done_ && IsTerminalStatus(fanout_.status)) {
       fanout_done_ = true;
       say(fmt::format("fan-out #{} {} after joining {} children: {}", fanout_id_, fanout_.status,
                       fanout_.children.size(), Ending(fanout_)));
