@@ -44,6 +44,11 @@ class RateLimitTest : public EngineTest {
     return std::make_shared<EngineCore>(o, node);
   }
 
+  // The limiter an engine with `core` builds.
+  static RateLimiter LimiterOf(const std::shared_ptr<EngineCore>& core) {
+    return RateLimiter(detail::RateLimitSettings::Of(core->options, core->node_id), core->report);
+  }
+
   // Inserts `n` rows claimed by `node` (executing, lease_seq 1) whose start is subject to
   // `ref`, and returns them as the claim would.
   std::vector<ClaimedRow> Claimed(int n, const std::optional<RateLimitRef>& ref,
@@ -105,8 +110,8 @@ FROM generate_series(1, $2::integer) RETURNING id)SQL",
 
 TEST_F(RateLimitTest, BurstIsAdmittedThenRowsAreHandedBackUntilTheRefill) {
   auto core = Core({{"demo", RateLimit{5, 1000ms, 5}}});
-  EventLog events("rate_limit.", core->telemetry);
-  RateLimiter limiter(core);
+  EventLog events("rate_limit.", core->report->telemetry);
+  RateLimiter limiter = LimiterOf(core);
   auto conn = core->Connect("test");
 
   auto rows = Claimed(8, Ref("demo"));
@@ -156,8 +161,8 @@ TEST_F(RateLimitTest, BurstIsAdmittedThenRowsAreHandedBackUntilTheRefill) {
 // and rows without a limit stay where they are.
 TEST_F(RateLimitTest, AThrottledRowReservesTheBacklogBehindItInClaimOrder) {
   auto core = Core({{"slow", RateLimit{10, 1000ms, 1}}});  // one token every 100 ms
-  EventLog events("rate_limit.", core->telemetry);
-  RateLimiter limiter(core);
+  EventLog events("rate_limit.", core->report->telemetry);
+  RateLimiter limiter = LimiterOf(core);
   auto conn = core->Connect("test");
   ASSERT_EQ(limiter.Admit(*conn, Claimed(1, Ref("slow"))).size(), 1u);  // the bucket is empty
 
@@ -206,7 +211,7 @@ SELECT 't.rl', 'call', 'runnable', 'elsewhere', 'slow' FROM generate_series(1, 5
 
 TEST_F(RateLimitTest, RowsWithoutALimitPassUntouchedAndInOrder) {
   auto core = Core({{"demo", RateLimit{1, 1h, std::nullopt}}});
-  RateLimiter limiter(core);
+  RateLimiter limiter = LimiterOf(core);
   auto conn = core->Connect("test");
   auto rows = Concat({Claimed(2, std::nullopt), Claimed(2, Ref("demo")), Claimed(2, std::nullopt)});
   const auto ids = Ids(rows);
@@ -222,14 +227,14 @@ TEST_F(RateLimitTest, RowsWithoutALimitPassUntouchedAndInOrder) {
 
 TEST_F(RateLimitTest, BurstDefaultsToAllowed) {
   auto core = Core({{"demo", RateLimit{3, 1h, std::nullopt}}});
-  RateLimiter limiter(core);
+  RateLimiter limiter = LimiterOf(core);
   auto conn = core->Connect("test");
   EXPECT_EQ(limiter.Admit(*conn, Claimed(5, Ref("demo"))).size(), 3u);
 }
 
 TEST_F(RateLimitTest, PerKeyBucketsAreIndependent) {
   auto core = Core({{"api", RateLimit{2, 1h, std::nullopt}}});
-  RateLimiter limiter(core);
+  RateLimiter limiter = LimiterOf(core);
   auto conn = core->Connect("test");
   auto rows = Concat({Claimed(3, Ref("api", "customer-a")), Claimed(3, Ref("api", "customer-b")),
                       Claimed(3, Ref("api"))});
@@ -246,8 +251,8 @@ TEST_F(RateLimitTest, PerKeyBucketsAreIndependent) {
 
 TEST_F(RateLimitTest, WeightTakesThatManyTokensAndSetsTheWait) {
   auto core = Core({{"bulk", RateLimit{10, 1h, std::nullopt}}});
-  EventLog events("rate_limit.", core->telemetry);
-  RateLimiter limiter(core);
+  EventLog events("rate_limit.", core->report->telemetry);
+  RateLimiter limiter = LimiterOf(core);
   auto conn = core->Connect("test");
   auto admitted = limiter.Admit(*conn, Claimed(3, Ref("bulk", "", 4)));
   EXPECT_EQ(admitted.size(), 2u);
@@ -269,8 +274,8 @@ TEST_F(RateLimitTest, WeightTakesThatManyTokensAndSetsTheWait) {
 
 TEST_F(RateLimitTest, WeightAboveBurstOrBelowOneFailsTheRow) {
   auto core = Core({{"bulk", RateLimit{10, 1h, 10}}});
-  EventLog events("rate_limit.", core->telemetry);
-  RateLimiter limiter(core);
+  EventLog events("rate_limit.", core->report->telemetry);
+  RateLimiter limiter = LimiterOf(core);
   auto conn = core->Connect("test");
   auto heavy = Claimed(1, Ref("bulk", "", 11));
   auto zero = Claimed(1, Ref("bulk", "", 0));
@@ -292,8 +297,8 @@ TEST_F(RateLimitTest, WeightAboveBurstOrBelowOneFailsTheRow) {
 
 TEST_F(RateLimitTest, UnknownLimitFailsTheRowAndIsReported) {
   auto core = Core({{"demo", RateLimit{1, 1h, std::nullopt}}});
-  EventLog events("rate_limit.", core->telemetry);
-  RateLimiter limiter(core);
+  EventLog events("rate_limit.", core->report->telemetry);
+  RateLimiter limiter = LimiterOf(core);
   auto conn = core->Connect("test");
   auto unknown = Claimed(1, Ref("nope", "k"));
   auto known = Claimed(1, Ref("demo"));
@@ -318,8 +323,8 @@ TEST_F(RateLimitTest, UnknownLimitFailsTheRowAndIsReported) {
 
 TEST_F(RateLimitTest, StaleRowsAreNotTouched) {
   auto core = Core({{"demo", RateLimit{5, 1h, std::nullopt}}});
-  EventLog events("rate_limit.", core->telemetry);
-  RateLimiter limiter(core);
+  EventLog events("rate_limit.", core->report->telemetry);
+  RateLimiter limiter = LimiterOf(core);
   auto conn = core->Connect("test");
   auto other_node = Claimed(1, Ref("demo"), "node-b");
   auto reclaimed = Claimed(1, Ref("demo"));
@@ -361,7 +366,7 @@ TEST_F(RateLimitTest, ConcurrentNodesNeverOverAdmit) {
   std::vector<std::thread> threads;
   for (int n = 0; n < kNodes; ++n) {
     threads.emplace_back([&, n] {
-      RateLimiter limiter(cores[n]);
+      RateLimiter limiter = LimiterOf(cores[n]);
       auto conn = cores[n]->Connect("race");
       start.arrive_and_wait();
       // Several small batches per node, so the nodes' admissions interleave.
@@ -385,7 +390,7 @@ TEST_F(RateLimitTest, ConcurrentNodesNeverOverAdmit) {
 
 TEST_F(RateLimitTest, ThrottledRowsLeaveTheQueueToUnrelatedWork) {
   auto core = Core({{"slow", RateLimit{1, 1h, std::nullopt}}});
-  RateLimiter limiter(core);
+  RateLimiter limiter = LimiterOf(core);
   auto conn = core->Connect("test");
   // A backlog of 20 limited rows ahead of one plain row in the same queue.
   auto limited = Claimed(20, Ref("slow"));
@@ -474,7 +479,7 @@ TEST_F(HeartbeatTest, SkipsARowLockedByACommitInsteadOfWaitingForIt) {
 TEST_F(RateLimitTest, PruneIdleDeletesRefilledBucketsAndKeepsRecentOnes) {
   auto core = Core({{"fast", RateLimit{10, 1000ms, std::nullopt}},  // empty to full: 1 s
                     {"slow", RateLimit{1, 1h, std::nullopt}}});     // empty to full: 1 h
-  RateLimiter limiter(core);
+  RateLimiter limiter = LimiterOf(core);
   auto conn = core->Connect("test");
   sql_->Exec(R"SQL(
 INSERT INTO gd_rate_buckets (name, key, tokens, updated_at) VALUES
@@ -502,7 +507,7 @@ INSERT INTO gd_rate_buckets (name, key, tokens, updated_at) VALUES
 // idle: pruning it would forget the reservations, and new rows would start ahead of them.
 TEST_F(RateLimitTest, PruneIdleKeepsABucketUntilItsReservationsArePaidBack) {
   auto core = Core({{"fast", RateLimit{10, 1000ms, std::nullopt}}});  // 10 tokens a second
-  RateLimiter limiter(core);
+  RateLimiter limiter = LimiterOf(core);
   auto conn = core->Connect("test");
   sql_->Exec(R"SQL(
 INSERT INTO gd_rate_buckets (name, key, tokens, updated_at) VALUES
@@ -514,7 +519,7 @@ INSERT INTO gd_rate_buckets (name, key, tokens, updated_at) VALUES
 
 TEST_F(RateLimitTest, APrunedBucketComesBackFull) {
   auto core = Core({{"fast", RateLimit{2, 1000ms, std::nullopt}}});
-  RateLimiter limiter(core);
+  RateLimiter limiter = LimiterOf(core);
   auto conn = core->Connect("test");
   ASSERT_EQ(limiter.Admit(*conn, Claimed(3, Ref("fast"))).size(), 2u);
   sql_->Exec("UPDATE gd_rate_buckets SET updated_at = now() - interval '5 s'");

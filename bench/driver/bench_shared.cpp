@@ -13,7 +13,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "gen_durable/text.hpp"  // tools/
+#include "gen_durable/util/text.hpp"
 
 namespace gen_durable::benchmark {
 
@@ -57,7 +57,7 @@ std::int64_t RssKb() {
 
 // Ends a child process that failed: its reason on stderr, the parent told.
 [[noreturn]] void ChildFailed(const std::string& who, const std::exception& e) {
-  fmt::print(stderr, "gen_durable bench: {}: {}\n", who, tools::OneLine(e.what()));
+  fmt::print(stderr, "gen_durable bench: {}: {}\n", who, detail::OneLine(e.what()));
   shared().failed.store(1);
   std::fflush(stderr);
   std::_Exit(1);

@@ -39,7 +39,7 @@ class EngineImpl {
     core_ = std::make_shared<EngineCore>(std::move(options), NewNodeId(self_));
     const auto& o = core_->options;
     node_ = std::make_unique<NodePublisher>(core_->store, core_->node_id, o.name, self_,
-                                            o.heartbeat_interval, o.lease_ttl, Connector());
+                                            o.heartbeat_interval, o.lease_ttl, core_->Connector());
     queues_ = std::make_unique<QueueSet>(core_, *node_);
     ClientOptions co;
     co.database = o.database;
@@ -63,11 +63,12 @@ class EngineImpl {
     }
     const auto& o = core_->options;
     control_ = std::make_unique<ControlReader>(*queues_, core_->ops, core_->node_id, o.name,
-                                               o.heartbeat_interval, Connector());
+                                               o.heartbeat_interval, core_->Connector());
     try {
       auto conn = core_->Connect("control");
       Migrate(*conn, o.schema);
-      ReclaimDeadPredecessors(*core_, *conn);
+      ReclaimDeadPredecessors(core_->store, core_->node_id, o.heartbeat_interval, o.lease_ttl,
+                              *core_->report, *conn);
       queues_->Configure(o.queues);
       control_->ApplyStandingScales(*conn);
       node_->Upsert(*conn, queues_->Concurrencies());
@@ -81,22 +82,26 @@ class EngineImpl {
     // is invisible to ThreadSanitizer, which otherwise reports a race between two threads'
     // first log lines).
     spdlog::default_logger_raw();
-    flusher_ = std::make_shared<Flusher>(core_);
+    flusher_ = std::make_shared<Flusher>(core_->Connector(), core_->store,
+                                         FlushSettings{core_->node_id, o.lease_ttl, o.history},
+                                         core_->report);
     flusher_->Start();
     queues_->StartRunners(flusher_);
     heartbeat_ =
         std::make_unique<Heartbeat>(core_->store, core_->ops, core_->node_id, o.heartbeat_interval,
-                                    o.lease_ttl, Connector(), *queues_);
+                                    o.lease_ttl, core_->Connector(), *queues_);
     heartbeat_->Start();
-    maintenance_ = std::make_unique<Maintenance>(core_, *queues_);
+    maintenance_ = std::make_unique<Maintenance>(core_->store, core_->ops,
+                                                 MaintenanceSettings::Of(o, core_->node_id),
+                                                 core_->Connector(), core_->report, *queues_);
     maintenance_->Start();
     control_->Start();  // (before the listener, which wakes it once it listens)
     listener_ = std::make_unique<Listener>(core_->store.channel(), ControlChannelFor(o.schema),
-                                           Connector(), *queues_, *control_);
+                                           core_->Connector(), *queues_, *control_);
     listener_->Start();
-    autoscaler_ =
-        std::make_unique<Autoscaler>(*queues_, core_->ops, core_->telemetry, o.autoscale_interval,
-                                     o.autoscale_cooldown, Connector());
+    autoscaler_ = std::make_unique<Autoscaler>(*queues_, core_->ops, core_->report->telemetry,
+                                               o.autoscale_interval, o.autoscale_cooldown,
+                                               core_->Connector());
     autoscaler_->Start();
     MutexLock lock(g_names_mu);
     running_ = true;
@@ -177,10 +182,6 @@ class EngineImpl {
     return running_;
   }
 
-  ConnectionFactory Connector() const {
-    return [core = core_](const std::string& role) { return core->Connect(role); };
-  }
-
   std::shared_ptr<EngineCore> core_;
   const ProcessIdentity self_ = SelfIdentity();
   std::unique_ptr<NodePublisher> node_;
@@ -226,7 +227,7 @@ const std::string& Engine::name() const { return impl_->core_->options.name; }
 const std::string& Engine::node_id() const { return impl_->core_->node_id; }
 const EngineOptions& Engine::options() const { return impl_->core_->options; }
 Client& Engine::client() { return *impl_->client_; }
-Telemetry& Engine::telemetry() { return impl_->core_->telemetry; }
+Telemetry& Engine::telemetry() { return impl_->core_->report->telemetry; }
 
 void Engine::Pause(const std::string& queue) {
   impl_->client_->PauseQueue(queue);
@@ -258,7 +259,7 @@ std::map<std::string, LocalQueueState> Engine::Queues() const {
 }
 
 EngineStats Engine::stats() const {
-  const auto& c = impl_->core_->counters;
+  const auto& c = impl_->core_->report->counters;
   EngineStats s;
   s.claimed = c.claimed.load();
   s.steps = c.steps.load();

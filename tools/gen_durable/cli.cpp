@@ -43,7 +43,7 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
       return cmd;
     }
     cmd.exit_status = kExitUsage;
-    cmd.error = fmt::format("gen_durable: {} (see --help)", OneLine(e.what()));
+    cmd.error = fmt::format("gen_durable: {} (see --help)", detail::OneLine(e.what()));
     return cmd;
   }
   for (const auto& [sub, command] : commands) {

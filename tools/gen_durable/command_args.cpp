@@ -13,7 +13,7 @@ namespace gen_durable::tools {
 
 std::string RefusalReason(const DomainError& error) {
   const std::string code = ErrorCodeName(error.code);
-  const std::string message = OneLine(error.message);
+  const std::string message = detail::OneLine(error.message);
   if (message.rfind(code + ":", 0) == 0) return message;
   return fmt::format("{}: {}", code, message);
 }

@@ -21,7 +21,7 @@
 #include "gen_durable/client.hpp"
 #include "gen_durable/http_options.hpp"
 #include "gen_durable/options.hpp"
-#include "gen_durable/text.hpp"  // tools/
+#include "gen_durable/util/text.hpp"
 
 namespace gen_durable::detail {
 class EmbeddedCluster;

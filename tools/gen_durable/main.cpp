@@ -138,7 +138,7 @@ int Main(int argc, char** argv) {
   try {
     return Run(cmd);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "gen_durable: {}\n", Redacted(OneLine(e.what()), secrets_in));
+    fmt::print(stderr, "gen_durable: {}\n", Redacted(detail::OneLine(e.what()), secrets_in));
     return ExitStatusOf(e);
   } catch (...) {
     fmt::print(stderr, "gen_durable: unknown error\n");

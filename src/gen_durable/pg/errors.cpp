@@ -4,24 +4,7 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
-#include <cctype>
-
 namespace gen_durable::detail::pg {
-
-std::string OneLine(std::string_view text) {
-  std::string out;
-  bool pending_space = false;
-  for (char c : text) {
-    if (std::isspace(static_cast<unsigned char>(c))) {
-      pending_space = true;
-      continue;
-    }
-    if (pending_space && !out.empty()) out += ' ';
-    pending_space = false;
-    out += c;
-  }
-  return out;
-}
 
 std::string AdHocLabel(std::string_view sql) {
   constexpr std::size_t kMaxLabel = 60;

@@ -7,15 +7,12 @@
 #include <string_view>
 
 #include "gen_durable/error.hpp"
+#include "gen_durable/util/text.hpp"
 
 struct pg_conn;
 struct pg_result;
 
 namespace gen_durable::detail::pg {
-
-// Collapses whitespace runs (libpq's newlines and tab-indented continuation lines) to single
-// spaces and trims both ends: messages read better on one line in an exception.
-std::string OneLine(std::string_view text);
 
 // Names ad-hoc SQL in an error message, which has no statement name to show: its first 60
 // characters on one line.

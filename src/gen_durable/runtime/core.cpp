@@ -34,8 +34,14 @@ EngineCore::EngineCore(EngineOptions opts, std::string node)
 }
 
 std::unique_ptr<pg::Connection> EngineCore::Connect(const std::string& role) const {
-  return OpenSession(options.database, "gen_durable:" + options.name + ":" + role,
-                     EngineSessionLimits(options));
+  return Connector()(role);
+}
+
+ConnectionFactory EngineCore::Connector() const {
+  return [database = options.database, prefix = "gen_durable:" + options.name + ":",
+          limits = EngineSessionLimits(options)](const std::string& role) {
+    return OpenSession(database, prefix + role, limits);
+  };
 }
 
 std::shared_ptr<const MachineDef> EngineCore::FindMachine(const std::string& name,

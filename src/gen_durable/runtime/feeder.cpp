@@ -116,7 +116,7 @@ void QueueRunner::FeederLoop() {
       // once, a few times, then wait for the poll (or a poke) rather than spin on a busy key.
       full = claimed == demand || (contended > 0 && contended < 3);
       interval = claimed == 0 ? std::min(interval * 2, opts.max_poll_interval) : opts.poll_interval;
-      core_->counters.claimed.fetch_add(count, std::memory_order_relaxed);
+      core_->report->counters.claimed.fetch_add(count, std::memory_order_relaxed);
       core_->Emit("pick.stop", [&](TelemetryEvent& e) {
         e.measurements["count"] = count;
         e.measurements["demand"] = demand;
@@ -190,7 +190,7 @@ std::int64_t QueueRunner::Release(const std::vector<ClaimRef>& claims) {
   try {
     auto conn = core_->Connect("release:" + queue_);
     const auto n = core_->store.ReleaseClaims(*conn, core_->node_id, claims);
-    core_->counters.released.fetch_add(n, std::memory_order_relaxed);
+    core_->report->counters.released.fetch_add(n, std::memory_order_relaxed);
     return n;
   } catch (const Error& e) {
     spdlog::warn("queue {}: could not release {} claims ({}); the reaper will", queue_,

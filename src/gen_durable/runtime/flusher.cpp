@@ -13,8 +13,12 @@
 
 namespace gen_durable::detail {
 
-Flusher::Flusher(std::shared_ptr<EngineCore> core)
-    : core_(std::move(core)), conn_([this] { return core_->Connect("flusher"); }) {}
+Flusher::Flusher(ConnectionFactory connect, Store store, FlushSettings settings,
+                 std::shared_ptr<Reporter> report)
+    : store_(std::move(store)),
+      settings_(std::move(settings)),
+      report_(std::move(report)),
+      conn_([connect = std::move(connect)] { return connect("flusher"); }) {}
 
 Flusher::~Flusher() {
   if (thread_.joinable()) Stop(std::chrono::steady_clock::now());
@@ -88,22 +92,22 @@ bool Flusher::Flush(std::vector<Pending>& batch) {
       auto& conn = conn_.Get();
       GD_CRASH_POINT("before_flush_commit");
       // Values are absolute and guarded by lease_seq: re-running an in-doubt commit is safe.
-      auto committed = core_->store.CommitOutcomes(
-          conn, rows, core_->node_id, core_->options.lease_ttl, core_->options.history);
+      auto committed = store_.CommitOutcomes(conn, rows, settings_.node_id, settings_.lease_ttl,
+                                             settings_.history);
       GD_CRASH_POINT("after_flush_commit");
       // (id, lease_seq) -> cancelled: by claim, as a batch may hold a stale outcome of a row
       // beside the outcome of its current claim
       std::map<std::pair<std::int64_t, std::int64_t>, bool> ok;
       for (const auto& c : committed) ok[{c.id, c.lease_seq}] = c.cancelled;
-      core_->counters.flushes.fetch_add(1, std::memory_order_relaxed);
+      report_->counters.flushes.fetch_add(1, std::memory_order_relaxed);
       for (auto& p : batch) {
         const auto it = ok.find({p.row.id, p.row.lease_seq});
         const bool was = it != ok.end();
         if (was) {
-          core_->counters.committed.fetch_add(1, std::memory_order_relaxed);
+          report_->counters.committed.fetch_add(1, std::memory_order_relaxed);
         } else {
-          core_->counters.stale.fetch_add(1, std::memory_order_relaxed);
-          core_->Emit("outcome.stale", [&](TelemetryEvent& e) {
+          report_->counters.stale.fetch_add(1, std::memory_order_relaxed);
+          report_->Emit("outcome.stale", [&](TelemetryEvent& e) {
             e.measurements["count"] = 1;
             e.metadata["id"] = p.row.id;
             e.metadata["status"] = p.row.status;

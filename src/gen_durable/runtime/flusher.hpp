@@ -14,7 +14,8 @@
 #include <vector>
 
 #include "gen_durable/pg/pool.hpp"
-#include "gen_durable/runtime/core.hpp"
+#include "gen_durable/runtime/reporter.hpp"
+#include "gen_durable/store/store.hpp"
 #include "gen_durable/util/thread_annotations.hpp"
 
 namespace gen_durable::detail {
@@ -26,9 +27,19 @@ enum class CommitResult {
   kAbandoned,  // the flusher stopped before it could commit (the reaper will recover the row)
 };
 
+// What a commit writes beside the outcomes.
+struct FlushSettings {
+  std::string node_id;  // the owner the ownership guard checks
+  Millis lease_ttl;     // the lease of a committed row that stays with this node
+  bool history;         // each outcome is recorded in its instance's history too
+};
+
 class Flusher {
  public:
-  explicit Flusher(std::shared_ptr<EngineCore> core);
+  // Commits through `store` on connections from `connect`; reports stale outcomes and counts
+  // flushes through `report`.
+  Flusher(ConnectionFactory connect, Store store, FlushSettings settings,
+          std::shared_ptr<Reporter> report);
   ~Flusher();
   void Start();
   // Commits what is pending (retrying a lost connection until `deadline`), then stops;
@@ -49,7 +60,9 @@ class Flusher {
   // Returns false when the batch could not be committed before the stop deadline.
   bool Flush(std::vector<Pending>& batch) GD_EXCLUDES(mu_);
 
-  std::shared_ptr<EngineCore> core_;
+  const Store store_;
+  const FlushSettings settings_;
+  const std::shared_ptr<Reporter> report_;
   Mutex mu_;
   CondVar cv_;
   std::vector<Pending> pending_ GD_GUARDED_BY(mu_);

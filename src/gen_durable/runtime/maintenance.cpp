@@ -15,10 +15,10 @@ namespace {
 
 constexpr int kReapBatch = 1000;
 
-void EmitReaped(EngineCore& core, const std::vector<ReapedRow>& rows) {
+void EmitReaped(Reporter& report, const std::vector<ReapedRow>& rows) {
   if (rows.empty()) return;
-  core.counters.reaped.fetch_add(static_cast<std::int64_t>(rows.size()));
-  core.Emit("reaper.reaped", [&](TelemetryEvent& e) {
+  report.counters.reaped.fetch_add(static_cast<std::int64_t>(rows.size()));
+  report.Emit("reaper.reaped", [&](TelemetryEvent& e) {
     e.measurements["count"] = static_cast<double>(rows.size());
     Json ids = Json::array();
     for (const auto& r : rows) ids.push_back(r.id);
@@ -69,20 +69,29 @@ void Heartbeat::Beat() {
 
 // --- reaper and GC ---
 
-Maintenance::Maintenance(std::shared_ptr<EngineCore> core, QueueSet& queues)
-    : core_(std::move(core)),
+MaintenanceSettings MaintenanceSettings::Of(const EngineOptions& o, const std::string& node_id) {
+  return {o.reaper,       o.reap_interval, o.lease_ttl,         o.gc ? o.gc_interval : std::nullopt,
+          o.gc_retention, o.gc_batch,      o.history_retention, RateLimitSettings::Of(o, node_id)};
+}
+
+Maintenance::Maintenance(const Store& store, const OpsStore& ops, MaintenanceSettings settings,
+                         ConnectionFactory connect, std::shared_ptr<Reporter> report,
+                         QueueSet& queues)
+    : store_(store),
+      ops_(ops),
+      settings_(std::move(settings)),
+      report_(std::move(report)),
       queues_(queues),
-      rate_limiter_(core_),
-      conn_([this] { return core_->Connect("maintenance"); }) {}
+      rate_limiter_(settings_.rate_limits, report_),
+      conn_([connect = std::move(connect)] { return connect("maintenance"); }) {}
 
 void Maintenance::Start() {
-  const auto& o = core_->options;
-  const bool reaper = o.reaper;
-  const bool gc = o.gc && o.gc_interval.has_value();
+  const bool reaper = settings_.reaper;
+  const bool gc = settings_.gc_interval.has_value();
   if (!reaper && !gc) return;
   thread_ = std::thread([this, reaper, gc] {
     using Clock = std::chrono::steady_clock;
-    const auto& opts = core_->options;
+    const auto& opts = settings_;
     auto next_reap = Clock::now() + opts.reap_interval;
     auto next_gc = gc ? Clock::now() + *opts.gc_interval : Clock::time_point::max();
     for (;;) {
@@ -111,10 +120,10 @@ std::int64_t Maintenance::Reap() {
   try {
     auto& conn = conn_.Get();
     for (;;) {
-      auto woken = core_->store.ReapParked(conn, kReapBatch);
+      auto woken = store_.ReapParked(conn, kReapBatch);
       for (const auto& w : woken) {
         if (ParseStatus(w.was) == Status::kAwaitingSignal) {
-          core_->Emit("await.timeout", [&](TelemetryEvent& e) {
+          report_->Emit("await.timeout", [&](TelemetryEvent& e) {
             e.measurements["count"] = 1;
             e.metadata["id"] = w.id;
           });
@@ -124,15 +133,15 @@ std::int64_t Maintenance::Reap() {
       if (static_cast<int>(woken.size()) < kReapBatch) break;
     }
     for (;;) {
-      auto rows = core_->store.ReapExpired(conn, kReapBatch);
-      EmitReaped(*core_, rows);
+      auto rows = store_.ReapExpired(conn, kReapBatch);
+      EmitReaped(*report_, rows);
       total += static_cast<std::int64_t>(rows.size());
       if (static_cast<int>(rows.size()) < kReapBatch) break;
     }
     // A node silent for many leases is gone; its claims were reaped above.
-    core_->store.NodesPrune(conn, std::max(core_->options.lease_ttl * 10, Millis{600'000}));
+    store_.NodesPrune(conn, std::max(settings_.lease_ttl * 10, Millis{600'000}));
     // Scale requests for nodes pruned above, or stopped: node ids are never reused.
-    core_->ops.ControlPrune(conn);
+    ops_.ControlPrune(conn);
   } catch (const std::exception& e) {
     spdlog::warn("reaper sweep failed: {}", e.what());
     conn_.DropIfBroken();
@@ -142,26 +151,26 @@ std::int64_t Maintenance::Reap() {
 
 std::int64_t Maintenance::Collect() {
   std::int64_t total = 0;
-  const auto& o = core_->options;
+  const auto& o = settings_;
   try {
     auto& conn = conn_.Get();
     for (;;) {
-      const auto n = core_->store.GcSweep(conn, o.gc_retention, o.gc_batch);
+      const auto n = store_.GcSweep(conn, o.gc_retention, o.gc_batch);
       total += n;
       // Counted as each batch commits, so the count never lags the table.
-      core_->counters.gc_deleted.fetch_add(n);
+      report_->counters.gc_deleted.fetch_add(n);
       if (n < o.gc_batch || wake_.stopped()) break;  // a full batch: sweep again at once
     }
     rate_limiter_.PruneIdle(conn);
-    while (core_->ops.HistorySweep(conn, o.history_retention, o.gc_batch) >= o.gc_batch &&
+    while (ops_.HistorySweep(conn, o.history_retention, o.gc_batch) >= o.gc_batch &&
            !wake_.stopped()) {
     }
   } catch (const std::exception& e) {
     spdlog::warn("gc sweep failed: {}", e.what());
     conn_.DropIfBroken();
   }
-  core_->Emit("gc.swept",
-              [&](TelemetryEvent& e) { e.measurements["count"] = static_cast<double>(total); });
+  report_->Emit("gc.swept",
+                [&](TelemetryEvent& e) { e.measurements["count"] = static_cast<double>(total); });
   return total;
 }
 
@@ -226,12 +235,13 @@ void Listener::Stop() {
 
 // --- reclaim at start ---
 
-std::int64_t ReclaimDeadPredecessors(EngineCore& core, pg::Connection& conn) {
+std::int64_t ReclaimDeadPredecessors(const Store& store, const std::string& node_id,
+                                     Millis heartbeat_interval, Millis lease_ttl, Reporter& report,
+                                     pg::Connection& conn) {
   const ProcessIdentity self = SelfIdentity();
   std::int64_t total = 0;
-  for (const auto& node : core.store.NodesOnHost(conn, self.host, core.options.heartbeat_interval,
-                                                 core.options.lease_ttl)) {
-    if (node.id == core.node_id) continue;
+  for (const auto& node : store.NodesOnHost(conn, self.host, heartbeat_interval, lease_ttl)) {
+    if (node.id == node_id) continue;
     // Evidence of death that no live node can produce. A node of our pid namespace is judged
     // by its pid alone: it names no process, or another one, or the node lives, however long
     // its row has been silent (a live node's row is silent while the database is restarting
@@ -243,10 +253,10 @@ std::int64_t ReclaimDeadPredecessors(EngineCore& core, pg::Connection& conn) {
     if (same_ns && node.pid == self.pid && node.proc_start == self.proc_start) continue;  // us
     const bool dead = same_ns ? ProcessIsGone(node.pid, node.proc_start) : node.silent;
     if (!dead) continue;  // alive, or not known to be dead: its claims are its own
-    auto rows = core.store.ReclaimNode(conn, node.id);
-    EmitReaped(core, rows);
+    auto rows = store.ReclaimNode(conn, node.id);
+    EmitReaped(report, rows);
     total += static_cast<std::int64_t>(rows.size());
-    core.store.NodeDelete(conn, node.id);
+    store.NodeDelete(conn, node.id);
     if (!rows.empty()) {
       spdlog::info("reclaimed {} rows of dead node {} on this host", rows.size(), node.id);
     }

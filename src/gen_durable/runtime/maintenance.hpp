@@ -3,16 +3,19 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gen_durable/pg/pool.hpp"
 #include "gen_durable/runtime/control.hpp"
-#include "gen_durable/runtime/core.hpp"
 #include "gen_durable/runtime/periodic.hpp"
 #include "gen_durable/runtime/queue_set.hpp"
 #include "gen_durable/runtime/rate_limiter.hpp"
+#include "gen_durable/runtime/reporter.hpp"
+#include "gen_durable/store/ops_store.hpp"
+#include "gen_durable/store/store.hpp"
 #include "gen_durable/util/thread_annotations.hpp"
 
 namespace gen_durable::detail {
@@ -42,12 +45,28 @@ class Heartbeat {
   std::thread thread_;
 };
 
+// When the reaper and GC run, and what they keep.
+struct MaintenanceSettings {
+  bool reaper;  // reap on this node
+  Millis reap_interval;
+  Millis lease_ttl;                   // node rows silent for ten leases (10 min at least) go
+  std::optional<Millis> gc_interval;  // nullopt: no GC on this node
+  Millis gc_retention;                // terminal rows older than this are deleted
+  int gc_batch;                       // rows per delete statement
+  Millis history_retention;           // history entries older than this are deleted
+  RateLimitSettings rate_limits;      // idle buckets are pruned with the GC
+
+  static MaintenanceSettings Of(const EngineOptions& options, const std::string& node_id);
+};
+
 // The reaper (expired leases back to runnable with attempt + 1, dead node rows pruned) and GC
 // (terminal rows past retention deleted in batches).
 class Maintenance {
  public:
-  // The queue of a parked row woken at its deadline is poked in `queues`.
-  Maintenance(std::shared_ptr<EngineCore> core, QueueSet& queues);
+  // The queue of a parked row woken at its deadline is poked in `queues`; reaped rows and
+  // sweeps are reported through `report`. `store` and `ops` must outlive it.
+  Maintenance(const Store& store, const OpsStore& ops, MaintenanceSettings settings,
+              ConnectionFactory connect, std::shared_ptr<Reporter> report, QueueSet& queues);
   ~Maintenance() { Stop(); }
   void Start();
   void Stop();
@@ -57,7 +76,10 @@ class Maintenance {
   std::int64_t Collect();
 
  private:
-  std::shared_ptr<EngineCore> core_;
+  const Store& store_;
+  const OpsStore& ops_;
+  const MaintenanceSettings settings_;
+  const std::shared_ptr<Reporter> report_;
   QueueSet& queues_;
   RateLimiter rate_limiter_;
   pg::ReconnectingConnection conn_;
@@ -96,6 +118,9 @@ class Listener {
 // node whose pid, in the pid namespace this process shares with it, is gone, or, for a node of
 // another namespace, whose row has been silent for longer than its lease ttl (and
 // Store::kSilentBeats heartbeat intervals). Returns the number of rows reclaimed.
-std::int64_t ReclaimDeadPredecessors(EngineCore& core, pg::Connection& conn);
+// `node_id` is this node's; reclaimed rows are reported through `report`.
+std::int64_t ReclaimDeadPredecessors(const Store& store, const std::string& node_id,
+                                     Millis heartbeat_interval, Millis lease_ttl, Reporter& report,
+                                     pg::Connection& conn);
 
 }  // namespace gen_durable::detail

@@ -25,7 +25,7 @@ QueueRunner::QueueRunner(std::shared_ptr<EngineCore> core, std::shared_ptr<Flush
                          std::string queue, int concurrency)
     : core_(std::move(core)),
       flusher_(std::move(flusher)),
-      rate_limiter_(core_),
+      rate_limiter_(RateLimitSettings::Of(core_->options, core_->node_id), core_->report),
       queue_(std::move(queue)),
       concurrency_(concurrency) {}
 
@@ -252,7 +252,7 @@ void QueueRunner::RunClaim(std::shared_ptr<ContextData> data, std::int64_t lease
       }
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    core_->counters.steps.fetch_add(1, std::memory_order_relaxed);
+    core_->report->counters.steps.fetch_add(1, std::memory_order_relaxed);
     core_->Emit("step.stop", [&](TelemetryEvent& e) {
       e.measurements["duration"] = seconds;
       e.metadata["id"] = data->row.id;

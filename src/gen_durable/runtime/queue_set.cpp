@@ -123,7 +123,7 @@ void QueueSet::Reconfigure(std::map<std::string, QueueConfig> queues) {
       }
       // Not named any more: claim nothing, hand back the buffer, let running steps finish.
       const auto released = it->second->BeginDrain();
-      core_->counters.released.fetch_add(released);
+      core_->report->counters.released.fetch_add(released);
       retiring_.push_back(it->second);
       it = runners_.erase(it);
     }
@@ -188,7 +188,7 @@ void QueueSet::Poke(const std::string& queue) const {
 }
 
 void QueueSet::DrainAll() const {
-  for (const auto& r : All()) core_->counters.released.fetch_add(r->BeginDrain());
+  for (const auto& r : All()) core_->report->counters.released.fetch_add(r->BeginDrain());
 }
 
 }  // namespace gen_durable::detail

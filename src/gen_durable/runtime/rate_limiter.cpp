@@ -19,17 +19,17 @@ int BurstOf(const RateLimit& limit) { return limit.burst.value_or(limit.allowed)
 
 }  // namespace
 
-RateLimiter::RateLimiter(std::shared_ptr<EngineCore> core)
-    : core_(std::move(core)), store_(core_->options.schema) {}
+RateLimiter::RateLimiter(RateLimitSettings settings, std::shared_ptr<const Reporter> report)
+    : settings_(std::move(settings)), report_(std::move(report)), store_(settings_.schema) {}
 
 bool RateLimiter::StartsOnItsReservation(const ClaimedRow& row) const {
   if (!row.rate_limit || !row.rate_paid_late) return false;
-  const auto it = core_->options.rate_limits.find(row.rate_limit->name);
-  if (it == core_->options.rate_limits.end() || it->second.allowed < 1) return false;
+  const auto it = settings_.limits.find(row.rate_limit->name);
+  if (it == settings_.limits.end() || it->second.allowed < 1) return false;
   // The refill time of the row's tokens: a reservation's slot is that far from its neighbours'.
   const auto refill = it->second.period * row.rate_limit->weight / it->second.allowed;
   const Millis grace =
-      std::max(std::chrono::duration_cast<Millis>(refill), core_->options.poll_interval);
+      std::max(std::chrono::duration_cast<Millis>(refill), settings_.poll_interval);
   return *row.rate_paid_late <= grace;
 }
 
@@ -41,7 +41,7 @@ std::vector<ClaimedRow> RateLimiter::Admit(pg::Connection& conn, std::vector<Cla
   std::vector<std::size_t> rejection_rows;
   std::vector<bool> unknown;  // per rejection: the limit is not configured (else: bad weight)
 
-  const auto& limits = core_->options.rate_limits;
+  const auto& limits = settings_.limits;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const ClaimedRow& row = rows[i];
     // (a row throttled earlier had its token reserved then: it starts now without another)
@@ -72,7 +72,7 @@ std::vector<ClaimedRow> RateLimiter::Admit(pg::Connection& conn, std::vector<Cla
   }
   if (requests.empty() && rejections.empty()) return rows;
 
-  const auto result = store_.Admit(conn, core_->node_id, requests, rejections);
+  const auto result = store_.Admit(conn, settings_.node_id, requests, rejections);
 
   // Rows that are not admitted leave the vector: they were handed back, failed, or are no
   // longer this claim's (running them would only produce a stale outcome).
@@ -87,14 +87,14 @@ std::vector<ClaimedRow> RateLimiter::Admit(pg::Connection& conn, std::vector<Cla
     spdlog::warn("instance {} ({}, step {}) failed: {}", row.id, row.fsm, row.step,
                  rejections[n].error);
     if (unknown[n]) {
-      core_->Emit("rate_limit.unknown", [&](TelemetryEvent& e) {
+      report_->Emit("rate_limit.unknown", [&](TelemetryEvent& e) {
         e.measurements["count"] = 1;
         e.metadata["id"] = row.id;
         e.metadata["fsm"] = row.fsm;
         e.metadata["limit"] = ref.name;
       });
     } else {
-      core_->Emit("rate_limit.rejected", [&](TelemetryEvent& e) {
+      report_->Emit("rate_limit.rejected", [&](TelemetryEvent& e) {
         e.measurements["count"] = 1;
         e.measurements["weight"] = ref.weight;
         e.metadata["id"] = row.id;
@@ -113,7 +113,7 @@ std::vector<ClaimedRow> RateLimiter::Admit(pg::Connection& conn, std::vector<Cla
       spdlog::debug("rate limit: instance {} is no longer claimed by this node; dropped", row.id);
       continue;
     }
-    core_->Emit("rate_limit.throttled", [&](TelemetryEvent& e) {
+    report_->Emit("rate_limit.throttled", [&](TelemetryEvent& e) {
       e.measurements["count"] = 1;
       e.measurements["wait_ms"] = static_cast<double>(grant.wait_ms);
       e.measurements["reserved"] = static_cast<double>(grant.reserved_behind);
@@ -135,7 +135,7 @@ std::vector<ClaimedRow> RateLimiter::Admit(pg::Connection& conn, std::vector<Cla
 }
 
 std::int64_t RateLimiter::PruneIdle(pg::Connection& conn) {
-  return store_.PruneIdle(conn, core_->options.rate_limits, kUnconfiguredBucketIdle);
+  return store_.PruneIdle(conn, settings_.limits, kUnconfiguredBucketIdle);
 }
 
 }  // namespace gen_durable::detail

@@ -18,16 +18,30 @@
 #include <memory>
 #include <vector>
 
+#include "gen_durable/options.hpp"
 #include "gen_durable/pg/connection.hpp"
-#include "gen_durable/runtime/core.hpp"
+#include "gen_durable/runtime/reporter.hpp"
 #include "gen_durable/store/rate_limit_store.hpp"
 #include "gen_durable/store/store.hpp"
 
 namespace gen_durable::detail {
 
+// The engine's rate-limit configuration, as the limiter uses it.
+struct RateLimitSettings {
+  std::string schema;
+  std::string node_id;
+  std::map<std::string, RateLimit> limits;  // EngineOptions::rate_limits
+  Millis poll_interval;                     // the least grace a reservation has
+
+  static RateLimitSettings Of(const EngineOptions& options, const std::string& node_id) {
+    return {options.schema, node_id, options.rate_limits, options.poll_interval};
+  }
+};
+
 class RateLimiter {
  public:
-  explicit RateLimiter(std::shared_ptr<EngineCore> core);
+  // Reports unknown limits, rejections and throttled rows through `report`.
+  RateLimiter(RateLimitSettings settings, std::shared_ptr<const Reporter> report);
 
   // Returns the rows that may start now. Rows naming a limit this engine does not define are
   // failed with a clear last_error (and reported); throttled rows are handed back and reported
@@ -42,7 +56,8 @@ class RateLimiter {
   std::int64_t PruneIdle(pg::Connection& conn);
 
  private:
-  std::shared_ptr<EngineCore> core_;
+  const RateLimitSettings settings_;
+  const std::shared_ptr<const Reporter> report_;
   const RateLimitStore store_;
 };
 
