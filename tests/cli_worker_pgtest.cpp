@@ -36,6 +36,32 @@ TEST_F(CliTest, WorkerRunsChainsAndFlakyJobsToCompletion) {
   EXPECT_NE(worker->err().find("stopped node"), std::string::npos) << worker->err();
 }
 
+// Durable timers: demo.timer waits 2 s with a timer before each of its 3 steps, and the worker
+// is replaced during the second wait. The instance finishes in about 6 s, every step at
+// attempt 0, and no row is claimed while it waits.
+TEST_F(CliTest, TimerStepsFinishInTheirTimeWithAttemptZeroAcrossAWorkerRestart) {
+  const auto start = Clock::now();
+  const std::int64_t id = Insert("demo.timer", R"({"steps": 3, "ms": 2000})");
+  auto a = StartWorker(kFastWorker);
+  const Json waiting = ShowUntil(id, [](const Json& j) {
+    return j["state"].value("waited", 0) >= 2 && j["status"] == "scheduled";
+  });
+  EXPECT_TRUE(waiting["locked_by"].is_null()) << waiting.dump();
+  a->Signal(SIGTERM);
+  ASSERT_TRUE(a->Wait(seconds(15))) << a->err();
+  EXPECT_EQ(a->exit_code(), 0) << a->err();
+  auto b = StartWorker(kFastWorker);
+
+  const Json done = ShowUntilTerminal(id);
+  const auto took = Clock::now() - start;
+  EXPECT_EQ(done["status"], "done") << done.dump();
+  EXPECT_EQ(done["result"], Json({{"steps", 3}, {"attempts", 0}})) << done.dump();
+  EXPECT_EQ(done["attempt"], 0) << done.dump();
+  EXPECT_GE(took, seconds(6));
+  // "About 6 s": the timers plus polling and two process starts, generously bounded.
+  EXPECT_LT(took, seconds(15));
+}
+
 // The crash test of the issue: a worker is SIGKILLed mid-step; the next worker re-runs what it
 // held, and nothing is left `executing`.
 TEST_F(CliTest, RowsOfAKilledWorkerAreRerunByTheNextWorker) {

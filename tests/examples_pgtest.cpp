@@ -64,6 +64,22 @@ TEST(Examples, OperationsGuideCancelsTheRunningExportAndShowsItsHistory) {
 }
 #endif
 
+#ifdef GEN_DURABLE_EXAMPLE_TIMERS
+TEST(Examples, TimersGuideWaitsThenEndsTheTrialAtAttemptZero) {
+  auto r = RunCommand(std::string("timeout 60 ") + GEN_DURABLE_EXAMPLE_TIMERS + " " +
+                      Quote(FreshDatabase()));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto welcome = r.out.find("mail to ada@example.com: welcome");
+  const auto remind = r.out.find("your trial ends soon");
+  const auto end = r.out.find("your trial has ended");
+  ASSERT_NE(end, std::string::npos) << r.out;
+  EXPECT_LT(welcome, remind) << r.out;
+  EXPECT_LT(remind, end) << r.out;
+  EXPECT_NE(r.out.find(R"(done {"attempt":0,"user":"ada@example.com"})"), std::string::npos)
+      << r.out;
+}
+#endif
+
 #ifdef GEN_DURABLE_EXAMPLE_CHECKOUT
 TEST(Examples, SeedCheckoutAwaitsThePaymentAndShips) {
   auto r = RunCommand(std::string("timeout 60 ") + GEN_DURABLE_EXAMPLE_CHECKOUT + " " +

@@ -93,6 +93,33 @@ TEST(OutcomeEncoder, ReplayCountsAnAttemptAndKeepsTheAwait) {
   EXPECT_TRUE(row.consume.empty());
 }
 
+TEST(OutcomeEncoder, AfterMakesNextADurableTimerThatKeepsNoClaim) {
+  const auto row = Encode(Next("next", Json::object()).After(Millis{2000}), /*keep=*/true);
+  EXPECT_EQ(row.status, Name(Status::kRunnable));
+  EXPECT_EQ(row.attempt, 0);  // the attempt counter is not touched by the wait
+  EXPECT_EQ(row.delay_ms, 2000);
+  EXPECT_FALSE(row.run_at_ms.has_value());
+  EXPECT_FALSE(row.keep);  // a timer never runs ahead on the same claim
+}
+
+TEST(OutcomeEncoder, AtSetsAnAbsoluteTimeAndReplacesAnEarlierAfter) {
+  const auto when = std::chrono::system_clock::time_point{} + Millis{1'800'000'000'000};
+  const auto row = Encode(Next("next", Json::object()).After(Millis{5}).At(when));
+  EXPECT_EQ(row.run_at_ms, 1'800'000'000'000);
+  EXPECT_FALSE(row.delay_ms.has_value());
+  const auto replay = Encode(Replay(Json::object(), Millis{500}).At(when));
+  EXPECT_EQ(replay.run_at_ms, 1'800'000'000'000);
+  EXPECT_FALSE(replay.delay_ms.has_value());
+  EXPECT_EQ(replay.attempt, 2);  // a replay still counts its attempt
+}
+
+TEST(OutcomeEncoder, ATimerOnAnOutcomeThatTakesNoneFails) {
+  ExpectFailed(Encode(Done(Json::object()).After(Millis{10})),
+               "returned done with a timer (After/At)");
+  ExpectFailed(Encode(Await({"go"}, Json::object()).After(Millis{10})),
+               "returned await with a timer (After/At)");
+}
+
 TEST(OutcomeEncoder, ReplayAtTheLastAttemptFails) {
   ClaimedRow last = Claimed();
   last.attempt = 2;  // of max_attempts 3: a replay would be the fourth run

@@ -9,11 +9,13 @@
 //
 // Per-transition options chain on any of them:
 //   gen_durable::Next("charge", s).RateLimit("stripe", customer).PartitionKey("order:7");
+//   gen_durable::Next("remind", s).After(std::chrono::hours(24));  // a durable timer
 //
 // The outcome is committed to the database before the instance proceeds (the one guarantee).
 // Jobs return a `JobResult` instead (see machine.hpp).
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
@@ -52,8 +54,11 @@ class Outcome {
   const std::string& step() const { return step_; }
   // New state of `next` / `replay`.
   const Json& state() const { return state_; }
-  // Delay of `replay`.
+  // Delay of `replay` (After() sets it too).
   Millis delay() const { return delay_; }
+  // The durable timer set by After() (on `next`: the delay; nullopt when none) and At().
+  std::optional<Millis> after() const { return after_; }
+  std::optional<std::chrono::system_clock::time_point> at() const { return at_; }
   // Result of `done`.
   const Json& result() const { return result_; }
   // Reason of `stop`; for other kinds, an error to record in last_error (set by error routing).
@@ -92,6 +97,27 @@ class Outcome {
   }
   Outcome&& ReleasePartition() && { return std::move(ReleasePartition()); }
 
+  // Durable timers, for `next` and `replay`: the next step runs once `delay` has passed after
+  // the outcome commits (After) or once the database's clock reaches `when` (At; a time in the
+  // past runs it at once). Meanwhile the instance is `scheduled`: it holds no worker and no
+  // lease, survives restarts, and any node serving its queue runs it when it is due. The
+  // attempt counter is not touched (`next` starts its step at attempt 0, as always), so
+  // max_attempts does not apply to the wait. A later call replaces an earlier one. On any
+  // other outcome a timer fails the instance with a clear last_error (Await has its own
+  // timeout, JoinOptions its deadline).
+  Outcome& After(Millis delay) & {
+    after_ = delay < Millis{0} ? Millis{0} : delay;
+    at_.reset();
+    return *this;
+  }
+  Outcome&& After(Millis delay) && { return std::move(After(delay)); }
+  Outcome& At(std::chrono::system_clock::time_point when) & {
+    at_ = when;
+    after_.reset();
+    return *this;
+  }
+  Outcome&& At(std::chrono::system_clock::time_point when) && { return std::move(At(when)); }
+
   // Asks the engine to run the next step on the same claim (true) or to queue it (false).
   Outcome& Inline(bool on = true) & {
     inline_ = on;
@@ -125,6 +151,8 @@ class Outcome {
   std::string step_;
   Json state_;
   Millis delay_{0};
+  std::optional<Millis> after_;
+  std::optional<std::chrono::system_clock::time_point> at_;
   Json result_;
   std::string reason_;
   std::optional<bool> inline_;

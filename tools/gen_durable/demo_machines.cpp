@@ -49,6 +49,14 @@ struct FanoutState {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FanoutState, n, fail_every)
 
+struct TimerState {
+  int steps = 1;
+  std::int64_t ms = 0;
+  int waited = 0;    // timers passed so far
+  int attempts = 0;  // the sum of the attempt counters the steps saw
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TimerState, steps, ms, waited, attempts)
+
 struct LimitedState {
   std::optional<std::string> key;
 };
@@ -109,6 +117,21 @@ void RegisterAll() {
               s.ran += 1;
               if (s.ran >= s.steps) return Done({{"steps", s.ran}});
               return Next("start", s);
+            })
+      .Register();
+
+  // demo.timer {steps, ms}: `steps` durable timers of `ms` each, a step after each; result
+  // {steps, attempts}, attempts the sum of the attempt counters seen (0: no step was retried).
+  Machine<TimerState>("demo.timer")
+      .Step("start",
+            [](StepContext<TimerState>& ctx) {
+              TimerState s = ctx.state();
+              s.attempts += ctx.attempt();
+              if (s.waited >= s.steps) {
+                return Done({{"steps", s.waited}, {"attempts", s.attempts}});
+              }
+              s.waited += 1;
+              return Next("start", s).After(Millis{s.ms});
             })
       .Register();
 

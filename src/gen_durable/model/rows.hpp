@@ -87,8 +87,9 @@ struct OutcomeRow {
   std::optional<std::string> step;   // new step (next)
   std::optional<std::string> state;  // new encoded state (next, replay)
   int attempt = 0;
-  std::optional<std::int64_t> delay_ms;  // eligible_at := now() + delay (runnable rows)
-  std::optional<std::string> result;     // encoded JSON (done)
+  std::optional<std::int64_t> delay_ms;   // eligible_at := now() + delay (runnable rows)
+  std::optional<std::int64_t> run_at_ms;  // or eligible_at := this time (ms since the epoch)
+  std::optional<std::string> result;      // encoded JSON (done)
   std::optional<std::string> last_error;
   bool keep = false;  // keep the claim (inline run-ahead)
   // Partition key change: unset = keep; a value = set it; an empty inner value = release.

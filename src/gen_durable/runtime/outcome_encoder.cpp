@@ -30,6 +30,16 @@ std::vector<std::int64_t> SignalIds(const ClaimedRow& data) {
   return ids;
 }
 
+// The durable timer of a `next` or `replay`: when its next step may start.
+void SetTimer(OutcomeRow& row, const Outcome& out) {
+  if (out.at()) {
+    row.delay_ms.reset();
+    row.run_at_ms = std::chrono::duration_cast<Millis>(out.at()->time_since_epoch()).count();
+  } else if (out.after()) {
+    row.delay_ms = out.after()->count();
+  }
+}
+
 }  // namespace
 
 OutcomeRow& FailOutcome(OutcomeRow& row, int attempt, std::string error) {
@@ -73,6 +83,14 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ClaimedRow& data, const Ou
     }
     row.partition = *out.partition_key();
   }
+  const bool timer = out.after() || out.at();
+  if (timer && out.kind() != OutcomeKind::kNext && out.kind() != OutcomeKind::kReplay) {
+    // Silently dropping the timer would run (or end) the instance at once instead of waiting.
+    return FailOutcome(row, data.attempt,
+                       fmt::format("step '{}' returned {} with a timer (After/At), which only "
+                                   "next and replay take",
+                                   data.step, OutcomeKindName(out.kind())));
+  }
   switch (out.kind()) {
     case OutcomeKind::kNext:
       if (!HasStep(def, out.step())) {
@@ -82,12 +100,14 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ClaimedRow& data, const Ou
                         "'{}' version {}",
                         data.step, out.step(), def.name, def.version));
       }
-      row.status = StatusName(keep ? Status::kExecuting : Status::kRunnable);
+      // (a timer never runs ahead on the same claim: the row waits, holding nothing)
+      row.keep = keep && !timer;
+      row.status = StatusName(row.keep ? Status::kExecuting : Status::kRunnable);
       row.step = out.step();
       row.state = EncodeJson(out.state());
       row.attempt = 0;
-      row.keep = keep;
       row.consume = SignalIds(data);
+      SetTimer(row, out);
       break;
     case OutcomeKind::kReplay:
       if (data.max_attempts > 0 && data.attempt + 1 >= data.max_attempts) {
@@ -101,6 +121,7 @@ OutcomeRow EncodeOutcome(const MachineDef& def, const ClaimedRow& data, const Ou
       row.state = EncodeJson(out.state());
       row.attempt = data.attempt + 1;
       row.delay_ms = out.delay().count();
+      SetTimer(row, out);
       row.keep_awaiting = true;
       break;
     case OutcomeKind::kAwait: {

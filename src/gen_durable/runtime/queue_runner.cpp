@@ -201,7 +201,7 @@ void QueueRunner::WorkerLoop() {
 bool QueueRunner::MayInline(const Outcome& out) const {
   // (a paused queue starts no step it did not claim before the pause)
   return out.kind() == OutcomeKind::kNext && !out.rate_limit() && !out.partition_key() &&
-         !paused_.load(std::memory_order_relaxed) &&
+         !out.after() && !out.at() && !paused_.load(std::memory_order_relaxed) &&
          out.inline_next().value_or(core_->options.inline_next);
 }
 
@@ -327,11 +327,17 @@ void QueueRunner::Committed(const OutcomeRow& row, CommitResult result, bool par
     Poke();
   }
   if (row.status == StatusName(Status::kRunnable)) {
-    const auto delay = row.delay_ms.value_or(0);
-    if (delay == 0) {
+    Millis delay{row.delay_ms.value_or(0)};
+    if (row.run_at_ms) {
+      // A timer at a wall-clock time: its due time on this node's steady clock.
+      delay = std::max(Millis{0}, Millis{*row.run_at_ms} -
+                                      std::chrono::duration_cast<Millis>(
+                                          std::chrono::system_clock::now().time_since_epoch()));
+    }
+    if (delay == Millis{0}) {
       Poke();
     } else {
-      NoteDue(Clock::now() + Millis{delay});
+      NoteDue(Clock::now() + delay);
     }
   }
 }

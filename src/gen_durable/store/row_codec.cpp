@@ -182,14 +182,15 @@ CommitPayload EncodeCommit(const std::vector<OutcomeRow>& rows) {
     if (i) arr += ',';
     arr += fmt::format(
         R"({{"id":{},"seq":{},"status":"{}","attempt":{},"keep":{},"step":{},"state":{},)"
-        R"("delay_ms":{},"result":{},"last_error":{},"set_partition":{},"partition_key":{},)"
+        R"("delay_ms":{},"run_at_ms":{},"result":{},"last_error":{},"set_partition":{},)"
+        R"("partition_key":{},)"
         R"("rate_limit":{},"rate_key":{},"rate_weight":{},"consume":{},"clear_inbox":{},)"
         R"("awaiting":{},"await_next_step":{},"park_ms":{},"join_next_step":{},)"
         R"("keep_awaiting":{},"ran_step":{},"ran_attempt":{},"duration_ms":{},)"
         R"("claim_step":{}}})",
         o.id, o.lease_seq, o.status, o.attempt, o.keep ? "true" : "false", str(o.step),
-        o.state ? *o.state : "null", JsonOpt(o.delay_ms), o.result ? *o.result : "null",
-        str(o.last_error), o.partition ? "true" : "false",
+        o.state ? *o.state : "null", JsonOpt(o.delay_ms), JsonOpt(o.run_at_ms),
+        o.result ? *o.result : "null", str(o.last_error), o.partition ? "true" : "false",
         o.partition ? JsonOpt(*o.partition) : "null",
         o.rate_limit ? JsonText(o.rate_limit->name) : "null",
         o.rate_limit && !o.rate_limit->key.empty() ? JsonText(o.rate_limit->key) : "null",

@@ -144,7 +144,8 @@ std::string CommitOutcomesSql() {
 WITH o AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
     id bigint, seq bigint, status text, step text, state jsonb, attempt integer,
-    delay_ms bigint, result jsonb, last_error text, keep boolean, set_partition boolean,
+    delay_ms bigint, run_at_ms bigint, result jsonb, last_error text, keep boolean,
+    set_partition boolean,
     partition_key text, rate_limit text, rate_key text, rate_weight integer, consume bigint[],
     clear_inbox boolean, awaiting text[], await_next_step text, park_ms bigint,
     join_next_step text, keep_awaiting boolean, ran_step text, ran_attempt integer,
@@ -165,14 +166,18 @@ upd AS (
 UPDATE {s}.gd_instances i SET
   -- an instance cancelled while its step ran ends `cancelled`, whatever the step returned
   status = CASE WHEN i.cancel_requested IS NOT NULL THEN 'cancelled'
-                WHEN o.status = 'runnable' AND COALESCE(o.delay_ms, 0) > 0 THEN 'scheduled'
+                WHEN o.status = 'runnable' AND (COALESCE(o.delay_ms, 0) > 0 OR
+                     'epoch'::timestamptz + o.run_at_ms * interval '1 millisecond' > now())
+                     THEN 'scheduled'
                 ELSE o.status END,
   step = COALESCE(o.step, i.step),
   state = COALESCE(o.state, i.state),
   attempt = o.attempt,
-  eligible_at = CASE WHEN o.status = 'runnable'
-                     THEN now() + COALESCE(o.delay_ms, 0) * interval '1 millisecond'
-                     ELSE i.eligible_at END,
+  -- (a durable timer: a time in the past runs now, never ahead of rows already waiting)
+  eligible_at = CASE WHEN o.status <> 'runnable' THEN i.eligible_at
+                     WHEN o.run_at_ms IS NOT NULL
+                     THEN GREATEST(now(), 'epoch'::timestamptz + o.run_at_ms * interval '1 millisecond')
+                     ELSE now() + COALESCE(o.delay_ms, 0) * interval '1 millisecond' END,
   result = CASE WHEN i.cancel_requested IS NULL THEN o.result END,
   last_error = COALESCE(i.cancel_requested, o.last_error, i.last_error),
   locked_by = CASE WHEN o.keep AND i.cancel_requested IS NULL THEN i.locked_by END,
