@@ -119,8 +119,9 @@ TEST_F(GlobalLimitTest, WithoutALimitTheQueueRunsAsWideAsItsSlots) {
   InsertNaps(90, 100);
   EXPECT_TRUE(WaitUntil([&] { return Done() == 90; }, 60s)) << Done() << " of 90 done";
   sampler.Stop();
+  // (no upper bound to check: a row whose step ended stays executing until its outcome's
+  // group commit, and does not hold a slot meanwhile)
   EXPECT_GT(sampler.max(), 8) << "the three engines never ran more than one engine's slots";
-  EXPECT_LE(sampler.max(), 24);
 }
 
 // Client::SetQueueGlobalLimit (what `scale --global` calls) takes effect on running engines:
