@@ -64,9 +64,10 @@ cand AS (
     AND (c.partition_key IS NULL OR pk.busy < pk.k)
   ORDER BY c.priority, c.eligible_at, c.id
   -- $2, or less under the queue's cluster-wide limit: evaluated once, before the first row is
-  -- read, under the queue's lock with a snapshot of its own (see gd_queue_room); no lock and
-  -- one primary-key probe for a queue without a limit
-  LIMIT {s}.gd_queue_room($1, $2)
+  -- read, under the queue's lock with a snapshot of its own (see gd_queue_room). A queue
+  -- without a limit costs one primary-key probe, and no function call or lock.
+  LIMIT COALESCE((SELECT {s}.gd_queue_room($1, $2) FROM {s}.gd_queues g
+                  WHERE g.name = $1 AND g.global_limit IS NOT NULL), $2)
   FOR UPDATE OF c SKIP LOCKED),
 -- the keyed candidates, numbered within their key in claim order
 keyed AS MATERIALIZED (
