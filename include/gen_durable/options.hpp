@@ -57,8 +57,9 @@ struct QueueConfig {
   // when it starts (and Engine::Reconfigure when given one), so when nodes disagree the last
   // to start wins, with a warning in its log; Client::SetQueueGlobalLimit (`gen_durable scale
   // QUEUE --global N`) changes or clears it at run time. nullopt here leaves the stored value
-  // alone. Rows a node claimed ahead of its free slots (`prefetch`) count as executing.
-  // See docs/guides/engine.md, "Cluster-wide limit".
+  // alone. Every executing row of the queue counts, also one claimed ahead of a free slot
+  // (`prefetch`), one whose outcome is being committed, and one held by a node that died (until
+  // its lease expires). See docs/guides/engine.md, "Cluster-wide limit".
   std::optional<int> global_limit = std::nullopt;
   bool autoscaled() const { return max > concurrency; }
 };
