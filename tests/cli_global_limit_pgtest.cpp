@@ -35,7 +35,7 @@ TEST_F(OpsCliTest, ThreeWorkersOfEightSlotsNeverRunMoreThanTheGlobalLimit) {
   for (int i = 0; i < 3; ++i) workers.push_back(StartWorker(flags));
   ASSERT_TRUE(Eventually([&] { return Nodes().size() == 3; })) << workers[0]->err();
   for (const auto& w : workers) {
-    EXPECT_NE(w->err().find("q:8 (cluster-wide 3)"), std::string::npos) << w->err();
+    EXPECT_TRUE(WaitForStderr(*w, "q:8 (cluster-wide 3)", seconds(30))) << w->err();
   }
 
   auto sql = detail::pg::Connection::Open(db_, "cli-test");
