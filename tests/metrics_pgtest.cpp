@@ -80,6 +80,7 @@ TEST_F(MetricsTest, CountersHistogramsAndGaugesFollowWhatTheEngineDid) {
   ids.push_back(*client_->Insert("m.chain", other));
   for (auto id : ids) WaitTerminal(id);
   client_->PauseQueue("paused_q");
+  client_->SetQueueGlobalLimit("default", 5);
 
   const std::string text = metrics.Render();
   const std::string e = "engine=\"" + engine->name() + "\"";
@@ -98,6 +99,9 @@ TEST_F(MetricsTest, CountersHistogramsAndGaugesFollowWhatTheEngineDid) {
   EXPECT_EQ(Sample(text, "gen_durable_queue_depth{" + e + ",queue=\"default\",status=\"done\"}"),
             3);
   EXPECT_EQ(Sample(text, "gen_durable_queue_paused{" + e + ",queue=\"paused_q\"}"), 1);
+  EXPECT_EQ(Sample(text, "gen_durable_queue_global_limit{" + e + ",queue=\"default\"}"), 5);
+  EXPECT_EQ(text.find("gen_durable_queue_global_limit{" + e + ",queue=\"paused_q\"}"),
+            std::string::npos);  // only queues with a limit
   EXPECT_EQ(Sample(text, "gen_durable_queue_concurrency{" + e + ",queue=\"default\"}"), 4);
   // The odd queue name, escaped.
   EXPECT_EQ(

@@ -63,6 +63,11 @@ TEST(EngineOptions, BadValuesAreRefusedNamingTheOption) {
   o.queues = {{"default", QueueConfig{1, 20'000}}};
   ExpectRefused(o, "max of 'default'");
   o = Valid();
+  o.queues = {{"default", QueueConfig{4, 0, 0}}};  // a cluster-wide limit of nothing
+  ExpectRefused(o, "global_limit of 'default'");
+  o.queues = {{"default", QueueConfig{4, 0, -3}}};
+  ExpectRefused(o, "global_limit of 'default'");
+  o = Valid();
   o.autoscale_interval = 0ms;
   ExpectRefused(o, "autoscale_interval");
   o = Valid();

@@ -105,8 +105,16 @@ class Client {
   // kMaxConcurrency.
   void ScaleQueue(const std::string& queue, int concurrency,
                   const std::optional<std::string>& node = std::nullopt);
-  // Per queue: paused, counts by status, oldest ready age, concurrency per live node. Every
-  // queue that has instances, is paused, or is served by a live node.
+  // Sets the cluster-wide limit of `queue`: at most `limit` of its steps executing at once
+  // across every node, from the next claim of each node on (steps already running finish: under
+  // a lowered limit no step starts until fewer than `limit` run). nullopt clears it. Persisted in
+  // the queue's row of gd_queues (the client's role needs privilege on that table); an engine
+  // that starts later with another QueueConfig::global_limit for the queue replaces it.
+  // Returns the limit it replaced (nullopt: none). Throws InvalidArgument unless limit >= 1.
+  std::optional<int> SetQueueGlobalLimit(const std::string& queue, std::optional<int> limit);
+  // Per queue: paused, counts by status, oldest ready age, concurrency per live node, the
+  // cluster-wide limit. Every queue that has instances, has a row in gd_queues (paused once, or
+  // given a limit), or is served by a live node.
   std::vector<QueueInfo> Queues();
   // Live nodes (rows heartbeated by running engines) with what each runs now.
   std::vector<NodeInfo> Nodes();

@@ -57,6 +57,7 @@ class Engine {
   void Scale(const std::string& queue, int concurrency);
   // Makes `queues` the complete list this node runs: new ones start, changed ones scale, and
   // queues not named stop claiming (their buffered rows go back, their running steps finish).
+  // A global_limit set in `queues` is stored for the whole cluster, as at Start.
   void Reconfigure(std::map<std::string, QueueConfig> queues);
   // Stops claiming on every queue, releases buffered rows, waits for every running step to
   // finish (however long it takes), then stops the engine.

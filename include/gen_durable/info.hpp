@@ -136,6 +136,9 @@ struct QueueInfo {
   std::map<std::string, int> concurrency;
   // Instances of the queue that ended (done, failed, cancelled) in the last minute.
   std::int64_t completed_last_minute = 0;
+  // At most this many of the queue's steps execute at once across every node (nullopt: no
+  // cluster-wide limit; see QueueConfig::global_limit).
+  std::optional<int> global_limit;
 };
 
 // A live engine, from its heartbeated row.

@@ -51,6 +51,16 @@ inline constexpr int kMaxConcurrency = 10'000;
 struct QueueConfig {
   int concurrency = 10;  // fixed slots; when autoscaled, the least (and starting) count
   int max = 0;           // > concurrency: autoscale up to this many slots
+  // Cluster-wide: at most this many steps of the queue executing at once across every node
+  // (>= 1; nullopt: no limit beyond each node's slots). The value lives in the database (the
+  // queue's row of gd_queues), shared by every node: an engine configured with one writes it
+  // when it starts (and Engine::Reconfigure when given one), so when nodes disagree the last
+  // to start wins, with a warning in its log; Client::SetQueueGlobalLimit (`gen_durable scale
+  // QUEUE --global N`) changes or clears it at run time. nullopt here leaves the stored value
+  // alone. Every executing row of the queue counts, also one claimed ahead of a free slot
+  // (`prefetch`), one whose outcome is being committed, and one held by a node that died (until
+  // its lease expires). See docs/guides/engine.md, "Cluster-wide limit".
+  std::optional<int> global_limit = std::nullopt;
   bool autoscaled() const { return max > concurrency; }
 };
 

@@ -387,6 +387,16 @@ void Client::ScaleQueue(const std::string& queue, int concurrency,
       [&](detail::pg::Connection& c) { impl_->ops_.RequestScale(c, queue, concurrency, node); });
 }
 
+std::optional<int> Client::SetQueueGlobalLimit(const std::string& queue, std::optional<int> limit) {
+  RequireQueueName(queue);
+  if (limit && *limit < 1) {
+    throw InvalidArgument(fmt::format(
+        "global limit of queue '{}' must be >= 1 (got {}); clear it with no limit", queue, *limit));
+  }
+  return impl_->Retrying(
+      [&](detail::pg::Connection& c) { return impl_->ops_.SetGlobalLimit(c, queue, limit); });
+}
+
 std::vector<QueueInfo> Client::Queues() {
   return impl_->Retrying([&](detail::pg::Connection& c) { return impl_->ops_.Queues(c); });
 }

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 
 #include "gen_durable/model/validate.hpp"
@@ -69,6 +70,7 @@ class EngineImpl {
       Migrate(*conn, o.schema);
       ReclaimDeadPredecessors(core_->store, core_->node_id, o.heartbeat_interval, o.lease_ttl,
                               *core_->report, *conn);
+      WriteGlobalLimits(*conn, o.queues);
       queues_->Configure(o.queues);
       control_->ApplyStandingScales(*conn);
       node_->Upsert(*conn, queues_->Concurrencies());
@@ -107,6 +109,23 @@ class EngineImpl {
     running_ = true;
   }
 
+  // Stores the cluster-wide limits `queues` configure (QueueConfig::global_limit): the last
+  // writer wins, and one that changes another node's value says so.
+  void WriteGlobalLimits(pg::Connection& conn, const std::map<std::string, QueueConfig>& queues) {
+    for (const auto& [queue, cfg] : queues) {
+      if (!cfg.global_limit) continue;
+      const auto before = core_->ops.SetGlobalLimit(conn, queue, cfg.global_limit);
+      if (before && *before != *cfg.global_limit) {
+        spdlog::warn(
+            "queue {}: cluster-wide limit changed from {} to {} by this node's configuration "
+            "(every node now uses {})",
+            queue, *before, *cfg.global_limit, *cfg.global_limit);
+      } else if (!before) {
+        spdlog::info("queue {}: cluster-wide limit {}", queue, *cfg.global_limit);
+      }
+    }
+  }
+
   void RequireRunning(const char* what) const {
     if (!running()) throw InvalidArgument(fmt::format("{}: the engine is not running", what));
   }
@@ -116,6 +135,13 @@ class EngineImpl {
     EngineOptions check = core_->options;
     check.queues = queues;
     ValidateEngineOptions(check);
+    const bool limits = std::any_of(queues.begin(), queues.end(), [](const auto& q) {
+      return q.second.global_limit.has_value();
+    });
+    if (limits) {
+      auto conn = core_->Connect("control");
+      WriteGlobalLimits(*conn, queues);
+    }
     queues_->Reconfigure(std::move(queues));
   }
 

@@ -132,14 +132,18 @@ CLI::App* AddResume(CLI::App& app, ParsedCommand& cmd) {
   return resume;
 }
 
-// `scale QUEUE N [--node ID]`.
+// `scale QUEUE N [--node ID]`, `scale QUEUE --global N|none`.
 CLI::App* AddScale(CLI::App& app, ParsedCommand& cmd) {
-  CLI::App* scale =
-      AddCommand(app, cmd, "scale",
-                 "Ask the live nodes serving QUEUE to run it with N slots (not persisted)", true);
+  CLI::App* scale = AddCommand(
+      app, cmd, "scale",
+      "Ask the live nodes serving QUEUE to run it with N slots, or set its cluster-wide limit",
+      true);
   scale->add_option("queue", cmd.scale.queue, "Queue name")->required();
-  scale->add_option("n", cmd.scale.concurrency, "Slots (1..10000)")->required();
+  scale->add_option("n", cmd.scale.concurrency, "Slots per node (1..10000)");
   scale->add_option("--node", cmd.scale.node, "Only this node (an id from `nodes`)");
+  scale->add_option("--global", cmd.scale.global,
+                    "At most N steps of QUEUE executing across all nodes (N >= 1); `none` "
+                    "clears the limit");
   return scale;
 }
 

@@ -81,6 +81,12 @@ CLI::App* AddWorker(CLI::App& app, ParsedCommand& cmd) {
                    "defaults to ALLOWED)")
       ->expected(1)
       ->take_all();
+  worker
+      ->add_option("--global-limit", cmd.worker.global_limits,
+                   "At most N steps of QUEUE executing across all nodes: QUEUE:N (repeatable; "
+                   "stored for the cluster, the last worker to start wins)")
+      ->expected(1)
+      ->take_all();
   worker->add_option("--step-log", cmd.worker.step_log,
                      "Append one JSON line per finished step, stale outcome and reaped row to "
                      "FILE (an audit trail)");

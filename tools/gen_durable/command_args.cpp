@@ -1,11 +1,12 @@
 // What the CLI's commands make of their flag values (see command_args.hpp), and the parsers of
-// --queues and --rate-limit.
+// --queues, --global-limit and --rate-limit.
 #include "gen_durable/command_args.hpp"  // tools/
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <set>
 
 #include "gen_durable/info.hpp"
 
@@ -105,6 +106,34 @@ std::map<std::string, QueueConfig> ParseQueues(const std::string& spec) {
   }
   if (queues.empty()) throw UsageError("--queues must name at least one queue");
   return queues;
+}
+
+void ApplyGlobalLimits(const std::vector<std::string>& specs,
+                       std::map<std::string, QueueConfig>& queues) {
+  std::set<std::string> seen;
+  for (const std::string& spec : specs) {
+    const auto colon = spec.rfind(':');
+    const std::string name = spec.substr(0, colon == std::string::npos ? 0 : colon);
+    const auto limit = colon == std::string::npos
+                           ? std::nullopt
+                           : ParseNumber<int>(std::string_view(spec).substr(colon + 1));
+    if (name.empty() || !limit) {
+      throw UsageError(fmt::format("--global-limit: '{}' is not QUEUE:N", spec));
+    }
+    if (*limit < 1) {
+      throw UsageError(
+          fmt::format("--global-limit: N of queue '{}' must be >= 1 (got {})", name, *limit));
+    }
+    auto it = queues.find(name);
+    if (it == queues.end()) {
+      throw UsageError(fmt::format(
+          "--global-limit: queue '{}' is not served by this worker (name it in --queues)", name));
+    }
+    if (!seen.insert(name).second) {
+      throw UsageError(fmt::format("--global-limit: queue '{}' is named twice", name));
+    }
+    it->second.global_limit = *limit;
+  }
 }
 
 std::map<std::string, RateLimit> ParseRateLimits(const std::vector<std::string>& specs) {

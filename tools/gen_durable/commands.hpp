@@ -141,10 +141,12 @@ int RunGrant(const GlobalOptions& global, const GrantArgs& args);
 
 struct ScaleArgs {
   std::string queue;
-  int concurrency = 0;
-  std::optional<std::string> node;  // only this node (default: every node serving the queue)
+  std::optional<int> concurrency;
+  std::optional<std::string> node;    // only this node (default: every node serving the queue)
+  std::optional<std::string> global;  // --global N or none: the cluster-wide limit
 };
 // `scale QUEUE N [--node ID]`: asks the live nodes to run QUEUE with N slots.
+// `scale QUEUE --global N|none`: sets or clears the queue's cluster-wide limit.
 int RunScale(const GlobalOptions& global, const ScaleArgs& args);
 
 // Which instances `cancel`, `retry` and `delete` act on: ids, or a filter, or --all.
@@ -211,7 +213,8 @@ struct WorkerArgs {
   std::int64_t gc_retention_ms = 86'400'000;
   int prefetch = 0;
   std::int64_t drain_timeout_ms = 5'000;
-  std::vector<std::string> rate_limits;  // each "NAME:ALLOWED:PERIOD_MS[:BURST]"
+  std::vector<std::string> rate_limits;    // each "NAME:ALLOWED:PERIOD_MS[:BURST]"
+  std::vector<std::string> global_limits;  // each "QUEUE:N"
   std::int64_t autoscale_interval_ms = 1'000;
   std::int64_t autoscale_cooldown_ms = 5'000;
   bool history = false;
@@ -233,6 +236,11 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args);
 // UsageError when malformed; out-of-range numbers are left for the engine's validation to refuse by
 // option name.
 std::map<std::string, QueueConfig> ParseQueues(const std::string& spec);
+
+// Applies --global-limit values "QUEUE:N" to `queues` (QueueConfig::global_limit). Throws
+// UsageError when malformed, when N < 1, when QUEUE is not in `queues` or is named twice.
+void ApplyGlobalLimits(const std::vector<std::string>& specs,
+                       std::map<std::string, QueueConfig>& queues);
 
 // Parses --rate-limit values "NAME:ALLOWED:PERIOD_MS[:BURST]". Throws UsageError when malformed
 // or when a name repeats; out-of-range numbers are left for the engine's validation.

@@ -155,7 +155,8 @@ int RunStats(const GlobalOptions& global) {
           {"paused", q.paused},
           {"oldest_ready_ms", q.oldest_ready_ms ? Json(*q.oldest_ready_ms) : Json(nullptr)},
           {"completed_last_minute", q.completed_last_minute},
-          {"concurrency", q.concurrency}};
+          {"concurrency", q.concurrency},
+          {"global_limit", q.global_limit ? Json(*q.global_limit) : Json(nullptr)}};
     }
     fmt::print(
         "{}\n",
@@ -165,7 +166,8 @@ int RunStats(const GlobalOptions& global) {
   }
   std::vector<std::string> header = {"QUEUE"};
   for (const std::string_view s : kInstanceStatuses) header.emplace_back(s);
-  header.insert(header.end(), {"total", "paused", "oldest_ready", "done_1m", "slots"});
+  header.insert(header.end(),
+                {"total", "paused", "oldest_ready", "done_1m", "slots", "global_limit"});
   std::vector<std::vector<std::string>> table = {header};
   auto row = [](const std::string& name, const std::map<std::string, std::int64_t>& by_status) {
     std::vector<std::string> r = {name};
@@ -182,18 +184,19 @@ int RunStats(const GlobalOptions& global) {
     auto r = row(queue, by_status);
     const auto it = info.find(queue);
     if (it == info.end()) {
-      r.insert(r.end(), {"no", "-", "0", "0"});
+      r.insert(r.end(), {"no", "-", "0", "0", "-"});
     } else {
       const QueueInfo& q = it->second;
       r.push_back(q.paused ? "yes" : "no");
       r.push_back(q.oldest_ready_ms ? fmt::format("{:.0f} ms", *q.oldest_ready_ms) : "-");
       r.push_back(std::to_string(q.completed_last_minute));
       r.push_back(std::to_string(slots(q)));
+      r.push_back(q.global_limit ? std::to_string(*q.global_limit) : "-");
     }
     table.push_back(std::move(r));
   }
   auto all = row("(all)", counts.total);
-  all.insert(all.end(), {"", "", "", ""});
+  all.insert(all.end(), {"", "", "", "", ""});
   table.push_back(std::move(all));
   PrintTable(table);
   return kExitOk;

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,34 +48,78 @@ int RunPause(const GlobalOptions& global, const std::string& queue, bool paused)
   return kExitOk;
 }
 
+namespace {
+
+// The value of `scale --global`: N >= 1, or `none` (nullopt) to clear the limit.
+std::optional<int> GlobalLimitOf(const std::string& text) {
+  if (text == "none") return std::nullopt;
+  const auto n = ParseNumber<int>(text);
+  if (!n) throw UsageError(fmt::format("scale: --global must be N or none (got '{}')", text));
+  if (*n < 1) {
+    throw UsageError(fmt::format(
+        "scale: --global must be >= 1 (got {}); `--global none` clears the limit, `pause` "
+        "stops all claims",
+        *n));
+  }
+  return n;
+}
+
+std::string LimitText(const std::optional<int>& limit) {
+  return limit ? std::to_string(*limit) : "none";
+}
+
+}  // namespace
+
 int RunScale(const GlobalOptions& global, const ScaleArgs& args) {
-  if (args.concurrency < 1 || args.concurrency > kMaxConcurrency) {
+  if (!args.concurrency && !args.global) {
+    throw UsageError("scale: give N (slots per node) or --global N (cluster-wide limit)");
+  }
+  if (args.concurrency && (*args.concurrency < 1 || *args.concurrency > kMaxConcurrency)) {
     throw UsageError(
-        fmt::format("scale: N must be in 1..{} (got {})", kMaxConcurrency, args.concurrency));
+        fmt::format("scale: N must be in 1..{} (got {})", kMaxConcurrency, *args.concurrency));
   }
+  if (args.node && !args.concurrency) {
+    throw UsageError(
+        "scale: --node applies to N (slots per node); the --global limit is cluster-wide");
+  }
+  std::optional<int> limit;
+  if (args.global) limit = GlobalLimitOf(*args.global);
   Session session(global);
-  session.client().ScaleQueue(args.queue, args.concurrency, args.node);
-  // Who serves the queue now: those nodes apply the request at once (it is stored in
-  // gd_control, so nodes started later apply it too).
-  std::vector<std::string> nodes;
-  for (const auto& n : session.client().Nodes()) {
-    if (n.queues.count(args.queue) && (!args.node || *args.node == n.id)) nodes.push_back(n.id);
+  Json out = {{"queue", args.queue}};
+  if (args.global) {
+    const std::optional<int> before = session.client().SetQueueGlobalLimit(args.queue, limit);
+    out["global_limit"] = limit ? Json(*limit) : Json(nullptr);
+    out["previous_global_limit"] = before ? Json(*before) : Json(nullptr);
+    if (!global.json) {
+      fmt::print("{} {}: at most {} executing across all nodes (was {})\n",
+                 limit ? "limited" : "unlimited", args.queue, LimitText(limit), LimitText(before));
+    }
   }
-  if (global.json) {
-    fmt::print("{}\n", Json{{"queue", args.queue},
-                            {"concurrency", args.concurrency},
-                            {"node", args.node ? Json(*args.node) : Json(nullptr)},
-                            {"nodes", nodes}}
-                           .dump());
-  } else if (nodes.empty()) {
-    fmt::print(stderr,
-               "gen_durable: note: no live node serves queue {}{} (the request stands for "
-               "nodes that start later)\n",
-               args.queue, args.node ? " on node " + *args.node : "");
-  } else {
-    fmt::print("asked {} node(s) to run {} with {} slots: {}\n", nodes.size(), args.queue,
-               args.concurrency, fmt::join(nodes, " "));
+  if (args.concurrency) {
+    const int concurrency = *args.concurrency;
+    session.client().ScaleQueue(args.queue, concurrency, args.node);
+    // Who serves the queue now: those nodes apply the request at once (it is stored in
+    // gd_control, so nodes started later apply it too).
+    std::vector<std::string> nodes;
+    for (const auto& n : session.client().Nodes()) {
+      if (n.queues.count(args.queue) && (!args.node || *args.node == n.id)) nodes.push_back(n.id);
+    }
+    out["concurrency"] = concurrency;
+    out["node"] = args.node ? Json(*args.node) : Json(nullptr);
+    out["nodes"] = nodes;
+    if (global.json) {
+      // printed below
+    } else if (nodes.empty()) {
+      fmt::print(stderr,
+                 "gen_durable: note: no live node serves queue {}{} (the request stands for "
+                 "nodes that start later)\n",
+                 args.queue, args.node ? " on node " + *args.node : "");
+    } else {
+      fmt::print("asked {} node(s) to run {} with {} slots: {}\n", nodes.size(), args.queue,
+                 concurrency, fmt::join(nodes, " "));
+    }
   }
+  if (global.json) fmt::print("{}\n", out.dump());
   return kExitOk;
 }
 

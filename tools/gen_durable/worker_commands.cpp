@@ -78,6 +78,7 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   options.name = args.name;
   options.schema = global.schema;
   options.queues = ParseQueues(args.queues);
+  ApplyGlobalLimits(args.global_limits, options.queues);
   options.lease_ttl = Millis{args.lease_ttl_ms};
   options.heartbeat_interval = Millis{args.heartbeat_interval_ms.value_or(
       std::clamp<std::int64_t>(args.lease_ttl_ms / 3, 1, options.heartbeat_interval.count()))};
@@ -145,6 +146,7 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
     queues += fmt::format("{}{}:{}", queues.empty() ? "" : ",", name,
                           cfg.autoscaled() ? fmt::format("{}-{}", cfg.concurrency, cfg.max)
                                            : std::to_string(cfg.concurrency));
+    if (cfg.global_limit) queues += fmt::format(" (cluster-wide {})", *cfg.global_limit);
   }
   std::string limits;
   for (const auto& [name, limit] : options.rate_limits) {

@@ -85,7 +85,8 @@ Json QueueJson(const QueueInfo& q) {
           {"counts", q.counts},
           {"oldest_ready_ms", q.oldest_ready_ms ? Json(*q.oldest_ready_ms) : Json(nullptr)},
           {"completed_last_minute", q.completed_last_minute},
-          {"concurrency", q.concurrency}};
+          {"concurrency", q.concurrency},
+          {"global_limit", q.global_limit ? Json(*q.global_limit) : Json(nullptr)}};
 }
 
 Json InstanceJson(const InstanceInfo& i) {

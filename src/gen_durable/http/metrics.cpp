@@ -232,6 +232,13 @@ std::string MetricsImpl::Render() {
       out += fmt::format("gen_durable_queue_paused{} {}\n",
                          Labels({{"engine", engine}, {"queue", q.name}}), q.paused ? 1 : 0);
     }
+    Header(out, "gen_durable_queue_global_limit", "gauge",
+           "The queue's cluster-wide limit of steps executing at once (only queues with one).");
+    for (const auto& q : queues) {
+      if (!q.global_limit) continue;
+      out += fmt::format("gen_durable_queue_global_limit{} {}\n",
+                         Labels({{"engine", engine}, {"queue", q.name}}), *q.global_limit);
+    }
     Header(out, "gen_durable_queue_oldest_ready_seconds", "gauge",
            "Age of the queue's oldest ready instance (0 when none is ready).");
     for (const auto& q : queues) {

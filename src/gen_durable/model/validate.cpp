@@ -171,6 +171,10 @@ void ValidateEngineOptions(const EngineOptions& o) {
           fmt::format("queues: max of '{}' must be above its concurrency ({}) and <= {} (got {})",
                       queue, cfg.concurrency, kMaxConcurrency, cfg.max));
     }
+    if (cfg.global_limit && *cfg.global_limit < 1) {
+      throw ConfigError(fmt::format("queues: global_limit of '{}' must be >= 1 (got {})", queue,
+                                    *cfg.global_limit));
+    }
   }
   RequirePositive("autoscale_interval", o.autoscale_interval);
   if (o.autoscale_cooldown.count() < 0) {

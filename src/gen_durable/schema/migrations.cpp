@@ -29,6 +29,10 @@ const std::vector<Migration>& Migrations() {
        "gd_control behind a payload-free control channel; nodes record their lease ttl, "
        "claims count their committed steps",
        kV6},
+      {7,
+       "cluster-wide concurrency limit per queue: gd_queues.global_limit, gd_queue_room, "
+       "executing rows indexed by queue",
+       kV7},
   };
   return kAll;
 }

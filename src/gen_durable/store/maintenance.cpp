@@ -24,7 +24,8 @@ constexpr const char* kReleaseLostLease = R"SQL(
   locked_by = NULL, lease_expires_at = NULL, eligible_at = now(), updated_at = now()
 )SQL";
 
-// Served by gd_instances_lease. SKIP LOCKED: two reapers never fight over a row.
+// Served by gd_instances_executing (every executing row; the lease bound is checked on the
+// index entries). SKIP LOCKED: two reapers never fight over a row.
 std::string ReapExpiredSql() {
   return std::string(R"SQL(
 WITH expired AS (
@@ -56,7 +57,7 @@ UPDATE {s}.gd_instances i SET
 FROM due WHERE i.id = due.id
 RETURNING i.id, due.was, i.queue)SQL";
 
-// Served by gd_instances_lease (executing rows), filtered by owner.
+// Served by gd_instances_executing (executing rows), filtered by owner.
 std::string ReclaimNodeSql() {
   return std::string("UPDATE {s}.gd_instances i SET ") + kReleaseLostLease +
          " WHERE i.status = 'executing' AND i.locked_by = $1 "

@@ -61,6 +61,20 @@ WITH up AS (
 SELECT pg_notify('{k}', ''), CASE WHEN NOT $2::boolean THEN pg_notify('{c}', $1::text) END
 FROM up)SQL");
 
+  // The cluster-wide limit of queue $1 ($2; NULL: none), returning the value it replaced (NULL:
+  // none) and whether a row was written (one row). Clearing the limit of a queue without a row
+  // writes nothing. Served by the primary key of gd_queues. The work channel wakes the queue's idle
+  // pickers, so a raised limit is used at once; a lowered one holds from the next claim.
+  set_global_limit_ = Make("gd_queue_set_global_limit", R"SQL(
+WITH old AS (SELECT global_limit FROM {s}.gd_queues WHERE name = $1),
+up AS (
+  INSERT INTO {s}.gd_queues (name, global_limit)
+  SELECT $1, $2::integer WHERE $2::integer IS NOT NULL OR EXISTS (SELECT 1 FROM old)
+  ON CONFLICT (name) DO UPDATE SET global_limit = EXCLUDED.global_limit, updated_at = now()
+  RETURNING name)
+SELECT (SELECT global_limit FROM old) AS previous,
+       (SELECT count(*) FROM (SELECT pg_notify('{c}', name) FROM up) n) AS written)SQL");
+
   // The standing scale request of queue $1 for node $3 ('' / NULL: every node), replacing the
   // one before it (primary key of gd_control); a request for every node also supersedes the
   // per-node ones of the queue (a range of the same key).
@@ -108,8 +122,8 @@ FROM {s}.gd_instances WHERE status = 'runnable' AND eligible_at <= now() GROUP B
 SELECT queue, count(*) FROM {s}.gd_instances
 WHERE status IN ('done', 'failed', 'cancelled') AND completed_at > now() - interval '1 minute'
 GROUP BY queue)SQL");
-  queue_state_ = Make("gd_queue_state", "SELECT name, paused FROM {s}.gd_queues");
-  // Executing rows per node: served by gd_instances_lease (executing rows only).
+  queue_state_ = Make("gd_queue_state", "SELECT name, paused, global_limit FROM {s}.gd_queues");
+  // Executing rows per node: served by gd_instances_executing (executing rows only).
   nodes_ = Make("gd_nodes_info", R"SQL(
 SELECT n.id, n.engine, n.host, n.pid, n.queues::text, n.started_at, n.heartbeat_at,
        (SELECT count(*) FROM {s}.gd_instances i
@@ -283,6 +297,12 @@ void OpsStore::SetPaused(pg::Connection& c, const std::string& queue, bool pause
   c.Execute(set_paused_, pg::Params().Add(queue).Add(paused));
 }
 
+std::optional<int> OpsStore::SetGlobalLimit(pg::Connection& c, const std::string& queue,
+                                            std::optional<int> limit) const {
+  auto r = c.Execute(set_global_limit_, pg::Params().Add(queue).Add(limit));
+  return r.row(0).Get<std::optional<int>>("previous");
+}
+
 void OpsStore::RequestScale(pg::Connection& c, const std::string& queue, int concurrency,
                             const std::optional<std::string>& node) const {
   c.Execute(request_scale_, pg::Params().Add(queue).Add(concurrency).Add(node));
@@ -369,7 +389,9 @@ std::vector<QueueInfo> OpsStore::Queues(pg::Connection& c) const {
   auto state = c.Execute(queue_state_);
   for (int i = 0; i < state.rows(); ++i) {
     const pg::Row row = state.row(i);
-    at(row.Get<std::string>("name")).paused = row.Get<bool>("paused");
+    QueueInfo& q = at(row.Get<std::string>("name"));
+    q.paused = row.Get<bool>("paused");
+    q.global_limit = row.Get<std::optional<int>>("global_limit");
   }
   for (const auto& node : Nodes(c)) {
     for (const auto& [q, n] : node.queues) at(q).concurrency[node.id] = n;

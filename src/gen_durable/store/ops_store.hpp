@@ -26,6 +26,11 @@ class OpsStore {
   // Persists the paused flag of `queue` and wakes the engines (control channel); a resume also
   // announces the queue's work so idle pickers claim at once.
   void SetPaused(pg::Connection& c, const std::string& queue, bool paused) const;
+  // Sets the cluster-wide limit of `queue` (nullopt clears it) and wakes the queue's pickers;
+  // returns the limit it replaced (nullopt: none). `limit` must be >= 1 (the table refuses
+  // anything else).
+  std::optional<int> SetGlobalLimit(pg::Connection& c, const std::string& queue,
+                                    std::optional<int> limit) const;
   // Writes the standing scale request of `queue` (for every node, or `node` only) to
   // gd_control and wakes the engines. `concurrency` must be in 1..kMaxConcurrency (the table
   // refuses anything else).
@@ -79,6 +84,7 @@ class OpsStore {
       paused_queues_, queue_counts_, queue_ready_, queue_recent_, queue_state_, nodes_,
       ready_count_, cancel_, cancel_roots_, cancel_children_, cancel_requested_, retry_, delete_,
       history_, history_sweep_;
+  pg::Statement set_global_limit_;
 };
 
 }  // namespace gen_durable::detail

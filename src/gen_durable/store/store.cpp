@@ -63,7 +63,11 @@ cand AS (
     -- a full partition is skipped, never waited on
     AND (c.partition_key IS NULL OR pk.busy < pk.k)
   ORDER BY c.priority, c.eligible_at, c.id
-  LIMIT $2
+  -- $2, or less under the queue's cluster-wide limit: evaluated once, before the first row is
+  -- read, under the queue's lock with a snapshot of its own (see gd_queue_room). A queue
+  -- without a limit costs one primary-key probe, and no function call or lock.
+  LIMIT COALESCE((SELECT {s}.gd_queue_room($1, $2) FROM {s}.gd_queues g
+                  WHERE g.name = $1 AND g.global_limit IS NOT NULL), $2)
   FOR UPDATE OF c SKIP LOCKED),
 -- the keyed candidates, numbered within their key in claim order
 keyed AS MATERIALIZED (
@@ -121,7 +125,8 @@ WHERE kd.rn <= kd.k - kd.busy AND kd.rn > cardinality(sl.free))SQL";
 // Except for a claim of a row with a partition key: that claim is what keeps the key's other
 // steps from starting, and losing it would let one start beside the claimant's step, still
 // running. The claim statement switches such a transaction back to a synchronous commit
-// (kClaimReturning); a rate-limited row's claim is flushed by the admission's own commit.
+// (kClaimReturning); a rate-limited row's claim is flushed by the admission's own commit. The
+// claim of rows of a queue with a cluster-wide limit likewise (gd_queue_room switches it).
 // And except for the claim of a row holding a reserved token (rate_paid, see gd_rate_take):
 // it starts without an admission, and a claim lost with the server would leave the token
 // unspent after the step had started, so a second start would take it again.
@@ -201,10 +206,10 @@ UPDATE {s}.gd_instances i SET
   claim_step = i.claim_step + 1,
   updated_at = now()
 FROM o
--- Primary-key lookups of the ids in $4, never a scan of gd_instances_lease: that index holds
+-- Primary-key lookups of the ids in $4, never a scan of gd_instances_executing: that index holds
 -- an entry for every row claimed since the last vacuum, and a plan cached while the table was
 -- small would favour it. $5 is always 'executing': as a parameter the status cannot match the
--- lease index's predicate, so the generic plan cannot pick that index.
+-- executing index's predicate, so the generic plan cannot pick that index.
 WHERE i.id = ANY ($4::bigint[]) AND i.id = o.id AND i.status = $5::text
   AND i.locked_by = $2 AND i.lease_seq = o.seq AND i.claim_step = COALESCE(o.claim_step, 0)
   AND (SELECT count(*) FROM parents) >= 0  -- (an init plan: runs before the first row)

@@ -71,7 +71,8 @@ async function queuesPage(main, stale) {
   const head = el("tr", {}, el("th", {}, "queue"), el("th", {}, "state"),
                   STATUSES.map((s) => el("th", {class: "num"}, s.replace("awaiting_", "await "))),
                   el("th", {class: "num"}, "oldest ready"), el("th", {class: "num"}, "done / min"),
-                  el("th", {class: "num"}, "slots"), el("th", {}, ""));
+                  el("th", {class: "num"}, "slots"), el("th", {class: "num"}, "cluster limit"),
+                  el("th", {}, ""));
   const rows = data.queues.map((q) => {
     const slots = Object.values(q.concurrency).reduce((a, b) => a + b, 0);
     const action = !canAct() ? null : q.paused
@@ -88,6 +89,8 @@ async function queuesPage(main, stale) {
       el("td", {class: "num"}, ms(q.oldest_ready_ms)),
       el("td", {class: "num", "data-test": "throughput-" + q.name}, q.completed_last_minute),
       el("td", {class: "num"}, slots),
+      el("td", {class: "num", "data-test": "global-limit-" + q.name},
+         q.global_limit == null ? "-" : q.global_limit),
       el("td", {}, action));
   });
   const nodeRows = data.nodes.map((n) => el("tr", {"data-test": "node"},
@@ -97,7 +100,7 @@ async function queuesPage(main, stale) {
   const parts = [
     el("h1", {}, "Queues"),
     el("section", {}, el("table", {"data-test": "queues"}, el("thead", {}, head),
-      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 14, class: "muted"},
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 15, class: "muted"},
         "No queue has instances, is paused or is served by a live node.")))))];
   parts.push(el("h2", {}, "Nodes"), el("section", {}, el("table", {"data-test": "nodes"},
     el("thead", {}, el("tr", {}, ["node", "engine", "host", "pid", "queues (slots)", "running",
