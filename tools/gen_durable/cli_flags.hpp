@@ -17,6 +17,14 @@ void AddCommonFlags(CLI::App* app, GlobalOptions& global, int& verbosity);
 void AddJsonFlag(CLI::App* app, GlobalOptions& global);
 // The access flags of an HTTP surface; `prefix` distinguishes the worker's metrics flags.
 void AddHttpFlags(CLI::App* app, HttpArgs& http, const std::string& prefix, const char* env);
+// The value of a duration flag (ParseDurationMs: 250ms, 30s, 5m, 1h, 1d), converted to what
+// the flag's variable counts: milliseconds, or with `seconds` whole seconds (a bare number is
+// then seconds too). A bad value is a usage error naming the flag.
+CLI::Validator Duration(bool seconds = false);
+// Appended to the help of each duration flag.
+inline constexpr const char* kDurationHelp = " (a duration: 250ms, 30s, 5m, 1h, 1d; bare: ms)";
+inline constexpr const char* kSecondsHelp = " (a duration: 30s, 5m, 1h, 1d; bare: seconds)";
+
 // Adds subcommand `name` with the common flags, and --json when `json`; returns it.
 CLI::App* AddCommand(CLI::App& app, ParsedCommand& cmd, const std::string& name,
                      const std::string& description, bool json);
