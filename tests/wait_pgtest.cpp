@@ -42,7 +42,7 @@ class WaitTest : public EngineTest {
   }
 
   // A job whose step waits for the gate to open, then ends done with {n}.
-  AnyMachine GatedJob() {
+  MachineRef<Gated> GatedJob() {
     return Machine<Gated>("t.gated")
         .Step("start",
               [this](StepContext<Gated>& c) {
@@ -175,8 +175,10 @@ TEST_F(WaitTest, CancelWakesTheWaiter) {
   const std::int64_t id = *client_->Insert(m, Gated{});
   auto waited = std::async(std::launch::async, [&] { return waiter_->Wait(id, 25s); });
   ASSERT_TRUE(WaitUntil([&] { return Sql64("SELECT count(*) FROM gd_instances WHERE awaited"); }));
+  CancelOptions not_needed;
+  not_needed.reason = "not needed";
   const auto cancelled = std::chrono::steady_clock::now();
-  EXPECT_EQ(client_->Cancel(id, {.reason = "not needed"}).cancelled.size(), 1u);
+  EXPECT_EQ(client_->Cancel(id, not_needed).cancelled.size(), 1u);
   Result<InstanceInfo> info = waited.get();
   ASSERT_TRUE(info.ok()) << info.error().message;
   EXPECT_LT(std::chrono::steady_clock::now() - cancelled, 5s);
@@ -207,8 +209,10 @@ TEST_F(WaitTest, InsertAndWaitReturnsTheResultAndFailuresAreInstancesToo) {
                   .Build();
   auto engine = Engine::Start(Options({m, stop}));
   std::int64_t seen = 0;
-  Result<InstanceInfo> done = waiter_->InsertAndWait(m, InsertOptions{.state = Json{{"n", 5}}}, 20s,
-                                                     [&](std::int64_t id) { seen = id; });
+  InsertOptions five;
+  five.state = Json{{"n", 5}};
+  Result<InstanceInfo> done =
+      waiter_->InsertAndWait(m, five, 20s, [&](std::int64_t id) { seen = id; });
   ASSERT_TRUE(done.ok()) << done.error().message;
   EXPECT_EQ(done->id, seen);
   EXPECT_EQ(done->status, "done");
@@ -220,7 +224,8 @@ TEST_F(WaitTest, InsertAndWaitReturnsTheResultAndFailuresAreInstancesToo) {
   EXPECT_EQ(failed->last_error, "card declined");
 
   // A held unique key refuses the insert, as Insert does.
-  InsertOptions keyed{.unique_key = "k1"};
+  InsertOptions keyed;
+  keyed.unique_key = "k1";
   ASSERT_TRUE(client_->Insert("t.not_served", keyed).ok());
   EXPECT_EQ(waiter_->InsertAndWait("t.not_served", keyed, 1s).code(), ErrorCode::kDuplicate);
 }

@@ -205,12 +205,14 @@ class ClientImpl {
     return Clock::now() + timeout;
   }
 
-  // Waits for instance `id`, its row marked already when `marked`.
+  // Waits for instance `id`, its row marked already when `marked` (then the caller called
+  // waiters_.Listen before the mark).
   Result<InstanceInfo> Wait(std::int64_t id, Millis timeout, Clock::time_point deadline,
                             bool marked) {
     // Listening before the mark commits, registered before the row is read: an end committed
     // after the read is announced to this waiter.
-    detail::WaitRegistry::Ticket ticket = waiters_.Register(id, deadline);
+    if (!marked) waiters_.Listen(deadline);
+    detail::WaitRegistry::Ticket ticket = waiters_.Register(id);
     std::optional<std::string> status;
     std::optional<InstanceInfo> info;
     if (marked) {
@@ -446,6 +448,7 @@ Result<InstanceInfo> Client::InsertAndWait(const AnyMachine& machine, InsertOpti
   if (!machine) throw InvalidArgument("insert: empty machine");
   const auto deadline = detail::ClientImpl::DeadlineOf(timeout);
   auto row = impl_->Resolve(machine.name(), machine.version(), &machine.def(), options);
+  impl_->waiters_.Listen(deadline);  // before the mark commits (with the insert)
   Result<std::int64_t> id = impl_->InsertAwaited(row);
   if (!id) return id.error();
   if (inserted) inserted(*id);
@@ -457,6 +460,7 @@ Result<InstanceInfo> Client::InsertAndWait(std::string_view fsm, InsertOptions o
                                            const std::function<void(std::int64_t)>& inserted) {
   const auto deadline = detail::ClientImpl::DeadlineOf(timeout);
   auto row = impl_->ResolveByName(fsm, std::nullopt, options);
+  impl_->waiters_.Listen(deadline);  // before the mark commits (with the insert)
   Result<std::int64_t> id = impl_->InsertAwaited(row);
   if (!id) return id.error();
   if (inserted) inserted(*id);

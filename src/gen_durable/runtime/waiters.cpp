@@ -38,7 +38,7 @@ WaitRegistry::~WaitRegistry() {
   }
 }
 
-WaitRegistry::Ticket WaitRegistry::Register(std::int64_t id, Clock::time_point until) {
+void WaitRegistry::Listen(Clock::time_point until) {
   MutexLock lock(mu_);
   if (!started_) {
     started_ = true;
@@ -48,6 +48,10 @@ WaitRegistry::Ticket WaitRegistry::Register(std::int64_t id, Clock::time_point u
   while (!listening_ && !stopping_) {
     if (!state_cv_.WaitUntil(mu_, ready_by)) break;
   }
+}
+
+WaitRegistry::Ticket WaitRegistry::Register(std::int64_t id) {
+  MutexLock lock(mu_);
   Entry& entry = entries_[id];
   ++entry.waiters;
   return Ticket(this, id, entry.wakes, epoch_);

@@ -3,11 +3,12 @@
 // waiters of each id announced; each waiter then reads its row again (the payload is only a
 // hint: anyone who can connect can notify).
 //
-//   WaitRegistry::Ticket ticket = registry.Register(id, deadline);  // before marking the row
+//   registry.Listen(deadline);                               // before marking the row
+//   WaitRegistry::Ticket ticket = registry.Register(id);     // before reading it
 //   ... mark the row, read its status ...
 //   while (!terminal) { ticket.WaitUntil(next_poll); read the row again; }
 //
-// Thread-safe. The thread starts with the first Register and stops with the registry; when its
+// Thread-safe. The thread starts with the first Listen and stops with the registry; when its
 // connection breaks it reconnects by itself and then wakes every waiter, since announcements
 // sent meanwhile were lost.
 #pragma once
@@ -56,11 +57,12 @@ class WaitRegistry {
     std::uint64_t epoch_;  // the listener's connections seen
   };
 
-  // Registers a waiter for instance `id`. Starts the listener on first use and waits (until
-  // `until`, at most 5 s) for its LISTEN to take effect, so that an instance marked after this
-  // returns is announced to it; a listener that cannot connect keeps trying in the background
-  // while the waiter polls.
-  Ticket Register(std::int64_t id, Clock::time_point until) GD_EXCLUDES(mu_);
+  // Starts the listener on first use and waits (until `until`, at most 5 s) for its LISTEN to
+  // take effect, so that an instance marked after this returns is announced; a listener that
+  // cannot connect keeps trying in the background while the waiters poll.
+  void Listen(Clock::time_point until) GD_EXCLUDES(mu_);
+  // Registers a waiter for instance `id`: announcements of `id` from now on wake it.
+  Ticket Register(std::int64_t id) GD_EXCLUDES(mu_);
 
   // True while the listener's LISTEN is in effect.
   bool listening() GD_EXCLUDES(mu_);
