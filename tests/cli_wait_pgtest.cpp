@@ -100,6 +100,7 @@ TEST_F(CliTest, DurationFlagsTakeUnitsAndBadOnesAreUsageErrors) {
       {"worker", "--lease-ttl", "1.0001s"},
       {"worker", "--rate-limit", "demo:5:1w"},
       {"cancel", "--older-than", "", "--all"},
+      {"demo", "--timeout", "1.5s"},  // counts whole seconds
   };
   for (const auto& args : bad) {
     CliResult r = Run(args);

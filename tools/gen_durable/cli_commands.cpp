@@ -23,15 +23,23 @@ void AddCommonFlags(CLI::App* app, GlobalOptions& global, int& verbosity) {
   app->add_flag("-v,--verbose", verbosity, "Log engine activity (-v info, -vv debug)");
 }
 
-CLI::Validator Duration(bool seconds) {
+CLI::Validator Duration(DurationIn unit) {
   return CLI::Validator(
-      [seconds](std::string& value) -> std::string {
+      [unit](std::string& value) -> std::string {
         try {
+          const bool seconds = unit != DurationIn::kMilliseconds;
           const std::int64_t ms = ParseDurationMs(value, seconds ? 1'000 : 1);
-          if (seconds && ms % 1'000 != 0) {
+          if (!seconds) {
+            value = std::to_string(ms);
+          } else if (ms % 1'000 == 0) {
+            value = std::to_string(ms / 1'000);
+          } else if (unit == DurationIn::kSeconds) {
+            std::string fraction = fmt::format("{:03}", ms % 1'000);
+            while (fraction.back() == '0') fraction.pop_back();
+            value = fmt::format("{}.{}", ms / 1'000, fraction);
+          } else {
             return fmt::format("'{}' is not a whole number of seconds", value);
           }
-          value = std::to_string(seconds ? ms / 1'000 : ms);
           return {};
         } catch (const UsageError& e) {
           return e.what();

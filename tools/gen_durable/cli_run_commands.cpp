@@ -121,7 +121,7 @@ CLI::App* AddDemo(CLI::App& app, ParsedCommand& cmd) {
   demo->add_option("--timeout", cmd.demo.timeout_s,
                    std::string("Give up after this") + kSecondsHelp)
       ->capture_default_str()
-      ->transform(Duration(/*seconds=*/true));
+      ->transform(Duration(DurationIn::kWholeSeconds));
   return demo;
 }
 
@@ -150,12 +150,12 @@ CLI::App* AddBench(CLI::App& app, ParsedCommand& cmd) {
       ->add_option("--duration-s", cmd.bench.duration_s,
                    std::string("latency, soak: how long the load runs") + kSecondsHelp)
       ->capture_default_str()
-      ->transform(Duration(/*seconds=*/true));
+      ->transform(Duration(DurationIn::kSeconds));
   bench
       ->add_option("--sample-s", cmd.bench.sample_s,
                    std::string("soak: time between samples") + kSecondsHelp)
       ->capture_default_str()
-      ->transform(Duration(/*seconds=*/true));
+      ->transform(Duration(DurationIn::kSeconds));
   bench
       ->add_option("--gc-retention-ms", cmd.bench.gc_retention_ms,
                    std::string("soak: keep finished rows this long before GC") + kDurationHelp)
