@@ -186,6 +186,40 @@ TEST_F(WaitTest, CancelWakesTheWaiter) {
   EXPECT_EQ(info->last_error, "not needed");
 }
 
+TEST_F(WaitTest, TheListenerReconnectsByItselfAndItsWaitersMissNothingMeanwhile) {
+  auto m = GatedJob();  // no engine: cancel ends the queued rows at once
+  const std::int64_t id = *client_->Insert(m, Gated{});
+  auto waited = std::async(std::launch::async, [&] { return waiter_->Wait(id, 25s); });
+  ASSERT_TRUE(WaitUntil([&] { return Sql64("SELECT count(*) FROM gd_instances WHERE awaited"); }));
+  // The listening session dies; the row ends before (or while) it comes back.
+  EXPECT_EQ(Sql64("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                  "WHERE datname = current_database() "
+                  "AND application_name = 'gen_durable:client-wait'"),
+            1);
+  const auto cancelled = std::chrono::steady_clock::now();
+  ASSERT_EQ(client_->Cancel(id).cancelled.size(), 1u);
+  Result<InstanceInfo> info = waited.get();
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->status, "cancelled");
+  // Read again once the listener was back, long before the 30 s polling floor.
+  EXPECT_LT(std::chrono::steady_clock::now() - cancelled, 10s);
+  ASSERT_TRUE(WaitUntil([&] { return ListeningSessions() == 1; }, 10s));
+
+  // The new session carries the notifications of later ends.
+  const std::int64_t next = *client_->Insert(m, Gated{});
+  auto again = std::async(std::launch::async, [&] { return waiter_->Wait(next, 25s); });
+  ASSERT_TRUE(WaitUntil([&] {
+    return Sql64("SELECT count(*) FROM gd_instances WHERE awaited AND id = " +
+                 std::to_string(next)) == 1;
+  }));
+  const auto ended = std::chrono::steady_clock::now();
+  ASSERT_EQ(client_->Cancel(next).cancelled.size(), 1u);
+  Result<InstanceInfo> next_info = again.get();
+  ASSERT_TRUE(next_info.ok()) << next_info.error().message;
+  EXPECT_EQ(next_info->status, "cancelled");
+  EXPECT_LT(std::chrono::steady_clock::now() - ended, 5s);
+}
+
 TEST_F(WaitTest, AForgedNotificationWakesAWaiterThatReadsTheRowAndWaitsOn) {
   auto m = GatedJob();  // no engine
   const std::int64_t id = *client_->Insert(m, Gated{});
