@@ -5,7 +5,7 @@
 #include <chrono>
 #include <gen_durable/gen_durable.hpp>
 #include <iostream>
-#include <thread>
+#include <stdexcept>
 
 namespace gd = gen_durable;
 
@@ -51,16 +51,12 @@ const auto kCheckout =
         })
         .Register();
 
-// Polls until the instance is terminal, for at most a minute (a real application would not wait
-// like this).
+// Waits (at most a minute) until the instance has ended: Client::Wait is woken as the commit
+// that ends it happens.
 gd::InstanceInfo WaitTerminal(gd::Client& client, std::int64_t id) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
-  for (;;) {
-    gd::InstanceInfo info = *client.Get(id);
-    if (info.status == "done" || info.status == "failed") return info;
-    if (std::chrono::steady_clock::now() > deadline) return info;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  gd::Result<gd::InstanceInfo> info = client.Wait(id, std::chrono::minutes(1));
+  if (!info) throw std::runtime_error(info.error().message);
+  return *info;
 }
 
 int main(int argc, char** argv) {

@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <gen_durable/gen_durable.hpp>
 #include <iostream>
-#include <thread>
 
 namespace gd = gen_durable;
 
@@ -33,14 +32,14 @@ int main(int argc, char** argv) {
 
   auto id = engine->client().Insert(kCleanup, CleanupArgs{argv[2]});
   if (!id) return 1;
-  for (;;) {
-    auto info = engine->client().Get(*id);
-    if (info && info->status == "done") break;
-    if (info && info->status == "failed") {
-      std::cerr << "cleanup failed: " << info->last_error.value_or("?") << "\n";
-      return 1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto info = engine->client().Wait(*id, std::chrono::minutes(1));
+  if (!info) {
+    std::cerr << "cleanup: " << info.error().message << "\n";
+    return 1;
+  }
+  if (info->status != "done") {
+    std::cerr << "cleanup failed: " << info->last_error.value_or("?") << "\n";
+    return 1;
   }
   std::cout << "removed " << argv[2] << "\n";
   return 0;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <gen_durable/gen_durable.hpp>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -145,13 +146,12 @@ const auto kGallery = gd::Machine<Gallery>("guide.gallery")
 
 // --- running it ---
 
-// Polls until the instance is terminal (a real application would not wait like this).
+// Waits (at most a minute) until the instance has ended: Client::Wait is woken as the commit
+// that ends it happens.
 gd::InstanceInfo WaitTerminal(gd::Client& client, std::int64_t id) {
-  for (;;) {
-    gd::InstanceInfo info = *client.Get(id);
-    if (info.status == "done" || info.status == "failed") return info;
-    std::this_thread::sleep_for(20ms);
-  }
+  gd::Result<gd::InstanceInfo> info = client.Wait(id, std::chrono::minutes(1));
+  if (!info) throw std::runtime_error(info.error().message);
+  return *info;
 }
 
 int main(int argc, char** argv) {

@@ -8,7 +8,6 @@
 #include <iostream>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace gd = gen_durable;
@@ -140,13 +139,12 @@ const auto kAudit = gd::Machine<gd::Json>("guide.audit")
                               })
                         .Build();
 
-// Polls until the instance is terminal (an application would rarely wait like this).
+// Waits (at most a minute) until the instance has ended: Client::Wait is woken as the commit
+// that ends it happens.
 gd::InstanceInfo WaitTerminal(gd::Client& client, std::int64_t id) {
-  for (;;) {
-    auto info = client.Get(id);
-    if (info && (info->status == "done" || info->status == "failed")) return *info;
-    std::this_thread::sleep_for(20ms);
-  }
+  gd::Result<gd::InstanceInfo> info = client.Wait(id, std::chrono::minutes(1));
+  if (!info) throw std::runtime_error(info.error().message);
+  return *info;
 }
 
 int main(int argc, char** argv) {

@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <gen_durable/gen_durable.hpp>
 #include <iostream>
-#include <thread>
 
 namespace gd = gen_durable;
 
@@ -45,15 +44,6 @@ const auto kGreet = gd::Job<Greeting>("quickstart.greet")
                         })
                         .Register();
 
-// Polls until the instance is terminal (a real application would not wait like this).
-gd::InstanceInfo WaitTerminal(gd::Client& client, std::int64_t id) {
-  for (;;) {
-    auto info = client.Get(id);
-    if (info && (info->status == "done" || info->status == "failed")) return *info;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-}
-
 int main(int argc, char** argv) {
   const char* env = std::getenv("GEN_DURABLE_DATABASE_URL");
   gd::EngineOptions opts;
@@ -69,8 +59,12 @@ int main(int argc, char** argv) {
   auto greet = engine->client().Insert(kGreet, Greeting{"world"});
   if (!order || !greet) return 1;
 
-  std::cout << "checkout: " << WaitTerminal(engine->client(), *order).result.dump() << "\n";
-  std::cout << "greet: " << WaitTerminal(engine->client(), *greet).result.dump() << "\n";
+  // Wait returns each instance once it has ended (woken as its last step commits).
+  auto checkout = engine->client().Wait(*order, std::chrono::minutes(1));
+  auto greeting = engine->client().Wait(*greet, std::chrono::minutes(1));
+  if (!checkout || !greeting) return 1;
+  std::cout << "checkout: " << checkout->result.dump() << "\n";
+  std::cout << "greet: " << greeting->result.dump() << "\n";
   engine->Stop();
   return 0;
 }

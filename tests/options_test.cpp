@@ -227,6 +227,7 @@ TEST(Errors, ResultHoldsAValueOrADomainError) {
   EXPECT_FALSE(dup);
   EXPECT_EQ(dup.code(), ErrorCode::kDuplicate);
   EXPECT_STREQ(ErrorCodeName(ErrorCode::kNoTarget), "no_target");
+  EXPECT_STREQ(ErrorCodeName(ErrorCode::kTimeout), "timeout");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Tests of the libpq layer (pg/connection) against a real server: statements, errors and their
 // classification, pipelines, LISTEN/NOTIFY and lost connections.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -350,6 +351,24 @@ TEST(PgConnection, ListenReceivesNotifyPayload) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].payload, "43");
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(5000));
+}
+
+TEST(PgConnection, AReadableInterruptFdEndsAWaitForNotificationsAtOnce) {
+  std::unique_ptr<Connection> listener = Connect(gen_durable::testing::FreshDatabase());
+  listener->Listen("quiet");
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(listener->WaitForNotifications(milliseconds(100), fds[0]).empty());
+  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(100));  // not readable yet
+  const char byte = 0;
+  ASSERT_EQ(write(fds[1], &byte, 1), 1);
+  const auto woken = std::chrono::steady_clock::now();
+  EXPECT_TRUE(listener->WaitForNotifications(milliseconds(20000), fds[0]).empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - woken, milliseconds(5000));
+  EXPECT_FALSE(listener->broken());
+  close(fds[0]);
+  close(fds[1]);
 }
 
 TEST(PgConnection, WaitForNotificationsTimesOutWithNothing) {

@@ -135,7 +135,8 @@ TEST_F(RolesTest, AProducerWithOnlyExecuteInsertsAndSignalsButReadsAndWritesNoTa
 }
 
 TEST_F(RolesTest, AViewerReadsEveryTableAndWritesNone) {
-  ASSERT_TRUE(client_->Insert("r.viewed").ok());
+  const Result<std::int64_t> viewed = client_->Insert("r.viewed");
+  ASSERT_TRUE(viewed.ok());
   const std::string viewer = NewRole("viewer");
   Grant(viewer, DatabaseRole::kViewer);
   auto conn = ConnectAs(viewer);
@@ -156,6 +157,13 @@ TEST_F(RolesTest, AViewerReadsEveryTableAndWritesNone) {
   auto client = Client::Connect(co);
   EXPECT_EQ(client->List({}).size(), 1u);
   EXPECT_THROW((void)client->Insert("r.viewer"), DatabaseError);
+  // Wait cannot mark the row for it: it waits by reading the row alone.
+  EXPECT_EQ(client->Wait(*viewed, 300ms).code(), ErrorCode::kTimeout);
+  EXPECT_EQ(sql_->Exec("SELECT count(*) FROM gd_instances WHERE awaited").Int64(0, 0), 0);
+  ASSERT_EQ(client_->Cancel(*viewed).cancelled.size(), 1u);
+  const Result<InstanceInfo> ended = client->Wait(*viewed, 10s);
+  ASSERT_TRUE(ended.ok()) << ended.error().message;
+  EXPECT_EQ(ended->status, "cancelled");
 }
 
 TEST_F(RolesTest, AnEngineRoleRunsWorkersSignalsAndChildren) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -35,6 +36,9 @@ struct SignalOptions {
   // the first signal's id.
   std::optional<std::string> dedup_key;
 };
+
+// A Wait timeout that never ends.
+inline constexpr Millis kWaitForever = Millis::max();
 
 class Client {
  public:
@@ -86,6 +90,34 @@ class Client {
 
   // Reads one instance (with its children ids and signals); nullopt when it does not exist.
   std::optional<InstanceInfo> Get(std::int64_t id);
+
+  // --- waiting for a result (docs/guides/inserting.md, "Waiting for a result") ---
+  // Waits until instance `id` is terminal (done, failed or cancelled) and returns it as Get
+  // would. Returns kNotFound when there is no such instance (or it was deleted meanwhile) and
+  // kTimeout when it is not terminal after `timeout` (it goes on running; wait again at will).
+  // `kWaitForever` waits without limit; 0 looks once. Woken within milliseconds of the commit
+  // that ends the instance by a notification on one listening connection per client, shared by
+  // every waiter of the process; the instance is also read again every
+  // ClientOptions::wait_poll_interval, so a lost notification only delays. Marks the row (an
+  // UPDATE: the role needs the engine's privileges; docs/security.md). Thread-safe; throws
+  // InvalidArgument for a negative timeout and DatabaseError as Get does.
+  Result<InstanceInfo> Wait(std::int64_t id, Millis timeout);
+  // Inserts, then waits as Wait does: "run this and give me the answer". Returns what Insert
+  // refuses (kDuplicate) or what Wait returns. On kTimeout the instance goes on running (the
+  // message names its id). `inserted`, when set, is called with the id once the insert has
+  // committed, before the wait. Faster than Insert then Wait: the row is marked as it is
+  // inserted, so the mark never meets an engine's claim of the row.
+  Result<InstanceInfo> InsertAndWait(const AnyMachine& machine, InsertOptions options,
+                                     Millis timeout,
+                                     const std::function<void(std::int64_t)>& inserted = {});
+  Result<InstanceInfo> InsertAndWait(std::string_view fsm, InsertOptions options, Millis timeout,
+                                     const std::function<void(std::int64_t)>& inserted = {});
+  template <typename State>
+  Result<InstanceInfo> InsertAndWait(const MachineRef<State>& machine, const State& state,
+                                     Millis timeout, InsertOptions options = {}) {
+    options.state = Json(state);
+    return InsertAndWait(static_cast<const AnyMachine&>(machine), std::move(options), timeout);
+  }
   // Lists instances, newest first.
   std::vector<InstanceInfo> List(const ListFilter& filter);
   // Counts instances by queue and status.

@@ -1,8 +1,9 @@
 // Errors and results: expected domain outcomes are values, infrastructure failures are exceptions.
 //
 // Two channels, as in abseil and libpqxx:
-//   * `Result<T>` carries an expected domain outcome — `kDuplicate`, `kNoTarget`, `kNotFound` —
-//     that a caller handles as data. Functions that return one say so in their comment.
+//   * `Result<T>` carries an expected domain outcome — `kDuplicate`, `kNoTarget`, `kNotFound`,
+//     `kTimeout` — that a caller handles as data. Functions that return one say so in their
+//     comment.
 //   * Exceptions rooted at `gen_durable::Error` report infrastructure failures. Each says whether
 //     the caller may retry (`Retry::kRetryable`: the database was unreachable or a transaction was
 //     rolled back by a conflict), must not (`kFatal`: bad input, bad configuration, a SQL error),
@@ -106,9 +107,11 @@ enum class ErrorCode {
   kDuplicate,  // an instance with this unique key already exists in its scope
   kNoTarget,   // the addressed instance does not exist or is terminal
   kNotFound,   // no row matched
+  kTimeout,    // a wait ended before what it waited for happened (Client::Wait)
 };
 
-// Returns the stable lower-case name of `code` ("duplicate", "no_target", "not_found").
+// Returns the stable lower-case name of `code` ("duplicate", "no_target", "not_found",
+// "timeout").
 const char* ErrorCodeName(ErrorCode code) noexcept;
 
 // A failed domain outcome: a code and a human-readable message.

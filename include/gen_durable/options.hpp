@@ -147,6 +147,10 @@ struct ClientOptions : ConnectionOptions {
   // Largest accepted encoded state at insert, in bytes (the engine's client uses the engine's
   // max_payload_bytes, so an inserted state is never too large for the steps that carry it on).
   std::size_t max_payload_bytes = 8 * 1024 * 1024;
+  // Client::Wait reads the instance again at least this often, whatever the notifications
+  // say: a lost notification (a listener reconnecting, a server restart) delays a waiter by at
+  // most this long. Must be > 0.
+  Millis wait_poll_interval{1'000};
 };
 
 // Options of one insert. Unset fields take the machine's defaults.

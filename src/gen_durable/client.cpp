@@ -1,4 +1,5 @@
-// The client: inserts (single, batch, transactional) and reads, over a small connection pool.
+// The client: inserts (single, batch, transactional), reads and waits for results, over a small
+// connection pool.
 #include "gen_durable/client.hpp"
 
 #include <fmt/format.h>
@@ -12,10 +13,12 @@
 #include "gen_durable/model/resolve.hpp"
 #include "gen_durable/model/validate.hpp"
 #include "gen_durable/pg/connection.hpp"
+#include "gen_durable/runtime/waiters.hpp"
 #include "gen_durable/schema/migrations.hpp"
 #include "gen_durable/store/ops_store.hpp"
 #include "gen_durable/store/session.hpp"
 #include "gen_durable/store/store.hpp"
+#include "gen_durable/store/wait_store.hpp"
 #include "gen_durable/util/thread_annotations.hpp"
 
 namespace gen_durable {
@@ -25,7 +28,16 @@ namespace detail {
 class ClientImpl {
  public:
   explicit ClientImpl(ClientOptions options)
-      : options_(std::move(options)), store_(options_.schema), ops_(options_.schema) {}
+      : options_(std::move(options)),
+        store_(options_.schema),
+        ops_(options_.schema),
+        wait_store_(options_.schema),
+        waiters_(wait_store_.channel(), [this] {
+          return OpenSession(options_.database, kWaitSessionName, ClientSessionLimits(options_));
+        }) {}
+
+  // The application_name of the listening session Wait shares (one per client).
+  static constexpr const char* kWaitSessionName = "gen_durable:client-wait";
 
   // Runs `op` on a pooled connection, again (up to 3 times) when it fails in a retryable way
   // before anything was written: a deadlock with a concurrent commit, a lost connection.
@@ -160,9 +172,98 @@ class ClientImpl {
     announce_cv_.NotifyAll();
   }
 
+  using Clock = std::chrono::steady_clock;
+
+  // Inserts `row` and marks it awaited in the same transaction, so that no engine can end it
+  // unmarked (and the mark never contends with a claim of the row); then announces it.
+  Result<std::int64_t> InsertAwaited(const NewInstance& row) {
+    auto c = Acquire();
+    std::vector<std::string> ready;
+    std::optional<std::int64_t> id;
+    (*c).Exec("BEGIN");
+    try {
+      id = store_.InsertOne(*c, row, /*ad_hoc=*/false, &ready);
+      if (id) wait_store_.WatchInTransaction(*c, *id);
+      (*c).Exec("COMMIT");
+    } catch (...) {
+      if (!(*c).broken()) {
+        try {
+          (*c).Exec("ROLLBACK");
+        } catch (...) {
+        }
+      }
+      throw;
+    }
+    Announce(*c, ready);
+    return Inserted(id, row);
+  }
+
+  // When a wait of `timeout` from now ends (far-off timeouts never do).
+  static Clock::time_point DeadlineOf(Millis timeout) {
+    if (timeout < Millis{0}) throw InvalidArgument("wait: timeout must be >= 0");
+    if (timeout >= std::chrono::hours(24 * 365 * 100)) return Clock::time_point::max();
+    return Clock::now() + timeout;
+  }
+
+  // Waits for instance `id`, its row marked already when `marked` (then the caller called
+  // waiters_.Listen before the mark).
+  Result<InstanceInfo> Wait(std::int64_t id, Millis timeout, Clock::time_point deadline,
+                            bool marked) {
+    // Listening before the mark commits, registered before the row is read: an end committed
+    // after the read is announced to this waiter.
+    if (!marked) waiters_.Listen(deadline);
+    detail::WaitRegistry::Ticket ticket = waiters_.Register(id);
+    std::optional<std::string> status;
+    std::optional<InstanceInfo> info;
+    if (marked) {
+      info = Retrying([&](pg::Connection& c) { return store_.Get(c, id); });
+      if (info) status = info->status;
+    } else {
+      try {
+        status = Retrying([&](pg::Connection& c) { return wait_store_.Watch(c, id); });
+      } catch (const DatabaseError& e) {
+        if (e.sqlstate() != "42501") throw;
+        // A role that may read but not update the row waits by polling alone.
+        info = Retrying([&](pg::Connection& c) { return store_.Get(c, id); });
+        if (info) status = info->status;
+      }
+    }
+    for (;;) {
+      if (!status) {
+        return DomainError{ErrorCode::kNotFound, fmt::format("not_found: no instance {}", id)};
+      }
+      if (IsTerminalStatus(*status)) {
+        if (!info) info = Retrying([&](pg::Connection& c) { return store_.Get(c, id); });
+        if (info && IsTerminalStatus(info->status)) return *std::move(info);
+        status = info ? std::optional<std::string>(info->status) : std::nullopt;
+        info.reset();
+        continue;  // retried meanwhile (or deleted)
+      }
+      info.reset();
+      const auto now = Clock::now();
+      if (now >= deadline) {
+        return DomainError{ErrorCode::kTimeout,
+                           fmt::format("timeout: instance {} is still {} after {} ms", id, *status,
+                                       timeout.count())};
+      }
+      const auto poll = options_.wait_poll_interval;
+      ticket.WaitUntil(deadline - now > poll ? now + poll : deadline);
+      // The row says what happened, never the notification (anyone may send one). A database
+      // that is out of reach for a while is waited out like the instance, until the deadline.
+      try {
+        info = Retrying([&](pg::Connection& c) { return store_.Get(c, id); });
+      } catch (const DatabaseError& e) {
+        if (e.retry() != Retry::kRetryable || Clock::now() >= deadline) throw;
+        continue;
+      }
+      status = info ? std::optional<std::string>(info->status) : std::nullopt;
+    }
+  }
+
   ClientOptions options_;
   Store store_;
   OpsStore ops_;
+  WaitStore wait_store_;
   Mutex mu_;
   std::vector<std::unique_ptr<pg::Connection>> free_ GD_GUARDED_BY(mu_);
   Mutex announce_mu_;
@@ -171,6 +272,8 @@ class ClientImpl {
   std::uint64_t added_ GD_GUARDED_BY(announce_mu_) = 0;           // tickets handed out
   std::uint64_t sent_ GD_GUARDED_BY(announce_mu_) = 0;            // tickets announced
   bool announcing_ GD_GUARDED_BY(announce_mu_) = false;
+  // Last: its thread uses the members above until it is stopped.
+  WaitRegistry waiters_;
 };
 
 }  // namespace detail
@@ -245,6 +348,7 @@ std::unique_ptr<Client> Client::Connect(const ClientOptions& options) {
   detail::ValidateSchemaName(options.schema);
   if (options.pool_size < 1) throw ConfigError("pool_size must be >= 1");
   if (options.max_payload_bytes == 0) throw ConfigError("max_payload_bytes must be > 0");
+  if (options.wait_poll_interval <= Millis{0}) throw ConfigError("wait_poll_interval must be > 0");
   detail::ValidateSessionLimits(options);
   return std::unique_ptr<Client>(new Client(std::make_unique<detail::ClientImpl>(options)));
 }
@@ -331,6 +435,36 @@ Result<std::int64_t> Client::SignalByKey(const std::string& unique_key, const st
 std::optional<InstanceInfo> Client::Get(std::int64_t id) {
   auto c = impl_->Acquire();
   return impl_->store_.Get(*c, id);
+}
+
+Result<InstanceInfo> Client::Wait(std::int64_t id, Millis timeout) {
+  const auto deadline = detail::ClientImpl::DeadlineOf(timeout);
+  return impl_->Wait(id, timeout, deadline, /*marked=*/false);
+}
+
+Result<InstanceInfo> Client::InsertAndWait(const AnyMachine& machine, InsertOptions options,
+                                           Millis timeout,
+                                           const std::function<void(std::int64_t)>& inserted) {
+  if (!machine) throw InvalidArgument("insert: empty machine");
+  const auto deadline = detail::ClientImpl::DeadlineOf(timeout);
+  auto row = impl_->Resolve(machine.name(), machine.version(), &machine.def(), options);
+  impl_->waiters_.Listen(deadline);  // before the mark commits (with the insert)
+  Result<std::int64_t> id = impl_->InsertAwaited(row);
+  if (!id) return id.error();
+  if (inserted) inserted(*id);
+  return impl_->Wait(*id, timeout, deadline, /*marked=*/true);
+}
+
+Result<InstanceInfo> Client::InsertAndWait(std::string_view fsm, InsertOptions options,
+                                           Millis timeout,
+                                           const std::function<void(std::int64_t)>& inserted) {
+  const auto deadline = detail::ClientImpl::DeadlineOf(timeout);
+  auto row = impl_->ResolveByName(fsm, std::nullopt, options);
+  impl_->waiters_.Listen(deadline);  // before the mark commits (with the insert)
+  Result<std::int64_t> id = impl_->InsertAwaited(row);
+  if (!id) return id.error();
+  if (inserted) inserted(*id);
+  return impl_->Wait(*id, timeout, deadline, /*marked=*/true);
 }
 
 std::vector<InstanceInfo> Client::List(const ListFilter& filter) {

@@ -11,6 +11,8 @@ const char* ErrorCodeName(ErrorCode code) noexcept {
       return "no_target";
     case ErrorCode::kNotFound:
       return "not_found";
+    case ErrorCode::kTimeout:
+      return "timeout";
   }
   return "unknown";
 }

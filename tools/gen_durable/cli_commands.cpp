@@ -2,7 +2,10 @@
 // flags every command shares (docs/guides/cli.md).
 #include <fmt/format.h>
 
-#include "gen_durable/cli_flags.hpp"  // tools/
+#include <string>
+
+#include "gen_durable/cli_flags.hpp"     // tools/
+#include "gen_durable/command_args.hpp"  // tools/
 #include "gen_durable/conninfo.hpp"
 
 namespace gen_durable::tools {
@@ -18,6 +21,31 @@ void AddCommonFlags(CLI::App* app, GlobalOptions& global, int& verbosity) {
       ->check(
           CLI::Validator([](std::string& value) { return SchemaNameProblem(value); }, "SCHEMA"));
   app->add_flag("-v,--verbose", verbosity, "Log engine activity (-v info, -vv debug)");
+}
+
+CLI::Validator Duration(DurationIn unit) {
+  return CLI::Validator(
+      [unit](std::string& value) -> std::string {
+        try {
+          const bool seconds = unit != DurationIn::kMilliseconds;
+          const std::int64_t ms = ParseDurationMs(value, seconds ? 1'000 : 1);
+          if (!seconds) {
+            value = std::to_string(ms);
+          } else if (ms % 1'000 == 0) {
+            value = std::to_string(ms / 1'000);
+          } else if (unit == DurationIn::kSeconds) {
+            std::string fraction = fmt::format("{:03}", ms % 1'000);
+            while (fraction.back() == '0') fraction.pop_back();
+            value = fmt::format("{}.{}", ms / 1'000, fraction);
+          } else {
+            return fmt::format("'{}' is not a whole number of seconds", value);
+          }
+          return {};
+        } catch (const UsageError& e) {
+          return e.what();
+        }
+      },
+      "DURATION");
 }
 
 void AddJsonFlag(CLI::App* app, GlobalOptions& global) {
@@ -62,7 +90,27 @@ CLI::App* AddInsert(CLI::App& app, ParsedCommand& cmd) {
   insert->add_option("--state", cmd.insert.state, "Initial state (job args): a JSON object");
   insert->add_option("--queue", cmd.insert.queue, "Queue (default: the machine's)");
   insert->add_option("--priority", cmd.insert.priority, "Lower runs first")->capture_default_str();
-  insert->add_option("--schedule-in", cmd.insert.schedule_in_ms, "Run no earlier than MS from now");
+  insert
+      ->add_option("--schedule-in", cmd.insert.schedule_in_ms,
+                   std::string("Run no earlier than this from now") + kDurationHelp)
+      ->transform(Duration());
+  insert
+      ->add_flag("--wait", cmd.insert.wait,
+                 "Wait for the instance to end, at most DURATION (--wait=DURATION; without "
+                 "one: no limit), and print its result JSON; the id goes to stderr. Exit 0 "
+                 "done, 1 failed or cancelled, 124 timed out")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            if (value == kWaitWithoutLimit) return {};
+            try {
+              ParseDurationMs(value);
+              return {};
+            } catch (const UsageError& e) {
+              return e.what();
+            }
+          },
+          ""))
+      ->option_text("[=DURATION]");
   insert->add_option("--step", cmd.insert.step, "First step (default: the machine's)");
   insert->add_option("--max-attempts", cmd.insert.max_attempts,
                      "Attempt limit (default: the machine's; 0: none)");
@@ -153,7 +201,9 @@ void AddSelectFlags(CLI::App* sub, SelectArgs& select) {
   sub->add_option("--status", select.status, "Only instances in this status");
   sub->add_option("--queue", select.queue, "Only this queue");
   sub->add_option("--fsm", select.fsm, "Only this machine");
-  sub->add_option("--older-than", select.older_than_ms, "Only those last updated MS ago or more");
+  sub->add_option("--older-than", select.older_than_ms,
+                  std::string("Only those last updated this long ago or more") + kDurationHelp)
+      ->transform(Duration());
   sub->add_flag("--all", select.all, "Every instance (when no id or filter is given)");
 }
 

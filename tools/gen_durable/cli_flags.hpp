@@ -17,6 +17,19 @@ void AddCommonFlags(CLI::App* app, GlobalOptions& global, int& verbosity);
 void AddJsonFlag(CLI::App* app, GlobalOptions& global);
 // The access flags of an HTTP surface; `prefix` distinguishes the worker's metrics flags.
 void AddHttpFlags(CLI::App* app, HttpArgs& http, const std::string& prefix, const char* env);
+// What a duration flag's variable counts (a bare number on the command line counts the same).
+enum class DurationIn {
+  kMilliseconds,  // an integer
+  kSeconds,       // a decimal number (1500ms becomes 1.5)
+  kWholeSeconds,  // an integer: a fraction of a second is refused
+};
+// The value of a duration flag (ParseDurationMs: 250ms, 30s, 5m, 1h, 1d), converted to what
+// the flag's variable counts. A bad value is a usage error naming the flag.
+CLI::Validator Duration(DurationIn unit = DurationIn::kMilliseconds);
+// Appended to the help of each duration flag.
+inline constexpr const char* kDurationHelp = " (a duration: 250ms, 30s, 5m, 1h, 1d; bare: ms)";
+inline constexpr const char* kSecondsHelp = " (a duration: 30s, 5m, 1h, 1d; bare: seconds)";
+
 // Adds subcommand `name` with the common flags, and --json when `json`; returns it.
 CLI::App* AddCommand(CLI::App& app, ParsedCommand& cmd, const std::string& name,
                      const std::string& description, bool json);

@@ -1,5 +1,7 @@
 // The commands of the `gen_durable` command line that run until stopped or until done: the
 // worker, the dashboard, the demo and the benchmark (docs/guides/cli.md).
+#include <string>
+
 #include "gen_durable/cli_flags.hpp"  // tools/
 
 namespace gen_durable::tools {
@@ -13,8 +15,11 @@ CLI::App* AddDashboard(CLI::App& app, ParsedCommand& cmd) {
       ->capture_default_str();
   dashboard->add_option("--bind", cmd.dashboard.bind, "Address to listen on")
       ->capture_default_str();
-  dashboard->add_option("--refresh-ms", cmd.dashboard.refresh_ms, "Page refresh period (ms)")
-      ->capture_default_str();
+  dashboard
+      ->add_option("--refresh-ms", cmd.dashboard.refresh_ms,
+                   std::string("Page refresh period") + kDurationHelp)
+      ->capture_default_str()
+      ->transform(Duration());
   AddHttpFlags(dashboard, cmd.dashboard.http, "", kDashboardTokenEnv);
   dashboard->add_flag("--read-only", cmd.dashboard.http.read_only,
                       "Show only: no buttons, every action answers 403");
@@ -31,39 +36,59 @@ CLI::App* AddWorker(CLI::App& app, ParsedCommand& cmd) {
           "Queues to serve: NAME:CONCURRENCY or NAME:MIN-MAX (autoscaled), comma-separated")
       ->capture_default_str();
   worker->add_option("--name", cmd.worker.name, "Engine name")->capture_default_str();
-  worker->add_option("--lease-ttl", cmd.worker.lease_ttl_ms, "Lease of a claimed row (ms)")
-      ->capture_default_str();
-  worker->add_option("--heartbeat-interval", cmd.worker.heartbeat_interval_ms,
-                     "Lease extension period (ms), < --lease-ttl (default: min(20000, "
-                     "lease-ttl / 3))");
-  worker->add_option("--poll-interval", cmd.worker.poll_interval_ms, "Base idle poll (ms)")
-      ->capture_default_str();
-  worker->add_option("--reap-interval", cmd.worker.reap_interval_ms, "Reaper sweep period (ms)")
-      ->capture_default_str();
+  worker
+      ->add_option("--lease-ttl", cmd.worker.lease_ttl_ms,
+                   std::string("Lease of a claimed row") + kDurationHelp)
+      ->capture_default_str()
+      ->transform(Duration());
+  worker
+      ->add_option("--heartbeat-interval", cmd.worker.heartbeat_interval_ms,
+                   std::string("Lease extension period, < --lease-ttl (default: min(20s, "
+                               "lease-ttl / 3))") +
+                       kDurationHelp)
+      ->transform(Duration());
+  worker
+      ->add_option("--poll-interval", cmd.worker.poll_interval_ms,
+                   std::string("Base idle poll") + kDurationHelp)
+      ->capture_default_str()
+      ->transform(Duration());
+  worker
+      ->add_option("--reap-interval", cmd.worker.reap_interval_ms,
+                   std::string("Reaper sweep period") + kDurationHelp)
+      ->capture_default_str()
+      ->transform(Duration());
   worker
       ->add_option("--gc-interval", cmd.worker.gc_interval_ms,
-                   "GC sweep period (ms); 0 disables GC on this node")
-      ->capture_default_str();
+                   std::string("GC sweep period; 0 disables GC on this node") + kDurationHelp)
+      ->capture_default_str()
+      ->transform(Duration());
   worker
       ->add_option("--gc-retention", cmd.worker.gc_retention_ms,
-                   "Keep terminal rows this long before GC (ms)")
-      ->capture_default_str();
+                   std::string("Keep terminal rows this long before GC") + kDurationHelp)
+      ->capture_default_str()
+      ->transform(Duration());
   worker
       ->add_option("--prefetch", cmd.worker.prefetch,
                    "Rows each queue claims beyond its free slots")
       ->capture_default_str();
   worker
       ->add_option("--drain-timeout", cmd.worker.drain_timeout_ms,
-                   "On stop, wait this long for running steps (ms)")
-      ->capture_default_str();
+                   std::string("On stop, wait this long for running steps") + kDurationHelp)
+      ->capture_default_str()
+      ->transform(Duration());
   worker
       ->add_option("--autoscale-interval", cmd.worker.autoscale_interval_ms,
-                   "How often autoscaled queues (--queues NAME:MIN-MAX) re-evaluate (ms)")
-      ->capture_default_str();
+                   std::string("How often autoscaled queues (--queues NAME:MIN-MAX) re-evaluate") +
+                       kDurationHelp)
+      ->capture_default_str()
+      ->transform(Duration());
   worker
-      ->add_option("--autoscale-cooldown", cmd.worker.autoscale_cooldown_ms,
-                   "An autoscaled queue shrinks only after this long without a change (ms)")
-      ->capture_default_str();
+      ->add_option(
+          "--autoscale-cooldown", cmd.worker.autoscale_cooldown_ms,
+          std::string("An autoscaled queue shrinks only after this long without a change") +
+              kDurationHelp)
+      ->capture_default_str()
+      ->transform(Duration());
   worker->add_option("--metrics-port", cmd.worker.metrics_port,
                      "Serve Prometheus metrics at /metrics on this port (0: any free port)");
   worker->add_option("--metrics-bind", cmd.worker.metrics_bind, "Address of the metrics server")
@@ -73,12 +98,13 @@ CLI::App* AddWorker(CLI::App& app, ParsedCommand& cmd) {
                    "Record each step's outcome in the instance's history (shown by `show`)");
   worker
       ->add_option("--history-retention", cmd.worker.history_retention_ms,
-                   "GC deletes history entries older than this (ms)")
-      ->capture_default_str();
+                   std::string("GC deletes history entries older than this") + kDurationHelp)
+      ->capture_default_str()
+      ->transform(Duration());
   worker
       ->add_option("--rate-limit", cmd.worker.rate_limits,
-                   "Define a token bucket: NAME:ALLOWED:PERIOD_MS[:BURST] (repeatable; BURST "
-                   "defaults to ALLOWED)")
+                   "Define a token bucket: NAME:ALLOWED:PERIOD[:BURST] (repeatable; PERIOD a "
+                   "duration: 250ms, 30s, 5m, 1h, 1d, bare: ms; BURST defaults to ALLOWED)")
       ->expected(1)
       ->take_all();
   worker
@@ -98,8 +124,10 @@ CLI::App* AddDemo(CLI::App& app, ParsedCommand& cmd) {
   CLI::App* demo =
       AddCommand(app, cmd, "demo", "Run a mix of demo machines and show the progress", true);
   demo->add_option("--count", cmd.demo.count, "Instances to insert")->capture_default_str();
-  demo->add_option("--timeout", cmd.demo.timeout_s, "Give up after S seconds")
-      ->capture_default_str();
+  demo->add_option("--timeout", cmd.demo.timeout_s,
+                   std::string("Give up after this") + kSecondsHelp)
+      ->capture_default_str()
+      ->transform(Duration(DurationIn::kWholeSeconds));
   return demo;
 }
 
@@ -124,18 +152,26 @@ CLI::App* AddBench(CLI::App& app, ParsedCommand& cmd) {
       ->add_option("--rate", cmd.bench.rate,
                    "latency: inserts/s; signal: signals/s; soak: instances/s")
       ->capture_default_str();
-  bench->add_option("--duration-s", cmd.bench.duration_s, "latency, soak: seconds of load")
-      ->capture_default_str();
-  bench->add_option("--sample-s", cmd.bench.sample_s, "soak: seconds between samples")
-      ->capture_default_str();
+  bench
+      ->add_option("--duration-s", cmd.bench.duration_s,
+                   std::string("latency, soak: how long the load runs") + kSecondsHelp)
+      ->capture_default_str()
+      ->transform(Duration(DurationIn::kSeconds));
+  bench
+      ->add_option("--sample-s", cmd.bench.sample_s,
+                   std::string("soak: time between samples") + kSecondsHelp)
+      ->capture_default_str()
+      ->transform(Duration(DurationIn::kSeconds));
   bench
       ->add_option("--gc-retention-ms", cmd.bench.gc_retention_ms,
-                   "soak: keep finished rows this long before GC")
-      ->capture_default_str();
+                   std::string("soak: keep finished rows this long before GC") + kDurationHelp)
+      ->capture_default_str()
+      ->transform(Duration());
   bench
       ->add_option("--gc-interval-ms", cmd.bench.gc_interval_ms,
-                   "soak: GC sweep period; 0 disables GC")
-      ->capture_default_str();
+                   std::string("soak: GC sweep period; 0 disables GC") + kDurationHelp)
+      ->capture_default_str()
+      ->transform(Duration());
   bench
       ->add_option("--large-rows", cmd.bench.large_rows,
                    "large: done rows, and as many future rows, present in the table")

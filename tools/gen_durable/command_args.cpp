@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include "gen_durable/info.hpp"
@@ -37,6 +38,68 @@ std::vector<std::string> SplitList(std::string_view text) {
     text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
   }
   return items;
+}
+
+std::int64_t ParseDurationMs(std::string_view text, std::int64_t bare_unit_ms) {
+  auto bad = [&](std::string_view why) {
+    return UsageError(fmt::format(
+        "'{}' is not a duration: {} (write a number and a unit: 250ms, 30s, 5m, 1h, 1d; a bare "
+        "number is {})",
+        text, why, bare_unit_ms == 1 ? "milliseconds" : fmt::format("{} ms", bare_unit_ms)));
+  };
+  if (text.empty()) throw bad("it is empty");
+  if (text.front() == '-') throw bad("it is negative");
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  std::size_t i = 0;
+  while (i < text.size() && is_digit(text[i])) ++i;
+  const std::string_view whole = text.substr(0, i);
+  std::string_view fraction;
+  bool point = false;
+  if (i < text.size() && text[i] == '.') {
+    point = true;
+    const std::size_t from = ++i;
+    while (i < text.size() && is_digit(text[i])) ++i;
+    fraction = text.substr(from, i - from);
+  }
+  const std::string_view unit = text.substr(i);
+  if (whole.empty() && fraction.empty()) throw bad("it does not start with a number");
+  if (point && fraction.empty()) throw bad("no digit after the decimal point");
+  std::int64_t unit_ms = 0;
+  if (unit.empty()) {
+    unit_ms = bare_unit_ms;
+  } else if (unit == "ms") {
+    unit_ms = 1;
+  } else if (unit == "s") {
+    unit_ms = 1'000;
+  } else if (unit == "m") {
+    unit_ms = 60'000;
+  } else if (unit == "h") {
+    unit_ms = 3'600'000;
+  } else if (unit == "d") {
+    unit_ms = 86'400'000;
+  } else {
+    throw bad(fmt::format("unknown unit '{}'", unit));
+  }
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  std::int64_t ms = 0;
+  if (!whole.empty()) {
+    const auto n = ParseNumber<std::int64_t>(whole);
+    if (!n || *n > kMax / unit_ms) throw bad("it is too large");
+    ms = *n * unit_ms;
+  }
+  // The fraction without its trailing zeros, as an exact count of milliseconds.
+  while (!fraction.empty() && fraction.back() == '0') fraction.remove_suffix(1);
+  if (!fraction.empty()) {
+    constexpr std::size_t kMaxDigits = 9;  // 10^9 x 1 day in ms still fits in 64 bits
+    if (fraction.size() > kMaxDigits) throw bad("it is finer than a millisecond");
+    std::int64_t scale = 1;
+    for (std::size_t k = 0; k < fraction.size(); ++k) scale *= 10;
+    const std::int64_t part = *ParseNumber<std::int64_t>(fraction) * unit_ms;
+    if (part % scale != 0) throw bad("it is finer than a millisecond");
+    if (ms > kMax - part / scale) throw bad("it is too large");
+    ms += part / scale;
+  }
+  return ms;
 }
 
 void CheckStatusFlag(const std::optional<std::string>& status) {
@@ -148,16 +211,18 @@ std::map<std::string, RateLimit> ParseRateLimits(const std::vector<std::string>&
       rest = rest.substr(colon + 1);
     }
     auto bad = [&] {
-      return UsageError(
-          fmt::format("--rate-limit: '{}' is not NAME:ALLOWED:PERIOD_MS[:BURST]", spec));
+      return UsageError(fmt::format("--rate-limit: '{}' is not NAME:ALLOWED:PERIOD[:BURST]", spec));
     };
     if (parts.size() < 3 || parts.size() > 4 || parts[0].empty()) throw bad();
     RateLimit limit;
     const auto allowed = ParseNumber<int>(parts[1]);
-    const auto period = ParseNumber<std::int64_t>(parts[2]);
-    if (!allowed || !period) throw bad();
+    if (!allowed) throw bad();
     limit.allowed = *allowed;
-    limit.period = Millis{*period};
+    try {
+      limit.period = Millis{ParseDurationMs(parts[2])};
+    } catch (const UsageError& e) {
+      throw UsageError(fmt::format("--rate-limit: '{}': PERIOD {}", spec, e.what()));
+    }
     if (parts.size() == 4) {
       const auto burst = ParseNumber<int>(parts[3]);
       if (!burst) throw bad();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <charconv>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +33,14 @@ std::optional<T> ParseNumber(std::string_view text) {
   if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
   return value;
 }
+
+// Parses a duration flag value: a number and a unit, `ms`, `s`, `m`, `h` or `d` (250ms, 30s,
+// 5m, 1h, 1d); a bare number is in `bare_unit_ms` (milliseconds for every flag named without
+// a unit, so existing scripts keep working; seconds for the `-s` flags). A decimal fraction is
+// accepted when it comes to whole milliseconds (1.5s is 1500 ms; 0.5ms is refused). Returns
+// milliseconds. Throws UsageError naming the problem: empty, negative, no number, an unknown
+// unit, finer than a millisecond, or beyond the range of a 64-bit count of milliseconds.
+std::int64_t ParseDurationMs(std::string_view text, std::int64_t bare_unit_ms = 1);
 
 // Throws UsageError when a --status value is not an instance status.
 void CheckStatusFlag(const std::optional<std::string>& status);

@@ -33,6 +33,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitRefused = 3;
+inline constexpr int kExitTimeout = 124;  // insert --wait: the wait ran out (as timeout(1))
 
 // Bad command-line input found after parsing (malformed JSON, a bad --queues list).
 class UsageError : public std::runtime_error {
@@ -96,9 +97,16 @@ struct InsertArgs {
   std::optional<std::string> unique_key;
   std::optional<std::string> unique_scope;  // "status,status,..."
   std::optional<std::string> rate_limit;    // "NAME" or "NAME:KEY"
+  // --wait[=DURATION]: empty (no wait), kWaitWithoutLimit (the flag alone) or a duration.
+  std::string wait;
 };
+// What the parser makes of a bare --wait (a flag's value when given none).
+inline constexpr const char* kWaitWithoutLimit = "true";
 // `insert`: prints the new id alone on stdout. A unique key held by a live instance (in its
-// scope) is refused: exit 3, "duplicate: ...".
+// scope) is refused: exit 3, "duplicate: ...". With --wait: prints the id on stderr, waits for
+// the instance to end and prints its result JSON on stdout; exit 0 when it is done, 1 when it
+// failed or was cancelled (its last_error the one-line reason on stderr), 124 when the wait
+// timed out.
 int RunInsert(const GlobalOptions& global, const InsertArgs& args);
 
 struct SignalArgs {
@@ -213,7 +221,7 @@ struct WorkerArgs {
   std::int64_t gc_retention_ms = 86'400'000;
   int prefetch = 0;
   std::int64_t drain_timeout_ms = 5'000;
-  std::vector<std::string> rate_limits;    // each "NAME:ALLOWED:PERIOD_MS[:BURST]"
+  std::vector<std::string> rate_limits;    // each "NAME:ALLOWED:PERIOD[:BURST]"
   std::vector<std::string> global_limits;  // each "QUEUE:N"
   std::int64_t autoscale_interval_ms = 1'000;
   std::int64_t autoscale_cooldown_ms = 5'000;
@@ -242,7 +250,8 @@ std::map<std::string, QueueConfig> ParseQueues(const std::string& spec);
 void ApplyGlobalLimits(const std::vector<std::string>& specs,
                        std::map<std::string, QueueConfig>& queues);
 
-// Parses --rate-limit values "NAME:ALLOWED:PERIOD_MS[:BURST]". Throws UsageError when malformed
+// Parses --rate-limit values "NAME:ALLOWED:PERIOD[:BURST]" (PERIOD a duration, see
+// ParseDurationMs). Throws UsageError when malformed
 // or when a name repeats; out-of-range numbers are left for the engine's validation.
 std::map<std::string, RateLimit> ParseRateLimits(const std::vector<std::string>& specs);
 

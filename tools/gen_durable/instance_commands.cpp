@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cstdio>
 #include <map>
 #include <optional>
 #include <string>
@@ -16,6 +17,35 @@
 #include "gen_durable/output.hpp"  // tools/
 
 namespace gen_durable::tools {
+
+namespace {
+
+// insert --wait: the id on stderr once inserted, then the result on stdout when the instance
+// is done; its last_error as the reason when it failed or was cancelled.
+int InsertAndWait(Client& client, const std::string& fsm, InsertOptions options, Millis timeout) {
+  Result<InstanceInfo> info =
+      client.InsertAndWait(fsm, std::move(options), timeout, [](std::int64_t id) {
+        fmt::print(stderr, "{}\n", id);
+        std::fflush(stderr);
+      });
+  if (!info) {
+    const std::string reason = RefusalReason(info.error());
+    if (info.code() == ErrorCode::kTimeout) {
+      fmt::print(stderr, "gen_durable: {}\n", reason);
+      return kExitTimeout;
+    }
+    if (info.code() == ErrorCode::kNotFound) throw Error(reason);
+    throw RefusedError(reason);
+  }
+  if (info->status != "done") {
+    throw Error(fmt::format("instance {} {}: {}", info->id, info->status,
+                            detail::OneLine(info->last_error.value_or("(no error recorded)"))));
+  }
+  fmt::print("{}\n", info->result.dump());
+  return kExitOk;
+}
+
+}  // namespace
 
 int RunInsert(const GlobalOptions& global, const InsertArgs& args) {
   InsertOptions options;
@@ -38,9 +68,15 @@ int RunInsert(const GlobalOptions& global, const InsertArgs& args) {
   }
   if (args.rate_limit) options.rate_limit = ParseRateLimitRef(*args.rate_limit);
 
+  std::optional<Millis> wait;
+  if (!args.wait.empty()) {
+    wait = args.wait == kWaitWithoutLimit ? kWaitForever : Millis{ParseDurationMs(args.wait)};
+  }
+
   // The demo machines' defaults (queue, initial step, max attempts) apply to their inserts.
   RegisterDemoMachines();
   Session session(global);
+  if (wait) return InsertAndWait(session.client(), args.fsm, std::move(options), *wait);
   Result<std::int64_t> id = session.client().Insert(args.fsm, std::move(options));
   if (!id) {
     const std::string reason = RefusalReason(id.error());

@@ -280,6 +280,11 @@ Result Connection::Execute(const Statement& stmt, const Params& params) {
 void Connection::Listen(const std::string& channel) { Exec("LISTEN " + QuoteIdent(channel)); }
 
 std::vector<Notification> Connection::WaitForNotifications(std::chrono::milliseconds timeout) {
+  return WaitForNotifications(timeout, -1);
+}
+
+std::vector<Notification> Connection::WaitForNotifications(std::chrono::milliseconds timeout,
+                                                           int interrupt_fd) {
   using Clock = std::chrono::steady_clock;
   const Clock::time_point deadline = Clock::now() + std::max(timeout, std::chrono::milliseconds(0));
   constexpr std::string_view kWhat = "wait for notifications";
@@ -292,13 +297,15 @@ std::vector<Notification> Connection::WaitForNotifications(std::chrono::millisec
     if (remaining <= 0) return {};
     const int socket = PQsocket(conn_);
     if (socket < 0) CheckAlive(kWhat);
-    pollfd pfd{socket, POLLIN, 0};
-    const int rc = poll(&pfd, 1, static_cast<int>(std::min<std::int64_t>(remaining, INT_MAX)));
+    // (a negative fd is ignored by poll)
+    pollfd pfd[2] = {{socket, POLLIN, 0}, {interrupt_fd, POLLIN, 0}};
+    const int rc = poll(pfd, 2, static_cast<int>(std::min<std::int64_t>(remaining, INT_MAX)));
     if (rc < 0) {
       if (errno == EINTR) continue;
       Raise(ConnectionFailure(fmt::format("poll: {}", std::strerror(errno)), kWhat,
                               /*in_commit=*/false));
     }
+    if (rc > 0 && pfd[1].revents != 0) return {};
     // Readable may mean a notification, some other message, or the server hanging up.
     if (rc > 0) CheckAlive(kWhat);
   }

@@ -107,6 +107,10 @@ class Connection {
   // that are queued. Returns an empty vector on timeout. Throws DatabaseError when the
   // connection breaks.
   std::vector<Notification> WaitForNotifications(std::chrono::milliseconds timeout);
+  // The same, also returning (empty) as soon as `interrupt_fd` is readable; the caller drains
+  // it. For a thread that must stop promptly while it waits.
+  std::vector<Notification> WaitForNotifications(std::chrono::milliseconds timeout,
+                                                 int interrupt_fd);
 
   // True once a connection-level failure was seen; the connection must be replaced.
   bool broken() const { return broken_; }

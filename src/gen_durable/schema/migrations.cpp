@@ -33,6 +33,8 @@ const std::vector<Migration>& Migrations() {
        "cluster-wide concurrency limit per queue: gd_queues.global_limit, gd_queue_room, "
        "executing rows indexed by queue",
        kV7},
+      {9, "waiting for a result: rows a caller waits on notify the wait channel when they end",
+       kV9},
   };
   return kAll;
 }
@@ -70,6 +72,10 @@ std::string ControlChannelFor(const std::string& schema) {
   return ChannelName("gen_durable_ctl.", schema);
 }
 
+std::string WaitChannelFor(const std::string& schema) {
+  return ChannelName("gen_durable_wait.", schema);
+}
+
 std::string WithSchema(const std::string& sql, const std::string& schema) {
   // Options are checked when a client or engine is made; this keeps every other path (and any
   // future one) from placing an unchecked name in a statement or a function body.
@@ -77,6 +83,7 @@ std::string WithSchema(const std::string& sql, const std::string& schema) {
   const std::string quoted = pg::QuoteIdent(schema);
   const std::string channel = InLiteral(ChannelFor(schema));
   const std::string control = InLiteral(ControlChannelFor(schema));
+  const std::string wait = InLiteral(WaitChannelFor(schema));
   std::string out;
   out.reserve(sql.size() + 64);
   for (std::size_t i = 0; i < sql.size(); ++i) {
@@ -88,6 +95,9 @@ std::string WithSchema(const std::string& sql, const std::string& schema) {
       i += 2;
     } else if (sql.compare(i, 3, "{k}") == 0) {
       out += control;
+      i += 2;
+    } else if (sql.compare(i, 3, "{w}") == 0) {
+      out += wait;
       i += 2;
     } else {
       out += sql[i];

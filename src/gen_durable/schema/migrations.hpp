@@ -32,6 +32,9 @@ std::string ChannelFor(const std::string& schema);
 // resume, scale, cancel) was written to the tables; engines read the tables, never the payload
 // (anyone who can connect can notify; docs/security.md, "Control plane").
 std::string ControlChannelFor(const std::string& schema);
+// The wait channel of `schema`: the id of an instance that ended while a caller waited for it
+// (Client::Wait). A hint only: the waiter reads the row again.
+std::string WaitChannelFor(const std::string& schema);
 
 // The statements that grant `role` what `as` needs on `schema` (docs/security.md): `tables`
 // are the schema's table names and `functions` its non-trigger functions as
@@ -47,7 +50,8 @@ void GrantRole(pg::Connection& conn, const std::string& schema, const std::strin
                DatabaseRole as);
 
 // Replaces every "{s}" in `sql` with the quoted `schema`, every "{c}" with its channel and
-// every "{k}" with its control channel (both escaped for a string literal).
+// every "{k}" with its control channel and every "{w}" with its wait channel (each escaped for a
+// string literal).
 std::string WithSchema(const std::string& sql, const std::string& schema);
 
 }  // namespace gen_durable::detail

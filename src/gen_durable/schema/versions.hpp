@@ -1,5 +1,5 @@
 // The DDL of each schema version, applied in order by Migrate (migrations.cpp). "{s}" stands for
-// the quoted schema name, "{c}" and "{k}" for its channels (WithSchema). A version, once
+// the quoted schema name, "{c}", "{k}" and "{w}" for its channels (WithSchema). A version, once
 // released, never changes: later changes are new versions.
 #pragma once
 
@@ -12,5 +12,6 @@ extern const char* const kV4;
 extern const char* const kV5;
 extern const char* const kV6;  // version_6.cpp
 extern const char* const kV7;  // version_7.cpp
+extern const char* const kV9;  // version_9.cpp
 
 }  // namespace gen_durable::detail::ddl
