@@ -29,8 +29,7 @@ constexpr int kSearchDays = 366 * 8 + 2;
 
 constexpr std::array<const char*, 12> kMonthNames = {"jan", "feb", "mar", "apr", "may", "jun",
                                                      "jul", "aug", "sep", "oct", "nov", "dec"};
-constexpr std::array<const char*, 7> kDayNames = {"sun", "mon", "tue", "wed",
-                                                  "thu", "fri", "sat"};
+constexpr std::array<const char*, 7> kDayNames = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
 
 [[noreturn]] void Fail(std::string_view expression, const std::string& why) {
   throw InvalidArgument("cron expression '" + std::string(expression) + "': " + why);
@@ -242,18 +241,21 @@ CronExpression CronExpression::Parse(std::string_view expression, std::string_vi
     return expanded;
   }
   if (fields.size() != 5 && fields.size() != 6) {
-    Fail(expression, "expected 5 fields (minute hour day-of-month month day-of-week) or 6 "
-                     "(seconds first), got " +
-                         std::to_string(fields.size()));
+    Fail(expression,
+         "expected 5 fields (minute hour day-of-month month day-of-week) or 6 "
+         "(seconds first), got " +
+             std::to_string(fields.size()));
   }
   std::size_t f = 0;
   if (fields.size() == 6) {
     c.seconds_field_ = true;
-    c.seconds_ = Bits<60>(FieldParser(expression, {"seconds", 0, 59, nullptr, 0, 0}).Parse(fields[f++]));
+    c.seconds_ =
+        Bits<60>(FieldParser(expression, {"seconds", 0, 59, nullptr, 0, 0}).Parse(fields[f++]));
   } else {
     c.seconds_[0] = true;
   }
-  c.minutes_ = Bits<60>(FieldParser(expression, {"minute", 0, 59, nullptr, 0, 0}).Parse(fields[f++]));
+  c.minutes_ =
+      Bits<60>(FieldParser(expression, {"minute", 0, 59, nullptr, 0, 0}).Parse(fields[f++]));
   c.hours_ = Bits<24>(FieldParser(expression, {"hour", 0, 23, nullptr, 0, 0}).Parse(fields[f++]));
   c.day_star_ = fields[f][0] == '*';
   c.days_ =
@@ -283,9 +285,8 @@ bool CronExpression::DayMatches(std::chrono::sys_days day) const {
 }
 
 std::optional<CronExpression::LocalSeconds> CronExpression::NextLocal(LocalSeconds after) const {
-  const LocalSeconds start = seconds_field_
-                                 ? after + seconds{1}
-                                 : std::chrono::floor<minutes>(after) + minutes{1};
+  const LocalSeconds start =
+      seconds_field_ ? after + seconds{1} : std::chrono::floor<minutes>(after) + minutes{1};
   auto day = std::chrono::floor<days>(start);
   auto tod = start - day;
   for (int i = 0; i < kSearchDays; ++i, day += days{1}, tod = seconds{0}) {
@@ -383,8 +384,8 @@ std::string IsoUtc(std::chrono::system_clock::time_point t) {
     std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
                   static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
                   static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
-                  static_cast<int>(hms.minutes().count()),
-                  static_cast<int>(hms.seconds().count()), frac);
+                  static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()),
+                  frac);
   }
   return buf;
 }

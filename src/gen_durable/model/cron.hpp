@@ -62,8 +62,8 @@ class CronExpression {
   std::bitset<60> seconds_;
   std::bitset<60> minutes_;
   std::bitset<24> hours_;
-  std::bitset<32> days_;   // 1..31
-  std::bitset<13> months_;  // 1..12
+  std::bitset<32> days_;     // 1..31
+  std::bitset<13> months_;   // 1..12
   std::bitset<7> weekdays_;  // 0 = Sunday
   bool day_star_ = false;
   bool weekday_star_ = false;

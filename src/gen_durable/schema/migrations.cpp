@@ -29,6 +29,7 @@ const std::vector<Migration>& Migrations() {
        "gd_control behind a payload-free control channel; nodes record their lease ttl, "
        "claims count their committed steps",
        kV6},
+      {8, "periodic schedules: gd_schedules", kV8},
   };
   return kAll;
 }

@@ -11,5 +11,6 @@ extern const char* const kV3;  // versions_3_5.cpp
 extern const char* const kV4;
 extern const char* const kV5;
 extern const char* const kV6;  // version_6.cpp
+extern const char* const kV8;  // version_8.cpp
 
 }  // namespace gen_durable::detail::ddl
