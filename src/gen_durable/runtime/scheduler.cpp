@@ -22,6 +22,9 @@ constexpr std::size_t kMaxSlotsPerRound = 1000;
 constexpr milliseconds kMaxSleep{60'000};
 // After a failed round (the database unreachable).
 constexpr milliseconds kRetry{1'000};
+// A slot from before this node started is judged missed only once it is this old: until then a
+// running node that is late (a busy machine, its own start) may still fire it.
+constexpr milliseconds kMissGrace{2'000};
 
 std::int64_t Ms(Scheduler::TimePoint t) {
   return std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
@@ -67,8 +70,8 @@ void Scheduler::Start() {
       const TimePoint next = FireDue();
       auto wait = kMaxSleep;
       if (next != TimePoint::max()) {
-        const auto until = std::chrono::duration_cast<milliseconds>(
-            next - std::chrono::system_clock::now());
+        const auto until =
+            std::chrono::duration_cast<milliseconds>(next - std::chrono::system_clock::now());
         // (+1 ms: a wake a hair early would find the slot not yet due)
         wait = std::clamp(until + milliseconds{1}, milliseconds{1}, kMaxSleep);
       }
@@ -122,6 +125,11 @@ Scheduler::TimePoint Scheduler::FireOne(pg::Connection& conn, const ScheduleDefi
   std::int64_t missed = 0;
   std::optional<TimePoint> newest;
   if (base < edge) {
+    // Recent unfired slots from before this node's start: wait for whoever may still fire them
+    // (firing a later slot now would pass over them).
+    const TimePoint settled = std::min(edge, now - kMissGrace);
+    const auto pending = expr->Next(std::max(base, settled));
+    if (pending && *pending <= edge) return *pending + kMissGrace;
     std::int64_t skipped = 0;
     auto old = expr->Between(base, std::min(now, edge),
                              catch_up ? static_cast<std::size_t>(std::max(1, d.catch_up_max)) : 1,

@@ -155,8 +155,12 @@ FireResult ScheduleStore::Fire(pg::Connection& c, const std::string& name,
                                std::optional<std::int64_t> next_fire_ms,
                                const std::vector<std::string>& keys) const {
   pg::Params p;
-  p.Add(name).Add(expected_ms).Add(new_last_ms).Add(next_fire_ms).Add(TextArray(keys)).Add(
-      channel_);
+  p.Add(name)
+      .Add(expected_ms)
+      .Add(new_last_ms)
+      .Add(next_fire_ms)
+      .Add(TextArray(keys))
+      .Add(channel_);
   auto r = c.Execute(fire_, p);
   FireResult out;
   for (int i = 0; i < r.rows(); ++i) {

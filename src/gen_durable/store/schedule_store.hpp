@@ -64,8 +64,9 @@ class ScheduleStore {
   // `new_last_ms`, sets it to `new_last_ms` (and next_fire to `next_fire_ms`) and inserts one
   // instance of the row's definition per key of `keys` (runnable now), announcing the queue;
   // else writes nothing. Keys whose instance is held (unique key) are not inserted twice.
-  FireResult Fire(pg::Connection& c, const std::string& name, std::optional<std::int64_t> expected_ms,
-                  std::int64_t new_last_ms, std::optional<std::int64_t> next_fire_ms,
+  FireResult Fire(pg::Connection& c, const std::string& name,
+                  std::optional<std::int64_t> expected_ms, std::int64_t new_last_ms,
+                  std::optional<std::int64_t> next_fire_ms,
                   const std::vector<std::string>& keys) const;
   // Inserts one instance of schedule `name`'s definition now with unique key `key`, leaving
   // last_fired alone. nullopt when there is no such schedule (or the key is held).
