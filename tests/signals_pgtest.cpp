@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <latch>
@@ -594,7 +595,9 @@ TEST_F(SignalsTest, TheSignalsMigrationAppliesToAnInboxWithRows) {
                   "({0}, 'plain-consumed', NULL, now()), ({0}, 'keyed-consumed', 'k', now()), "
                   "({0}, 'plain-pending', NULL, NULL)",
                   id));
-  EXPECT_EQ(detail::Migrate(*conn, schema), detail::LatestSchemaVersion() - kSignalsMigration + 1);
+  const auto later = std::count_if(detail::Migrations().begin(), detail::Migrations().end(),
+                                   [](const auto& m) { return m.version >= kSignalsMigration; });
+  EXPECT_EQ(detail::Migrate(*conn, schema), later);
   auto names = conn->Exec("SELECT string_agg(name, ',' ORDER BY id) FROM older.gd_signals");
   EXPECT_EQ(names.String(0, 0), "keyed-consumed,plain-pending");
   const auto keyed =
