@@ -169,8 +169,9 @@ Scheduler::TimePoint Scheduler::FireOne(pg::Connection& conn, const ScheduleDefi
                  catch_up ? "older than the catch-up limit" : "skipped");
   }
   const TimePoint after = std::chrono::system_clock::now();
-  for (const auto& [id, key] : fired.inserted) {
-    const TimePoint slot = slot_of[key];
+  for (const auto& inserted : fired.inserted) {
+    const std::int64_t id = inserted.first;  // (not a structured binding: the lambda uses it)
+    const TimePoint slot = slot_of[inserted.second];
     report_->Emit("schedule.fired", [&](TelemetryEvent& e) {
       e.measurements["lag_ms"] =
           static_cast<double>(std::chrono::duration_cast<milliseconds>(after - slot).count());
