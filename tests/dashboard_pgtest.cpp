@@ -75,6 +75,12 @@ class DashboardTest : public EngineTest {
   void StartAll(const DashboardOptions& options = {}) {
     auto o = Options({Checkout(), Failing(), Child(), Parent(), Holder()});
     o.history = true;
+    // Shown on the overview; it fires on 29 February only, never during a test run.
+    Schedule leap;
+    leap.name = "leap";
+    leap.cron = "0 0 29 2 *";
+    leap.fsm = "ui.fail";
+    o.schedules = {leap};
     engine_ = Engine::Start(o);
     dashboard_ = Dashboard::Start(*engine_, options);
   }
@@ -104,6 +110,11 @@ TEST_F(DashboardTest, ApiServesQueuesInstancesAndRefusesBadRequests) {
   EXPECT_EQ(o["local"]["node"], engine_->node_id());
   EXPECT_EQ(o["nodes"].size(), 1u);
   EXPECT_EQ(o["queues"][0]["counts"]["awaiting_signal"], 1);
+  ASSERT_EQ(o["schedules"].size(), 1u) << o.dump();
+  EXPECT_EQ(o["schedules"][0]["name"], "leap");
+  EXPECT_EQ(o["schedules"][0]["cron"], "0 0 29 2 *");
+  const std::string next_fire = o["schedules"][0]["next_fire"];
+  EXPECT_NE(next_fire.find("-02-29T00:00:00Z"), std::string::npos) << next_fire;
 
   auto one = http.Get("/api/instances/" + std::to_string(*parked));
   ASSERT_EQ(one->status, 200);

@@ -141,7 +141,7 @@ TEST_F(RolesTest, AViewerReadsEveryTableAndWritesNone) {
   Grant(viewer, DatabaseRole::kViewer);
   auto conn = ConnectAs(viewer);
   for (const char* table : {"gd_instances", "gd_signals", "gd_nodes", "gd_queues", "gd_history",
-                            "gd_rate_buckets", "gd_schema_migrations"}) {
+                            "gd_rate_buckets", "gd_schedules", "gd_schema_migrations"}) {
     std::string what;
     EXPECT_EQ(StateOf(*conn, fmt::format("SELECT count(*) FROM {}", table), &what), "")
         << table << ": " << what;

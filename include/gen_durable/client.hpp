@@ -168,6 +168,15 @@ class Client {
   // The history of instance `id`, oldest first (at most `limit` newest entries).
   std::vector<HistoryEntry> History(std::int64_t id, int limit = 200);
 
+  // --- periodic schedules (docs/guides/schedules.md) ---
+  // Every schedule recorded in the database (engines carrying one write it at start), by name,
+  // with its last and next fire times.
+  std::vector<ScheduleInfo> Schedules();
+  // Inserts one run of schedule `name` now, outside its slots, from its recorded definition,
+  // with the unique key "schedule:NAME:manual:TIME"; its slots are not affected. Returns the
+  // new id, or kNotFound when no schedule of that name is recorded.
+  Result<std::int64_t> TriggerSchedule(const std::string& name);
+
   const std::string& schema() const;
 
  private:

@@ -10,7 +10,8 @@
 //   engine->Stop();                                      // graceful drain (also in ~Engine)
 //
 // One engine runs a scheduler per queue (batched claims), a worker pool per queue, a group
-// commit flusher, a heartbeat, a reaper and GC. Several engines may run in one process under
+// commit flusher, a heartbeat, a reaper and GC, and a thread firing its periodic schedules (when
+// it carries any). Several engines may run in one process under
 // different names (other databases, schemas or queue sets). Thread-safe.
 #pragma once
 

@@ -156,6 +156,28 @@ struct NodeInfo {
   Json ToJson() const;
 };
 
+// A periodic schedule as the database records it (Client::Schedules): the definition the
+// newest starting node wrote, and where its firing stands.
+struct ScheduleInfo {
+  std::string name;
+  std::string cron;
+  std::string time_zone;
+  std::string fsm;
+  std::string queue;
+  int priority = 0;
+  Json state;
+  std::string missed;  // "skip" or "catch_up"
+  int catch_up_max = 0;
+  // UTC ISO-8601 ("2026-12-06T10:00:00Z"): the newest slot fired (or passed over as missed),
+  // and the next slot as the nodes carrying it computed it; nullopt before the first.
+  std::optional<std::string> last_fired;
+  std::optional<std::string> next_fire;
+  std::string updated_at;  // when a node last wrote the definition or fired it
+
+  // The object printed by `gen_durable schedules --json`.
+  Json ToJson() const;
+};
+
 // Counts by queue x status, and totals by status.
 struct StatusCounts {
   std::map<std::string, std::int64_t> total;

@@ -94,6 +94,32 @@ struct ConnectionOptions {
   std::optional<Millis> network_timeout;
 };
 
+// A periodic schedule (docs/guides/schedules.md): an instance of `fsm` inserted at each slot of
+// `cron` in `time_zone`. Every node carrying a schedule of the same `name` shares it, with no
+// leader: each slot is inserted once cluster-wide, with the unique key
+// "schedule:NAME:SLOT" (SLOT in UTC, e.g. "schedule:report:2026-12-06T10:00:00Z").
+struct Schedule {
+  // Identifies the schedule across nodes; not empty, unique among an engine's schedules.
+  std::string name;
+  // Five fields `minute hour day-of-month month day-of-week`, six with seconds first,
+  // `@every 30s` (units ms, s, m, h, d) or @yearly @annually @monthly @weekly @daily @midnight
+  // @hourly; names (jan, mon), ranges, steps and lists as in cron(8).
+  std::string cron;
+  // IANA zone the fields are read in; daylight saving handled as cron does (the guide).
+  std::string time_zone = "UTC";
+  // The machine to insert (registered with this engine), its initial state, queue (default:
+  // the machine's) and priority.
+  std::string fsm;
+  Json state = Json::object();
+  std::optional<std::string> queue;
+  int priority = 0;
+  // Slots that passed while no node carrying the schedule ran: kSkip inserts none of them (and
+  // reports them with `schedule.missed`); kCatchUp inserts the newest `catch_up_max` of them.
+  enum class Missed { kSkip, kCatchUp };
+  Missed missed = Missed::kSkip;
+  int catch_up_max = 1;
+};
+
 struct EngineOptions : ConnectionOptions {
   // Identity of this engine in the process: two running engines cannot share a name.
   std::string name = "gen_durable";
@@ -128,6 +154,9 @@ struct EngineOptions : ConnectionOptions {
   // Partition keys starting with a prefix may run this many steps at once (default 1 per
   // key); the longest matching prefix wins. E.g. {{"stripe:", 100}}.
   std::map<std::string, int> partition_limits;
+  // Periodic schedules this node carries (docs/guides/schedules.md); Start records each
+  // definition in the database (the newest start's definition is the one every node fires).
+  std::vector<Schedule> schedules;
 
   // Autoscaled queues ({min, max}) re-evaluate their concurrency this often...
   Millis autoscale_interval{1'000};

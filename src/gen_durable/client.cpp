@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <mutex>
 
+#include "gen_durable/model/cron.hpp"
 #include "gen_durable/model/resolve.hpp"
 #include "gen_durable/model/validate.hpp"
 #include "gen_durable/pg/connection.hpp"
 #include "gen_durable/runtime/waiters.hpp"
 #include "gen_durable/schema/migrations.hpp"
 #include "gen_durable/store/ops_store.hpp"
+#include "gen_durable/store/schedule_store.hpp"
 #include "gen_durable/store/session.hpp"
 #include "gen_durable/store/store.hpp"
 #include "gen_durable/store/wait_store.hpp"
@@ -32,6 +34,7 @@ class ClientImpl {
         store_(options_.schema),
         ops_(options_.schema),
         wait_store_(options_.schema),
+        schedules_(options_.schema),
         waiters_(wait_store_.channel(), [this] {
           return OpenSession(options_.database, kWaitSessionName, ClientSessionLimits(options_));
         }) {}
@@ -264,6 +267,7 @@ class ClientImpl {
   Store store_;
   OpsStore ops_;
   WaitStore wait_store_;
+  ScheduleStore schedules_;
   Mutex mu_;
   std::vector<std::unique_ptr<pg::Connection>> free_ GD_GUARDED_BY(mu_);
   Mutex announce_mu_;
@@ -299,6 +303,21 @@ Json NodeInfo::ToJson() const {
           {"running", running},
           {"started_at", started_at},
           {"heartbeat_at", heartbeat_at}};
+}
+
+Json ScheduleInfo::ToJson() const {
+  return {{"name", name},
+          {"cron", cron},
+          {"time_zone", time_zone},
+          {"fsm", fsm},
+          {"queue", queue},
+          {"priority", priority},
+          {"state", state},
+          {"missed", missed},
+          {"catch_up_max", catch_up_max},
+          {"last_fired", last_fired ? Json(*last_fired) : Json(nullptr)},
+          {"next_fire", next_fire ? Json(*next_fire) : Json(nullptr)},
+          {"updated_at", updated_at}};
 }
 
 Json InstanceInfo::ToJson() const {
@@ -584,6 +603,57 @@ std::vector<HistoryEntry> Client::History(std::int64_t id, int limit) {
   if (limit < 1) throw InvalidArgument("history: limit must be >= 1");
   return impl_->Retrying(
       [&](detail::pg::Connection& c) { return impl_->ops_.History(c, id, limit); });
+}
+
+}  // namespace gen_durable
+
+namespace gen_durable {
+
+namespace {
+
+std::string IsoOfMs(std::int64_t ms) {
+  return detail::IsoUtc(std::chrono::system_clock::time_point{std::chrono::milliseconds{ms}});
+}
+
+}  // namespace
+
+std::vector<ScheduleInfo> Client::Schedules() {
+  const auto records =
+      impl_->Retrying([&](detail::pg::Connection& c) { return impl_->schedules_.List(c); });
+  std::vector<ScheduleInfo> out;
+  for (const auto& r : records) {
+    const auto& d = r.definition;
+    ScheduleInfo info;
+    info.name = d.name;
+    info.cron = d.cron;
+    info.time_zone = d.zone;
+    info.fsm = d.fsm;
+    info.queue = d.queue;
+    info.priority = d.priority;
+    info.state = Json::parse(d.state);
+    info.missed = d.missed;
+    info.catch_up_max = d.catch_up_max;
+    if (r.last_fired_ms) info.last_fired = IsoOfMs(*r.last_fired_ms);
+    if (r.next_fire_ms) info.next_fire = IsoOfMs(*r.next_fire_ms);
+    info.updated_at = IsoOfMs(r.updated_ms);
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Result<std::int64_t> Client::TriggerSchedule(const std::string& name) {
+  const std::string key =
+      "schedule:" + name + ":manual:" + detail::IsoUtc(std::chrono::system_clock::now());
+  // (not retried: a lost connection during the insert must not insert twice)
+  auto c = impl_->Acquire();
+  auto id = impl_->schedules_.Trigger(*c, name, key);
+  if (!id) {
+    return DomainError{ErrorCode::kNotFound,
+                       fmt::format("schedule '{}' is not recorded (no engine carrying it has "
+                                   "started on this database)",
+                                   name)};
+  }
+  return *id;
 }
 
 }  // namespace gen_durable

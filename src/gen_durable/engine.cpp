@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 
+#include "gen_durable/model/resolve.hpp"
 #include "gen_durable/model/validate.hpp"
 #include "gen_durable/runtime/autoscaler.hpp"
 #include "gen_durable/runtime/control.hpp"
@@ -14,6 +15,7 @@
 #include "gen_durable/runtime/maintenance.hpp"
 #include "gen_durable/runtime/node.hpp"
 #include "gen_durable/runtime/queue_set.hpp"
+#include "gen_durable/runtime/scheduler.hpp"
 #include "gen_durable/schema/migrations.hpp"
 #include "gen_durable/store/session.hpp"
 #include "gen_durable/util/thread_annotations.hpp"
@@ -31,6 +33,46 @@ std::map<std::string, Engine*>& Names() GD_REQUIRES(g_names_mu) {
   return *names;
 }
 
+// The schedules of `core`'s options with their instances resolved against the machines the
+// engine serves. Throws ConfigError for a machine it does not serve or a bad state.
+std::vector<ScheduleDefinition> ResolveSchedules(const EngineCore& core) {
+  std::vector<ScheduleDefinition> out;
+  for (const auto& s : core.options.schedules) {
+    const auto def = core.FindMachineVersion(s.fsm, std::nullopt);
+    if (!def) {
+      throw ConfigError(fmt::format(
+          "schedules: '{}': machine '{}' is not served by this engine (register it, or list "
+          "it in machines)",
+          s.name, s.fsm));
+    }
+    InsertOptions io;
+    io.state = s.state;
+    io.queue = s.queue;
+    io.priority = s.priority;
+    NewInstance row;
+    try {
+      row = ResolveInsert(s.fsm, std::nullopt, def.get(), io, core.options.max_payload_bytes);
+    } catch (const InvalidArgument& e) {
+      throw ConfigError(fmt::format("schedules: '{}': {}", s.name, e.what()));
+    }
+    ScheduleDefinition d;
+    d.name = s.name;
+    d.cron = s.cron;
+    d.zone = s.time_zone;
+    d.fsm = row.fsm;
+    d.fsm_version = row.fsm_version;
+    d.step = row.step;
+    d.queue = row.queue;
+    d.priority = row.priority;
+    d.max_attempts = row.max_attempts;
+    d.state = row.state;
+    d.missed = s.missed == Schedule::Missed::kCatchUp ? "catch_up" : "skip";
+    d.catch_up_max = s.catch_up_max;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 }  // namespace
 
 class EngineImpl {
@@ -42,6 +84,8 @@ class EngineImpl {
     node_ = std::make_unique<NodePublisher>(core_->store, core_->node_id, o.name, self_,
                                             o.heartbeat_interval, o.lease_ttl, core_->Connector());
     queues_ = std::make_unique<QueueSet>(core_, *node_);
+    schedule_store_ = std::make_unique<ScheduleStore>(o.schema);
+    schedules_ = ResolveSchedules(*core_);
     ClientOptions co;
     co.database = o.database;
     co.schema = o.schema;
@@ -74,6 +118,9 @@ class EngineImpl {
       queues_->Configure(o.queues);
       control_->ApplyStandingScales(*conn);
       node_->Upsert(*conn, queues_->Concurrencies());
+      scheduler_ = std::make_unique<Scheduler>(*schedule_store_, schedules_, core_->Connector(),
+                                               core_->report);
+      scheduler_->Register(*conn);
     } catch (...) {
       MutexLock lock(g_names_mu);
       Names().erase(core_->options.name);
@@ -105,6 +152,7 @@ class EngineImpl {
                                                o.autoscale_interval, o.autoscale_cooldown,
                                                core_->Connector());
     autoscaler_->Start();
+    scheduler_->Start();
     MutexLock lock(g_names_mu);
     running_ = true;
   }
@@ -160,6 +208,7 @@ class EngineImpl {
     }
     using Clock = std::chrono::steady_clock;
     const auto deadline = Clock::now() + core_->options.drain_timeout;
+    scheduler_->Stop();  // first: a stopping node inserts no more slots
     autoscaler_->Stop();
     control_->Stop();
     listener_->Stop();
@@ -195,6 +244,7 @@ class EngineImpl {
     // flusher object, whose connection is closed by its Stop).
     heartbeat_.reset();
     maintenance_.reset();
+    scheduler_.reset();
     listener_.reset();
     autoscaler_.reset();
     control_.reset();
@@ -213,6 +263,8 @@ class EngineImpl {
   std::unique_ptr<NodePublisher> node_;
   std::unique_ptr<QueueSet> queues_;
   std::unique_ptr<Client> client_;
+  std::unique_ptr<ScheduleStore> schedule_store_;
+  std::vector<ScheduleDefinition> schedules_;
   std::shared_ptr<Flusher> flusher_;
   // One of each per Start (created by Start, destroyed by Stop).
   std::unique_ptr<ControlReader> control_;
@@ -220,6 +272,7 @@ class EngineImpl {
   std::unique_ptr<Heartbeat> heartbeat_;
   std::unique_ptr<Maintenance> maintenance_;
   std::unique_ptr<Listener> listener_;
+  std::unique_ptr<Scheduler> scheduler_;
   bool running_ GD_GUARDED_BY(g_names_mu) = false;
 };
 

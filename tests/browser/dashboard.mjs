@@ -79,6 +79,8 @@ try {
   const done = await page.textContent('[data-test="count-default-done"]');
   check(Number(done) >= 3, `queue list shows default with ${done} done instances`);
   check(await page.locator('[data-test="node"]').count() === 1, "one live node listed");
+  const nextFire = await page.locator('[data-test="next-fire-leap"]').textContent();
+  check(nextFire.includes("-02-29T00:00:00Z"), `schedule listed with its next fire (${nextFire})`);
   await page.click('[data-test="pause-default"]');
   await page.waitForSelector('[data-test="resume-default"]');
   const overview = await (await page.request.get(url + "api/overview")).json();

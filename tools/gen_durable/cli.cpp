@@ -20,15 +20,16 @@ ParsedCommand ParseCommandLine(int argc, const char* const* argv) {
   AddJsonFlag(&app, cmd.global);
   // In the order --help lists them.
   const std::pair<CLI::App*, Command> commands[] = {
-      {AddMigrate(app, cmd), Command::kMigrate}, {AddInsert(app, cmd), Command::kInsert},
-      {AddSignal(app, cmd), Command::kSignal},   {AddShow(app, cmd), Command::kShow},
-      {AddList(app, cmd), Command::kList},       {AddStats(app, cmd), Command::kStats},
-      {AddPause(app, cmd), Command::kPause},     {AddResume(app, cmd), Command::kResume},
-      {AddScale(app, cmd), Command::kScale},     {AddCancel(app, cmd), Command::kCancel},
-      {AddRetry(app, cmd), Command::kRetry},     {AddDelete(app, cmd), Command::kDelete},
-      {AddNodes(app, cmd), Command::kNodes},     {AddDashboard(app, cmd), Command::kDashboard},
-      {AddGrant(app, cmd), Command::kGrant},     {AddWorker(app, cmd), Command::kWorker},
-      {AddDemo(app, cmd), Command::kDemo},       {AddBench(app, cmd), Command::kBench}};
+      {AddMigrate(app, cmd), Command::kMigrate},    {AddInsert(app, cmd), Command::kInsert},
+      {AddSignal(app, cmd), Command::kSignal},      {AddShow(app, cmd), Command::kShow},
+      {AddList(app, cmd), Command::kList},          {AddStats(app, cmd), Command::kStats},
+      {AddPause(app, cmd), Command::kPause},        {AddResume(app, cmd), Command::kResume},
+      {AddScale(app, cmd), Command::kScale},        {AddCancel(app, cmd), Command::kCancel},
+      {AddRetry(app, cmd), Command::kRetry},        {AddDelete(app, cmd), Command::kDelete},
+      {AddNodes(app, cmd), Command::kNodes},        {AddDashboard(app, cmd), Command::kDashboard},
+      {AddGrant(app, cmd), Command::kGrant},        {AddWorker(app, cmd), Command::kWorker},
+      {AddDemo(app, cmd), Command::kDemo},          {AddBench(app, cmd), Command::kBench},
+      {AddSchedules(app, cmd), Command::kSchedules}};
 
   try {
     app.parse(argc, argv);

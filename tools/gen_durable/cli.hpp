@@ -33,7 +33,8 @@ enum class Command {
   kDelete,
   kNodes,
   kDashboard,
-  kGrant
+  kGrant,
+  kSchedules
 };
 
 struct ParsedCommand {
@@ -59,6 +60,7 @@ struct ParsedCommand {
   SelectArgs select;  // retry, delete
   DashboardArgs dashboard;
   GrantArgs grant;
+  SchedulesArgs schedules;
 };
 
 // Builds the CLI's parser and parses `argv` (argv[0] is the program name). A malformed command

@@ -241,6 +241,19 @@ CLI::App* AddNodes(CLI::App& app, ParsedCommand& cmd) {
   return AddCommand(app, cmd, "nodes", "List the live nodes and what they run", true);
 }
 
+// `schedules [--json]` and `schedules trigger NAME`.
+CLI::App* AddSchedules(CLI::App& app, ParsedCommand& cmd) {
+  CLI::App* schedules = AddCommand(app, cmd, "schedules",
+                                   "List the periodic schedules with their last and next fire "
+                                   "times",
+                                   true);
+  CLI::App* trigger =
+      schedules->add_subcommand("trigger", "Insert one run of schedule NAME now; prints the id");
+  trigger->fallthrough();
+  trigger->add_option("name", cmd.schedules.trigger, "The schedule's name")->required();
+  return schedules;
+}
+
 // `grant --role R --as KIND`.
 CLI::App* AddGrant(CLI::App& app, ParsedCommand& cmd) {
   CLI::App* grant = AddCommand(

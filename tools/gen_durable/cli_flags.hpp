@@ -48,6 +48,7 @@ CLI::App* AddCancel(CLI::App& app, ParsedCommand& cmd);
 CLI::App* AddRetry(CLI::App& app, ParsedCommand& cmd);
 CLI::App* AddDelete(CLI::App& app, ParsedCommand& cmd);
 CLI::App* AddNodes(CLI::App& app, ParsedCommand& cmd);
+CLI::App* AddSchedules(CLI::App& app, ParsedCommand& cmd);
 CLI::App* AddGrant(CLI::App& app, ParsedCommand& cmd);
 CLI::App* AddDashboard(CLI::App& app, ParsedCommand& cmd);
 CLI::App* AddWorker(CLI::App& app, ParsedCommand& cmd);

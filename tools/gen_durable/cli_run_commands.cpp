@@ -113,6 +113,13 @@ CLI::App* AddWorker(CLI::App& app, ParsedCommand& cmd) {
                    "stored for the cluster, the last worker to start wins)")
       ->expected(1)
       ->take_all();
+  worker
+      ->add_option("--schedule", cmd.worker.schedules,
+                   "Carry a periodic schedule: 'NAME;CRON;FSM[;STATE_JSON]' (repeatable; CRON has "
+                   "5 fields, 6 with seconds first, or is '@every 30s', '@hourly'...; every node "
+                   "carrying NAME shares it, one insert per slot)")
+      ->expected(1)
+      ->take_all();
   worker->add_option("--step-log", cmd.worker.step_log,
                      "Append one JSON line per finished step, stale outcome and reaped row to "
                      "FILE (an audit trail)");

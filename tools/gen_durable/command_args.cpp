@@ -247,4 +247,44 @@ RateLimitRef ParseRateLimitRef(const std::string& spec) {
   return ref;
 }
 
+std::vector<Schedule> ParseSchedules(const std::vector<std::string>& specs) {
+  std::vector<Schedule> out;
+  for (const auto& spec : specs) {
+    std::vector<std::string> parts;
+    std::size_t pos = 0;
+    // NAME;CRON;FSM, then the rest whole: a JSON state may hold ';'.
+    while (parts.size() < 3) {
+      const std::size_t semi = spec.find(';', pos);
+      if (semi == std::string::npos) break;
+      parts.push_back(spec.substr(pos, semi - pos));
+      pos = semi + 1;
+    }
+    parts.push_back(spec.substr(pos));
+    if (parts.size() < 3) {
+      throw UsageError(fmt::format("--schedule: '{}' is not NAME;CRON;FSM[;STATE_JSON]", spec));
+    }
+    Schedule s;
+    s.name = parts[0];
+    s.cron = parts[1];
+    s.fsm = parts[2];
+    if (s.name.empty()) throw UsageError(fmt::format("--schedule: '{}' has no NAME", spec));
+    if (s.cron.empty()) throw UsageError(fmt::format("--schedule: '{}' has no CRON", spec));
+    if (s.fsm.empty()) throw UsageError(fmt::format("--schedule: '{}' has no FSM", spec));
+    if (parts.size() == 4) {
+      s.state = ParseJsonFlag("--schedule: STATE_JSON", parts[3]);
+      if (!s.state.is_object()) {
+        throw UsageError(
+            fmt::format("--schedule: the state of '{}' must be a JSON object", s.name));
+      }
+    }
+    for (const auto& other : out) {
+      if (other.name == s.name) {
+        throw UsageError(fmt::format("--schedule: schedule '{}' is named twice", s.name));
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 }  // namespace gen_durable::tools

@@ -223,6 +223,7 @@ struct WorkerArgs {
   std::int64_t drain_timeout_ms = 5'000;
   std::vector<std::string> rate_limits;    // each "NAME:ALLOWED:PERIOD[:BURST]"
   std::vector<std::string> global_limits;  // each "QUEUE:N"
+  std::vector<std::string> schedules;      // each "NAME;CRON;FSM[;STATE_JSON]"
   std::int64_t autoscale_interval_ms = 1'000;
   std::int64_t autoscale_cooldown_ms = 5'000;
   bool history = false;
@@ -254,6 +255,18 @@ void ApplyGlobalLimits(const std::vector<std::string>& specs,
 // ParseDurationMs). Throws UsageError when malformed
 // or when a name repeats; out-of-range numbers are left for the engine's validation.
 std::map<std::string, RateLimit> ParseRateLimits(const std::vector<std::string>& specs);
+
+// Parses --schedule values "NAME;CRON;FSM[;STATE_JSON]" (the state may itself contain ';').
+// Throws UsageError when malformed or a name repeats; the expression, zone and machine are
+// left for the engine's validation (ConfigError).
+std::vector<Schedule> ParseSchedules(const std::vector<std::string>& specs);
+
+// `schedules [--json]` lists the schedules; `schedules trigger NAME` inserts one run of NAME
+// now and prints its id (exit 3 when no schedule of that name is recorded).
+struct SchedulesArgs {
+  std::optional<std::string> trigger;
+};
+int RunSchedules(const GlobalOptions& global, const SchedulesArgs& args);
 
 // Parses an insert's --rate-limit "NAME[:KEY]" (the key may itself contain ':').
 RateLimitRef ParseRateLimitRef(const std::string& spec);

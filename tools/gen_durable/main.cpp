@@ -59,6 +59,8 @@ int Run(const ParsedCommand& cmd) {
       return RunDashboard(cmd.global, cmd.dashboard);
     case Command::kGrant:
       return RunGrant(cmd.global, cmd.grant);
+    case Command::kSchedules:
+      return RunSchedules(cmd.global, cmd.schedules);
     case Command::kNone:
       break;
   }

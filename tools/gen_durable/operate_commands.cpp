@@ -143,4 +143,27 @@ int RunNodes(const GlobalOptions& global) {
   return kExitOk;
 }
 
+int RunSchedules(const GlobalOptions& global, const SchedulesArgs& args) {
+  Session session(global);
+  if (args.trigger) {
+    Result<std::int64_t> id = session.client().TriggerSchedule(*args.trigger);
+    if (!id) throw RefusedError(RefusalReason(id.error()));
+    fmt::print("{}\n", *id);
+    return kExitOk;
+  }
+  const std::vector<ScheduleInfo> schedules = session.client().Schedules();
+  if (global.json) {
+    for (const auto& s : schedules) fmt::print("{}\n", s.ToJson().dump());
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> table = {
+      {"NAME", "CRON", "ZONE", "FSM", "LAST FIRED", "NEXT FIRE"}};
+  for (const auto& s : schedules) {
+    table.push_back({s.name, s.cron, s.time_zone, s.fsm, s.last_fired.value_or("-"),
+                     s.next_fire.value_or("-")});
+  }
+  PrintTable(table);
+  return kExitOk;
+}
+
 }  // namespace gen_durable::tools

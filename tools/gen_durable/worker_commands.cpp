@@ -99,6 +99,7 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
   options.history = args.history;
   options.history_retention = Millis{args.history_retention_ms};
   options.rate_limits = ParseRateLimits(args.rate_limits);
+  options.schedules = ParseSchedules(args.schedules);
 
   RegisterDemoMachines();
   Session session(global);
@@ -154,8 +155,13 @@ int RunWorker(const GlobalOptions& global, const WorkerArgs& args) {
                           limit.period.count());
     if (limit.burst) limits += fmt::format(" burst {}", *limit.burst);
   }
-  fmt::print(stderr, "gen_durable worker: started node {} (queues {}{})\n", engine->node_id(),
-             queues, limits.empty() ? "" : fmt::format("; rate limits {}", limits));
+  std::string schedules;
+  for (const auto& s : options.schedules) {
+    schedules += fmt::format("{}{} '{}' {}", schedules.empty() ? "" : ", ", s.name, s.cron, s.fsm);
+  }
+  fmt::print(stderr, "gen_durable worker: started node {} (queues {}{}{})\n", engine->node_id(),
+             queues, limits.empty() ? "" : fmt::format("; rate limits {}", limits),
+             schedules.empty() ? "" : fmt::format("; schedules {}", schedules));
   if (metrics_server) {
     fmt::print(stderr, "gen_durable worker: metrics at {}://{}:{}/metrics\n",
                args.metrics_http.tls_cert.empty() ? "http" : "https", args.metrics_bind,

@@ -180,6 +180,8 @@ void Routes(httplib::Server* server, const detail::HttpGuard& guard, Client& cli
       for (const auto& q : client.Queues()) queues.push_back(QueueJson(q));
       Json nodes = Json::array();
       for (const auto& n : client.Nodes()) nodes.push_back(n.ToJson());
+      Json schedules = Json::array();
+      for (const auto& s : client.Schedules()) schedules.push_back(s.ToJson());
       Json local = nullptr;
       if (engine) {
         local = {
@@ -194,6 +196,7 @@ void Routes(httplib::Server* server, const detail::HttpGuard& guard, Client& cli
             {{"schema", client.schema()},
              {"queues", queues},
              {"nodes", nodes},
+             {"schedules", schedules},
              {"local", local},
              {"refresh_ms", refresh_ms}});
     });

@@ -106,7 +106,8 @@ class MetricsImpl {
             Key key;
             for (const char* l : labels) key.push_back(Str(e.metadata, l));
             MutexLock lock(mu_);
-            counters_[metric][key] += Measure(e, measurement);
+            // (no measurement: each event counts one)
+            counters_[metric][key] += measurement == nullptr ? 1.0 : Measure(e, measurement);
           }));
     };
     count("reaper.reaped", "gen_durable_lease_reaps_total", "count", {});
@@ -118,6 +119,8 @@ class MetricsImpl {
     count("rate_limit.rejected", "gen_durable_rate_limit_rejected_total", "count", {"limit"});
     count("rate_limit.unknown", "gen_durable_rate_limit_unknown_total", "count", {"limit"});
     count("queue.scaled", "gen_durable_queue_scaled_total", "count", {"queue", "reason"});
+    count("schedule.fired", "gen_durable_schedule_fired_total", nullptr, {"name"});
+    count("schedule.missed", "gen_durable_schedule_missed_total", "count", {"name"});
   }
 
   ~MetricsImpl() {
@@ -182,6 +185,13 @@ const std::vector<CounterSpec> kCounters = {
     {"gen_durable_queue_scaled_total",
      "Changes of a queue's concurrency on this node.",
      {"queue", "reason"}},
+    {"gen_durable_schedule_fired_total",
+     "Slots of periodic schedules this node inserted.",
+     {"name"}},
+    {"gen_durable_schedule_missed_total",
+     "Slots of periodic schedules passed over while no node ran them (skip policy, or past "
+     "the catch-up limit).",
+     {"name"}},
 };
 
 void Header(std::string& out, const char* name, const char* type, const char* help) {

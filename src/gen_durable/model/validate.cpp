@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <set>
 
 #include "gen_durable/conninfo.hpp"
 #include "gen_durable/error.hpp"
+#include "gen_durable/model/cron.hpp"
 
 namespace gen_durable::detail {
 
@@ -151,7 +153,42 @@ void ValidateSessionLimits(const ConnectionOptions& o) {
   check("network_timeout", o.network_timeout);
 }
 
+namespace {
+
+// Names, expressions and zones of the schedules (their machines are checked by the engine,
+// which knows what it serves).
+void ValidateSchedules(const std::vector<Schedule>& schedules) {
+  std::set<std::string> names;
+  for (const auto& s : schedules) {
+    if (auto problem = NameProblem("schedules: name", s.name, kMaxNameBytes); !problem.empty()) {
+      throw ConfigError(problem);
+    }
+    if (!names.insert(s.name).second) {
+      throw ConfigError(fmt::format("schedules: the name '{}' is used twice", s.name));
+    }
+    try {
+      CronExpression::Parse(s.cron, s.time_zone);
+    } catch (const InvalidArgument& e) {
+      throw ConfigError(fmt::format("schedules: '{}': {}", s.name, e.what()));
+    }
+    if (s.fsm.empty()) {
+      throw ConfigError(fmt::format("schedules: '{}': fsm (the machine) must be set", s.name));
+    }
+    if (s.queue) ValidateIdentifier(fmt::format("schedules: '{}': queue", s.name), *s.queue);
+    if (s.missed == Schedule::Missed::kCatchUp && s.catch_up_max < 1) {
+      throw ConfigError(fmt::format("schedules: '{}': catch_up_max must be >= 1 (got {})", s.name,
+                                    s.catch_up_max));
+    }
+    if (!s.state.is_object()) {
+      throw ConfigError(fmt::format("schedules: '{}': state must be a JSON object", s.name));
+    }
+  }
+}
+
+}  // namespace
+
 void ValidateEngineOptions(const EngineOptions& o) {
+  ValidateSchedules(o.schedules);
   if (o.name.empty()) throw ConfigError("name must not be empty");
   if (o.database.empty()) throw ConfigError("database must be set (a libpq connection string)");
   ValidateSchemaName(o.schema);

@@ -33,6 +33,7 @@ const std::vector<Migration>& Migrations() {
        "cluster-wide concurrency limit per queue: gd_queues.global_limit, gd_queue_room, "
        "executing rows indexed by queue",
        kV7},
+      {8, "periodic schedules: gd_schedules", kV8},
       {9, "waiting for a result: rows a caller waits on notify the wait channel when they end",
        kV9},
   };

@@ -12,6 +12,7 @@ extern const char* const kV4;
 extern const char* const kV5;
 extern const char* const kV6;  // version_6.cpp
 extern const char* const kV7;  // version_7.cpp
+extern const char* const kV8;  // version_8.cpp
 extern const char* const kV9;  // version_9.cpp
 
 }  // namespace gen_durable::detail::ddl

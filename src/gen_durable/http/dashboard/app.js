@@ -1,5 +1,5 @@
 // The gen_durable dashboard: a single page over the JSON API of src/gen_durable/http/dashboard.cpp.
-// Routes: #/ (queues and nodes), #/instances?status=&queue=&fsm=&key= (search), #/instance/ID.
+// Routes: #/ (queues, nodes and schedules), #/instances?status=&queue=&fsm=&key= (search), #/instance/ID.
 // Data is always inserted as text (never as HTML). No inline script or style: the server's
 // Content-Security-Policy forbids both.
 "use strict";
@@ -108,6 +108,17 @@ async function queuesPage(main, stale) {
     el("tbody", {}, nodeRows.length ? nodeRows
                                     : el("tr", {}, el("td", {colspan: 7, class: "muted"},
                                                       "No live node."))))));
+  const scheduleRows = (data.schedules || []).map((s) => el("tr", {"data-test": "schedule-" + s.name},
+    el("td", {}, s.name), el("td", {}, el("code", {}, s.cron)), el("td", {}, s.time_zone),
+    el("td", {}, el("a", {href: "#/instances" + query({fsm: s.fsm})}, s.fsm)),
+    el("td", {class: "muted"}, s.last_fired || "-"),
+    el("td", {"data-test": "next-fire-" + s.name}, s.next_fire || "-")));
+  parts.push(el("h2", {}, "Schedules"), el("section", {}, el("table", {"data-test": "schedules"},
+    el("thead", {}, el("tr", {}, ["schedule", "cron", "zone", "machine", "last fired",
+                                  "next fire"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, scheduleRows.length ? scheduleRows
+                                        : el("tr", {}, el("td", {colspan: 6, class: "muted"},
+                                                          "No periodic schedule."))))));
   if (data.local) {
     const local = Object.entries(data.local.queues).map(([q, s]) => el("tr", {},
       el("td", {}, q), el("td", {class: "num"}, s.concurrency),
