@@ -7,7 +7,6 @@
 #include <gen_durable/gen_durable.hpp>
 #include <iostream>
 #include <string>
-#include <thread>
 
 namespace gd = gen_durable;
 using namespace std::chrono_literals;
@@ -34,13 +33,13 @@ const auto kTrial =
                 const gd::Millis wait{ctx.state().remind_after_ms};
                 return gd::Next("remind", ctx.state()).After(wait);  // a delay
               })
-        .Step("remind",
-              [](gd::StepContext<Trial>& ctx) {
-                Mail(ctx.state().user, "your trial ends soon");
-                const std::chrono::system_clock::time_point ends{
-                    gd::Millis{ctx.state().ends_at_ms}};
-                return gd::Next("end", ctx.state()).At(ends);  // a wall-clock time
-              })
+        .Step(
+            "remind",
+            [](gd::StepContext<Trial>& ctx) {
+              Mail(ctx.state().user, "your trial ends soon");
+              const std::chrono::system_clock::time_point ends{gd::Millis{ctx.state().ends_at_ms}};
+              return gd::Next("end", ctx.state()).At(ends);  // a wall-clock time
+            })
         .Step("end",
               [](gd::StepContext<Trial>& ctx) {
                 Mail(ctx.state().user, "your trial has ended");
@@ -48,15 +47,6 @@ const auto kTrial =
                 return gd::Done({{"user", ctx.state().user}, {"attempt", ctx.attempt()}});
               })
         .Register();
-
-// Polls until the instance is terminal (a real application would not wait like this).
-gd::InstanceInfo WaitTerminal(gd::Client& client, std::int64_t id) {
-  for (;;) {
-    gd::InstanceInfo info = *client.Get(id);
-    if (info.status == "done" || info.status == "failed") return info;
-    std::this_thread::sleep_for(20ms);
-  }
-}
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -73,8 +63,14 @@ int main(int argc, char** argv) {
   Trial trial{"ada@example.com", 500, 0};
   trial.ends_at_ms =
       std::chrono::duration_cast<gd::Millis>((now + 1500ms).time_since_epoch()).count();
-  const std::int64_t id = *engine->client().Insert(kTrial, trial);
-  const gd::InstanceInfo info = WaitTerminal(engine->client(), id);
+  // Woken as the last step commits (at most a minute here).
+  const gd::Result<gd::InstanceInfo> ended =
+      engine->client().InsertAndWait(kTrial, trial, std::chrono::minutes(1));
+  if (!ended) {
+    std::cerr << ended.error().message << "\n";
+    return 1;
+  }
+  const gd::InstanceInfo& info = *ended;
   std::cout << info.status << " " << info.result.dump() << "\n";
   return info.status == "done" ? 0 : 1;
 }

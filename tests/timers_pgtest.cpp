@@ -1,8 +1,7 @@
 // Durable timers (Next(...).After / .At): the instance waits as `scheduled`, holding no worker,
 // across an engine restart, with its attempt counter untouched.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -99,16 +98,17 @@ TEST_F(EngineTest, AWaitingTimerHoldsNoWorkerAndOutlivesTheEngine) {
 TEST_F(EngineTest, AtWaitsUntilAWallClockTimeAndATimeInThePastRunsAtOnce) {
   std::atomic<int> runs{0};
   std::atomic<bool> far{true};
-  auto m = Machine<Ticks>("t.at")
-               .Step("start",
-                     [&](StepContext<Ticks>& c) {
-                       ++runs;
-                       const auto now = std::chrono::system_clock::now();
-                       return Next("end", c.state())
-                           .At(far ? now + std::chrono::hours(24 * 365) : now - std::chrono::hours(1));
-                     })
-               .Step("end", [](StepContext<Ticks>&) { return Done(Json::object()); })
-               .Build();
+  auto m =
+      Machine<Ticks>("t.at")
+          .Step("start",
+                [&](StepContext<Ticks>& c) {
+                  ++runs;
+                  const auto now = std::chrono::system_clock::now();
+                  return Next("end", c.state())
+                      .At(far ? now + std::chrono::hours(24 * 365) : now - std::chrono::hours(1));
+                })
+          .Step("end", [](StepContext<Ticks>&) { return Done(Json::object()); })
+          .Build();
   auto engine = Engine::Start(Options({m}));
   const auto year = *client_->Insert(m, Ticks{});
   ASSERT_TRUE(WaitUntil([&] { return client_->Get(year)->status == "scheduled"; }));
@@ -125,10 +125,10 @@ TEST_F(EngineTest, AtWaitsUntilAWallClockTimeAndATimeInThePastRunsAtOnce) {
 }
 
 TEST_F(EngineTest, ATimerOnDoneFailsTheInstanceClearly) {
-  auto m = Machine<Ticks>("t.done_timer")
-               .Step("start",
-                     [](StepContext<Ticks>&) { return Done(Json::object()).After(Millis{10}); })
-               .Build();
+  auto m =
+      Machine<Ticks>("t.done_timer")
+          .Step("start", [](StepContext<Ticks>&) { return Done(Json::object()).After(Millis{10}); })
+          .Build();
   auto engine = Engine::Start(Options({m}));
   const auto info = WaitTerminal(*client_->Insert(m, Ticks{}));
   EXPECT_EQ(info.status, "failed");

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "gen_durable/info.hpp"
+#include "gen_durable/util/duration_units.hpp"
 
 namespace gen_durable::tools {
 
@@ -64,22 +65,10 @@ std::int64_t ParseDurationMs(std::string_view text, std::int64_t bare_unit_ms) {
   const std::string_view unit = text.substr(i);
   if (whole.empty() && fraction.empty()) throw bad("it does not start with a number");
   if (point && fraction.empty()) throw bad("no digit after the decimal point");
-  std::int64_t unit_ms = 0;
-  if (unit.empty()) {
-    unit_ms = bare_unit_ms;
-  } else if (unit == "ms") {
-    unit_ms = 1;
-  } else if (unit == "s") {
-    unit_ms = 1'000;
-  } else if (unit == "m") {
-    unit_ms = 60'000;
-  } else if (unit == "h") {
-    unit_ms = 3'600'000;
-  } else if (unit == "d") {
-    unit_ms = 86'400'000;
-  } else {
-    throw bad(fmt::format("unknown unit '{}'", unit));
-  }
+  const std::optional<std::int64_t> per_unit =
+      unit.empty() ? std::optional<std::int64_t>(bare_unit_ms) : detail::DurationUnitMs(unit);
+  if (!per_unit) throw bad(fmt::format("unknown unit '{}'", unit));
+  const std::int64_t unit_ms = *per_unit;
   constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
   std::int64_t ms = 0;
   if (!whole.empty()) {

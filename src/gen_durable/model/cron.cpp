@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "gen_durable/error.hpp"
+#include "gen_durable/util/duration_units.hpp"
 
 namespace gen_durable::detail {
 
@@ -168,21 +169,9 @@ milliseconds ParseEvery(std::string_view expression, std::string_view text) {
     std::size_t k = j;
     while (k < text.size() && std::isalpha(static_cast<unsigned char>(text[k]))) ++k;
     const std::string unit = Lower(text.substr(j, k - j));
-    std::int64_t ms_per = 0;
-    if (unit == "ms") {
-      ms_per = 1;
-    } else if (unit == "s") {
-      ms_per = 1000;
-    } else if (unit == "m") {
-      ms_per = 60'000;
-    } else if (unit == "h") {
-      ms_per = 3'600'000;
-    } else if (unit == "d") {
-      ms_per = 86'400'000;
-    } else {
-      Fail(expression, "@every: unit '" + unit + "' is not one of ms, s, m, h, d");
-    }
-    total += milliseconds{n * ms_per};
+    const std::optional<std::int64_t> ms_per = DurationUnitMs(unit);
+    if (!ms_per) Fail(expression, "@every: unit '" + unit + "' is not one of ms, s, m, h, d");
+    total += milliseconds{n * *ms_per};
     i = k;
   }
   if (total <= milliseconds{0}) Fail(expression, "@every: the duration must be positive");
