@@ -54,10 +54,13 @@ WITH adv AS (
     AND (last_fired IS NULL
          OR last_fired < 'epoch'::timestamptz + $3::bigint * interval '1 millisecond')
   RETURNING fsm, fsm_version, step, queue, priority, max_attempts, state),
+-- A slot's key is held in every status, until GC deletes its row: even with last_fired set
+-- back by hand, a slot whose instance has ended is not inserted again.
 ins AS (
   INSERT INTO {s}.gd_instances
-    (fsm, fsm_version, queue, step, state, priority, max_attempts, unique_key)
-  SELECT a.fsm, a.fsm_version, a.queue, a.step, a.state, a.priority, a.max_attempts, k.key
+    (fsm, fsm_version, queue, step, state, priority, max_attempts, unique_key, unique_scope)
+  SELECT a.fsm, a.fsm_version, a.queue, a.step, a.state, a.priority, a.max_attempts, k.key,
+         '{scheduled,runnable,executing,awaiting_signal,awaiting_children,done,failed,cancelled}'
   FROM adv a CROSS JOIN unnest($5::text[]) AS k(key)
   ORDER BY k.key
   ON CONFLICT (unique_hold) WHERE unique_hold IS NOT NULL DO NOTHING
