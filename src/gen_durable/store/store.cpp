@@ -147,7 +147,9 @@ UPDATE {s}.gd_instances i SET status = 'runnable' FROM due WHERE i.id = due.id)S
 std::string CommitOutcomesSql() {
   return R"SQL(
 WITH o AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
+  -- (run_at: a timer's wall-clock time, from run_at_ms)
+  SELECT *, 'epoch'::timestamptz + r.run_at_ms * interval '1 millisecond' AS run_at
+  FROM jsonb_to_recordset($1::jsonb) AS r(
     id bigint, seq bigint, status text, step text, state jsonb, attempt integer,
     delay_ms bigint, run_at_ms bigint, result jsonb, last_error text, keep boolean,
     set_partition boolean,
@@ -172,7 +174,7 @@ UPDATE {s}.gd_instances i SET
   -- an instance cancelled while its step ran ends `cancelled`, whatever the step returned
   status = CASE WHEN i.cancel_requested IS NOT NULL THEN 'cancelled'
                 WHEN o.status = 'runnable' AND (COALESCE(o.delay_ms, 0) > 0 OR
-                     'epoch'::timestamptz + o.run_at_ms * interval '1 millisecond' > now())
+                     o.run_at > now())
                      THEN 'scheduled'
                 ELSE o.status END,
   step = COALESCE(o.step, i.step),
@@ -180,8 +182,7 @@ UPDATE {s}.gd_instances i SET
   attempt = o.attempt,
   -- (a durable timer: a time in the past runs now, never ahead of rows already waiting)
   eligible_at = CASE WHEN o.status <> 'runnable' THEN i.eligible_at
-                     WHEN o.run_at_ms IS NOT NULL
-                     THEN GREATEST(now(), 'epoch'::timestamptz + o.run_at_ms * interval '1 millisecond')
+                     WHEN o.run_at IS NOT NULL THEN GREATEST(now(), o.run_at)
                      ELSE now() + COALESCE(o.delay_ms, 0) * interval '1 millisecond' END,
   result = CASE WHEN i.cancel_requested IS NULL THEN o.result END,
   last_error = COALESCE(i.cancel_requested, o.last_error, i.last_error),
